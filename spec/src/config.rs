@@ -1,0 +1,318 @@
+//! The config sections shared by the `TelegramBot` spec and the bot's config file.
+//!
+//! Doc comments here become the CRD's field descriptions (`kubectl explain`), so they are
+//! written for the person editing the YAML.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Decimal USD amount, e.g. `"3.00"`. Prices are held exactly as integers; see `money`.
+pub const DECIMAL_PATTERN: &str = r"^[0-9]{1,9}(\.[0-9]{1,9})?$";
+/// Duration such as `30s`, `15m`, `24h`, `1h30m`, `2d`.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
+/// Wall-clock time of day, `HH:MM` (24-hour).
+pub const TIME_OF_DAY_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
+
+/// How the bot receives updates from Telegram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The bot long-polls `getUpdates`. One poller per token: never scaled out.
+    #[default]
+    Polling,
+    /// Telegram pushes updates to an HTTPS endpoint (an Ingress) that the operator registers.
+    Webhook,
+}
+
+/// The bot's config file: the parts of the `TelegramBot` spec the bot itself needs, with the
+/// same names and nesting. The operator renders it into the bot's ConfigMap.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BotConfig {
+    /// `polling` (default) or `webhook`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Webhook settings; used in webhook mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
+    /// The language model that writes the replies.
+    pub llm: LlmConfig,
+    /// Prices per model, USD per million tokens. A model without a price is counted and alerted on, never treated as free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pricing: Vec<ModelPrice>,
+    /// Spend limits and their alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
+    /// Telegram user ids allowed to use the owner commands (/llm_stats, /stats, /budget); they also receive budget alerts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<i64>,
+    /// Follow-up messages to leads who went quiet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<FollowUpConfig>,
+    /// Per-user message rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// Webhook settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Public DNS name that Telegram calls, e.g. `bots.example.com`. Required in webhook mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"))]
+    pub domain: Option<String>,
+    /// HTTP path of the webhook endpoint. Default `/telegram/<bot name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[A-Za-z0-9/_.-]*$"))]
+    pub path: Option<String>,
+    /// IngressClass of the Ingress that exposes the webhook, e.g. `nginx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_class_name: Option<String>,
+    /// TLS for the webhook Ingress: a cert-manager issuer or an existing Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<WebhookTls>,
+    /// Maximum simultaneous HTTPS connections Telegram opens to the webhook (1-100, default 40).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_connections: Option<u32>,
+}
+
+impl WebhookConfig {
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 40;
+}
+
+/// TLS for the webhook Ingress. Give exactly one of `clusterIssuer`, `issuer` or `secretName`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookTls {
+    /// cert-manager ClusterIssuer that issues the certificate (sets `cert-manager.io/cluster-issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_issuer: Option<String>,
+    /// cert-manager Issuer in the bot's namespace (sets `cert-manager.io/issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// An existing `kubernetes.io/tls` Secret to use as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+/// A key of a Secret in the bot's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key within the Secret.
+    pub key: String,
+}
+
+/// The LLM API flavour.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmProvider {
+    /// Anthropic Messages API.
+    #[default]
+    Anthropic,
+    /// OpenAI Chat Completions, or any API compatible with it.
+    Openai,
+}
+
+/// The language model that writes the replies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LlmConfig {
+    /// `anthropic` or `openai` (any OpenAI-compatible chat completions API).
+    #[serde(default)]
+    pub provider: LlmProvider,
+    /// Model name sent to the API, e.g. `claude-sonnet-4-5`.
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// Model tried when the primary model keeps failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_model: Option<String>,
+    /// API base URL. Default `https://api.anthropic.com` or `https://api.openai.com/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Secret key holding the API key (the operator passes it to the bot as `LLM_API_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+    /// System prompt: who the bot is and how it talks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// Maximum tokens of one reply (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 200000))]
+    pub max_output_tokens: Option<u32>,
+    /// Approximate token budget of conversation history sent with each request (default 8000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub history_tokens: Option<u32>,
+    /// Timeout of one API request (default `60s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d))+$"))]
+    pub timeout: Option<String>,
+    /// Retries of one model on 429, 529, 5xx and timeouts, before the fallback model (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub max_retries: Option<u32>,
+}
+
+impl LlmConfig {
+    pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
+    pub const DEFAULT_HISTORY_TOKENS: u32 = 8000;
+    pub const DEFAULT_TIMEOUT: &'static str = "60s";
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+    pub fn default_base_url(&self) -> &'static str {
+        match self.provider {
+            LlmProvider::Anthropic => "https://api.anthropic.com",
+            LlmProvider::Openai => "https://api.openai.com/v1",
+        }
+    }
+}
+
+/// Prices of one model, USD per million tokens, as decimal strings (e.g. `"3.00"`).
+/// Each must be a whole number of nano-USD per token (at most three decimals).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Model name as the API reports it.
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// Uncached input tokens.
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub input: String,
+    /// Output tokens.
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub output: String,
+    /// Cache writes with a 5-minute lifetime. Default: the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub cache_write5m: Option<String>,
+    /// Cache writes with a 1-hour lifetime. Default: the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub cache_write1h: Option<String>,
+    /// Cache reads. Default: the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub cache_read: Option<String>,
+    /// Higher prices that apply to a whole request once its prompt exceeds a size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_prompt: Option<LongPromptPrice>,
+}
+
+/// Long-prompt price tier: applies to every token of a request whose prompt (input + cache
+/// read + cache write tokens) exceeds `aboveInputTokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LongPromptPrice {
+    /// Prompt size in tokens above which this tier applies, e.g. 200000.
+    #[schemars(range(min = 1))]
+    pub above_input_tokens: u64,
+    /// Uncached input tokens.
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub input: String,
+    /// Output tokens.
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub output: String,
+    /// Cache writes with a 5-minute lifetime. Default: this tier's input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub cache_write5m: Option<String>,
+    /// Cache writes with a 1-hour lifetime. Default: this tier's input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub cache_write1h: Option<String>,
+    /// Cache reads. Default: this tier's input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub cache_read: Option<String>,
+}
+
+/// Spend limits (USD, decimal strings) and their alerts. Periods are UTC days and months.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Daily limit in USD, e.g. `"5.00"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub daily: Option<String>,
+    /// Monthly limit in USD, e.g. `"100.00"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub monthly: Option<String>,
+    /// Percentages of a limit at which the owners get one Telegram message per period (default 50, 80, 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_thresholds: Option<Vec<u32>>,
+    /// Past 100 % of a limit, make no LLM call and answer with a fixed polite text (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_stop: Option<bool>,
+}
+
+impl BudgetConfig {
+    pub const DEFAULT_ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
+
+    pub fn alert_thresholds(&self) -> Vec<u32> {
+        self.alert_thresholds
+            .clone()
+            .unwrap_or_else(|| Self::DEFAULT_ALERT_THRESHOLDS.to_vec())
+    }
+
+    pub fn hard_stop(&self) -> bool {
+        self.hard_stop.unwrap_or(true)
+    }
+}
+
+/// Follow-up messages to leads who went quiet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FollowUpConfig {
+    /// Send follow-ups at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Silence since the lead's last message before follow-up 1, 2, ... e.g. `["24h", "48h"]`.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// No follow-ups between these local times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Extra instruction to the LLM for writing a follow-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+/// A daily window of local time with no follow-ups. `start` after `end` spans midnight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuietHours {
+    /// Start, `HH:MM`, e.g. `22:00`.
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub start: String,
+    /// End, `HH:MM`, e.g. `08:00`.
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub end: String,
+    /// IANA time zone, e.g. `Europe/Berlin` (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// Per-user message rate limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Messages one user may send per window (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub messages: Option<u32>,
+    /// The window, e.g. `1m` (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d))+$"))]
+    pub per: Option<String>,
+}
+
+impl RateLimitConfig {
+    pub const DEFAULT_MESSAGES: u32 = 20;
+    pub const DEFAULT_PER: &'static str = "1m";
+}

@@ -1,0 +1,18 @@
+//! The botfleet vocabulary: the sections of a `TelegramBot` spec that the bot also reads from
+//! its config file.
+//!
+//! One set of types serves three readers: platform teams writing YAML, the operator (which
+//! embeds these sections in the CRD and renders them into the bot's ConfigMap) and the bot
+//! (which loads that ConfigMap). Field names and nesting are the resource's `spec`, camelCase.
+//!
+//! Everything here is pure: parsing and validation, no I/O.
+
+pub mod config;
+pub mod duration;
+pub mod money;
+pub mod validate;
+
+pub use config::*;
+pub use duration::{DurationError, parse_duration};
+pub use money::{MoneyError, NANOS_PER_USD, format_usd, parse_usd_nanos, parse_usd_per_mtok};
+pub use validate::{ConfigError, validate};
