@@ -1,4 +1,23 @@
-//! LLM client (work in progress). See `usage` for the normalised token counts.
+//! LLM client of the botfleet bot, for the Anthropic Messages API and any OpenAI-compatible
+//! chat completions API.
+//!
+//! One [`LlmClient::complete`] call tries the primary model with retries (exponential backoff
+//! with full jitter, honouring `retry-after`), then the fallback model, and reports every HTTP
+//! call it made as an [`Attempt`] with its [`Outcome`] and normalised [`Usage`], so that the
+//! caller can meter and bill each one.
 
+mod classify;
+mod client;
+mod error;
+mod outcome;
+mod provider;
+mod request;
+mod retry;
 pub mod usage;
+
+pub use client::LlmClient;
+pub use error::LlmError;
+pub use outcome::{Attempt, Completion, CompletionOutcome, Outcome};
+pub use request::{ChatMessage, CompletionRequest, Role, estimate_tokens};
+pub use retry::Backoff;
 pub use usage::Usage;

@@ -1,0 +1,399 @@
+//! The client: one completion = the primary model with retries, then the fallback model.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use botfleet_spec::LlmConfig;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::classify::classify;
+use crate::error::LlmError;
+use crate::outcome::{Attempt, Completion, CompletionOutcome, Outcome};
+use crate::provider::Provider;
+use crate::request::CompletionRequest;
+use crate::retry::{Backoff, retry_after};
+use crate::usage::Usage;
+
+/// Provider messages are cut to this many characters in errors.
+const MAX_MESSAGE_CHARS: usize = 300;
+/// A `retry-after` longer than this is not waited for: the model is given up (the fallback is
+/// tried), since a chat user will not wait minutes for an answer.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Client of an Anthropic Messages or OpenAI-compatible chat completions API.
+/// Cheap to clone; the API key never appears in its `Debug` output or in its errors.
+#[derive(Clone)]
+pub struct LlmClient {
+    inner: Arc<Inner>,
+    backoff: Backoff,
+}
+
+struct Inner {
+    provider: Provider,
+    http: reqwest::Client,
+    endpoint: String,
+    /// Authentication (sensitive) and version headers.
+    headers: HeaderMap,
+    /// Kept only to scrub it from error messages that might echo it.
+    api_key: String,
+    model: String,
+    fallback_model: Option<String>,
+    default_max_output_tokens: u32,
+    timeout: Duration,
+    max_retries: u32,
+}
+
+/// Why one HTTP call failed, and how long the server asked us to wait.
+struct Failure {
+    error: LlmError,
+    retry_after: Option<Duration>,
+}
+
+impl LlmClient {
+    /// A client for the `llm` config section with the API key (`LLM_API_KEY`). Surrounding
+    /// whitespace of the key (a trailing newline in a Secret) is ignored.
+    pub fn new(config: &LlmConfig, api_key: String) -> Result<Self, LlmError> {
+        let provider = Provider::from(config.provider);
+        let invalid = |field: &'static str, reason: String| LlmError::Config { field, reason };
+
+        let model = config.model.trim().to_owned();
+        if model.is_empty() {
+            return Err(invalid("llm.model", "must not be empty".into()));
+        }
+        let fallback_model = config
+            .fallback_model
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty() && *f != model)
+            .map(str::to_owned);
+
+        let base = config
+            .base_url
+            .as_deref()
+            .unwrap_or(config.default_base_url())
+            .trim()
+            .trim_end_matches('/');
+        let url = reqwest::Url::parse(base)
+            .map_err(|e| invalid("llm.baseUrl", format!("{base:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(
+                "llm.baseUrl",
+                format!("{base:?}: scheme must be http or https"),
+            ));
+        }
+
+        let timeout = botfleet_spec::parse_duration(
+            config
+                .timeout
+                .as_deref()
+                .unwrap_or(LlmConfig::DEFAULT_TIMEOUT),
+        )
+        .map_err(|e| invalid("llm.timeout", e.to_string()))?;
+        if timeout.is_zero() {
+            return Err(invalid("llm.timeout", "must be more than zero".into()));
+        }
+
+        let api_key = api_key.trim().to_owned();
+        let headers = provider
+            .headers(&api_key)
+            .map_err(|reason| invalid("LLM_API_KEY", reason.into()))?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("botfleet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| invalid("llm", format!("cannot build the HTTP client: {e}")))?;
+
+        Ok(LlmClient {
+            inner: Arc::new(Inner {
+                provider,
+                http,
+                endpoint: provider.endpoint(base),
+                headers,
+                api_key,
+                model,
+                fallback_model,
+                default_max_output_tokens: config
+                    .max_output_tokens
+                    .filter(|n| *n > 0)
+                    .unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
+                timeout,
+                max_retries: config.max_retries.unwrap_or(LlmConfig::DEFAULT_MAX_RETRIES),
+            }),
+            backoff: Backoff::default(),
+        })
+    }
+
+    /// Base and cap of the exponential backoff between retries (default 500 ms, 20 s).
+    /// A `retry-after` from the server is honoured regardless.
+    pub fn with_backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.backoff = Backoff {
+            base,
+            cap: cap.max(base),
+        };
+        self
+    }
+
+    /// The primary model's configured name.
+    pub fn model(&self) -> &str {
+        &self.inner.model
+    }
+
+    /// The fallback model's configured name, if one is set (and differs from the primary).
+    pub fn fallback_model(&self) -> Option<&str> {
+        self.inner.fallback_model.as_deref()
+    }
+
+    /// One completion: the primary model with retries, then the fallback model (same policy)
+    /// when the primary kept failing in a way another model might not (429, 529, 5xx,
+    /// timeouts, unreachable, 404). Never panics; every HTTP call is in `attempts`.
+    pub async fn complete(&self, request: &CompletionRequest) -> CompletionOutcome {
+        let mut attempts = Vec::new();
+        if request.messages.iter().all(|m| m.text.trim().is_empty()) {
+            return CompletionOutcome {
+                result: Err(LlmError::InvalidRequest("no message with text to answer")),
+                attempts,
+            };
+        }
+        let inner = &self.inner;
+        let primary = self
+            .complete_with(&inner.model, request, &mut attempts)
+            .await;
+        let result = match (primary, &inner.fallback_model) {
+            (Err(error), Some(fallback)) if worth_a_fallback(&error) => {
+                tracing::warn!(
+                    model = %inner.model,
+                    fallback = %fallback,
+                    outcome = %error.outcome(),
+                    "primary model failed, trying the fallback model"
+                );
+                self.complete_with(fallback, request, &mut attempts)
+                    .await
+                    .map(|completion| Completion {
+                        used_fallback: true,
+                        ..completion
+                    })
+            }
+            (result, _) => result,
+        };
+        if let Err(error) = &result {
+            tracing::warn!(attempts = attempts.len(), error = %error, "LLM completion failed");
+        }
+        CompletionOutcome { result, attempts }
+    }
+
+    /// One model: the first try and up to `max_retries` retries.
+    async fn complete_with(
+        &self,
+        model: &str,
+        request: &CompletionRequest,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<Completion, LlmError> {
+        let inner = &self.inner;
+        let max_tokens = match request.max_output_tokens {
+            0 => inner.default_max_output_tokens,
+            n => n,
+        };
+        let body = inner.provider.body(model, request, max_tokens);
+        let mut retry = 0;
+        loop {
+            let (attempt, result) = self.send(model, &body).await;
+            attempts.push(attempt);
+            let failure = match result {
+                Ok((text, usage)) => {
+                    return Ok(Completion {
+                        text,
+                        model: model.to_owned(),
+                        usage,
+                        used_fallback: false,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            let outcome = failure.error.outcome();
+            if !outcome.is_retryable() || retry >= inner.max_retries {
+                return Err(failure.error);
+            }
+            let delay = match failure.retry_after {
+                Some(wait) if wait > MAX_RETRY_AFTER => {
+                    tracing::warn!(%model, %outcome, retry_after_s = wait.as_secs(), "retry-after too long, giving up on this model");
+                    return Err(failure.error);
+                }
+                Some(wait) => wait,
+                None => self.backoff.delay(retry),
+            };
+            tracing::info!(%model, %outcome, retry = retry + 1, delay_ms = delay.as_millis() as u64, "retrying LLM request");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+
+    /// One HTTP call.
+    async fn send(&self, model: &str, body: &Value) -> (Attempt, Result<(String, Usage), Failure>) {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let sent = inner
+            .http
+            .post(&inner.endpoint)
+            .headers(inner.headers.clone())
+            .json(body)
+            .send()
+            .await;
+        let (status, headers, bytes) = match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                match response.bytes().await {
+                    Ok(bytes) => (status, headers, bytes),
+                    Err(e) => return self.transport_failure(model, started, Some(status), &e),
+                }
+            }
+            Err(e) => return self.transport_failure(model, started, None, &e),
+        };
+        let latency = started.elapsed();
+        let attempt = |outcome, usage| Attempt {
+            model: model.to_owned(),
+            outcome,
+            usage,
+            latency,
+            status: Some(status),
+        };
+
+        if (200..300).contains(&status) {
+            let parsed = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|_| ("body is not JSON", Usage::default()))
+                .and_then(|json| {
+                    let usage = inner.provider.usage(&json);
+                    inner
+                        .provider
+                        .parse_answer(&json)
+                        .map_err(|reason| (reason, usage))
+                });
+            return match parsed {
+                Ok((text, usage)) => {
+                    tracing::debug!(%model, status, latency_ms = latency.as_millis() as u64, "LLM request ok");
+                    (attempt(Outcome::Ok, usage), Ok((text, usage)))
+                }
+                Err((reason, usage)) => {
+                    let error = LlmError::InvalidResponse {
+                        provider: inner.provider.name(),
+                        model: model.to_owned(),
+                        status,
+                        reason: reason.to_owned(),
+                    };
+                    (
+                        attempt(Outcome::ServerError, usage),
+                        Err(Failure {
+                            error,
+                            retry_after: None,
+                        }),
+                    )
+                }
+            };
+        }
+
+        let read = classify(status, &bytes);
+        tracing::debug!(%model, status, outcome = %read.outcome, latency_ms = latency.as_millis() as u64, "LLM request failed");
+        let error = LlmError::Api {
+            provider: inner.provider.name(),
+            model: model.to_owned(),
+            status,
+            outcome: read.outcome,
+            error_type: read.error_type.map(|t| self.scrub(&t)),
+            message: self.scrub(&read.message),
+        };
+        let failure = Failure {
+            error,
+            retry_after: retry_after(&headers, SystemTime::now()),
+        };
+        (attempt(read.outcome, Usage::default()), Err(failure))
+    }
+
+    /// No (complete) response: a timeout or a connection/body error.
+    fn transport_failure(
+        &self,
+        model: &str,
+        started: Instant,
+        status: Option<u16>,
+        error: &reqwest::Error,
+    ) -> (Attempt, Result<(String, Usage), Failure>) {
+        let inner = &self.inner;
+        let (outcome, error) = if error.is_timeout() {
+            let error = LlmError::Timeout {
+                provider: inner.provider.name(),
+                model: model.to_owned(),
+                timeout: inner.timeout,
+            };
+            (Outcome::Timeout, error)
+        } else {
+            let error = LlmError::Connection {
+                provider: inner.provider.name(),
+                model: model.to_owned(),
+                reason: self.scrub(&error_chain(error)),
+            };
+            (Outcome::ServerError, error)
+        };
+        tracing::debug!(%model, %outcome, "LLM request got no response");
+        let attempt = Attempt {
+            model: model.to_owned(),
+            outcome,
+            usage: Usage::default(),
+            latency: started.elapsed(),
+            status,
+        };
+        (
+            attempt,
+            Err(Failure {
+                error,
+                retry_after: None,
+            }),
+        )
+    }
+
+    /// A provider text made safe for an error message: truncated, without the API key.
+    fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        if !self.inner.api_key.is_empty() {
+            text = text.replace(&self.inner.api_key, "[redacted]");
+        }
+        match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
+    }
+}
+
+/// Whether another model might succeed where this one failed: transient failures and an
+/// unknown model; not a bad request, bad credentials or an exhausted account.
+fn worth_a_fallback(error: &LlmError) -> bool {
+    error.outcome().is_retryable() || error.status() == Some(404)
+}
+
+/// The error and its causes on one line (reqwest's own message hides the cause).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl fmt::Debug for LlmClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("LlmClient")
+            .field("provider", &inner.provider.name())
+            .field("endpoint", &inner.endpoint)
+            .field("model", &inner.model)
+            .field("fallback_model", &inner.fallback_model)
+            .field("timeout", &inner.timeout)
+            .field("max_retries", &inner.max_retries)
+            .field("backoff", &self.backoff)
+            .field("api_key", &"[redacted]")
+            .finish()
+    }
+}

@@ -1,0 +1,179 @@
+//! The two wire formats: where to send, how to authenticate, the request body, the answer.
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+use crate::request::CompletionRequest;
+use crate::usage::Usage;
+
+/// The API flavour, with everything that differs between the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Provider {
+    Anthropic,
+    OpenAi,
+}
+
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+impl Provider {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "anthropic",
+            Provider::OpenAi => "openai",
+        }
+    }
+
+    /// The completion endpoint under `base` (no trailing slash). An Anthropic base that
+    /// already ends in `/v1` is accepted as well as the documented bare host.
+    pub(crate) fn endpoint(self, base: &str) -> String {
+        match self {
+            Provider::Anthropic if base.ends_with("/v1") => format!("{base}/messages"),
+            Provider::Anthropic => format!("{base}/v1/messages"),
+            Provider::OpenAi => format!("{base}/chat/completions"),
+        }
+    }
+
+    /// Headers sent with every request; the key is marked sensitive so that it is never
+    /// printed by `Debug` of the header map. An empty key sends no credentials (local
+    /// OpenAI-compatible servers often need none).
+    pub(crate) fn headers(self, api_key: &str) -> Result<HeaderMap, &'static str> {
+        let mut headers = HeaderMap::new();
+        let mut secret = |name: HeaderName, value: String| -> Result<(), &'static str> {
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| "the API key contains characters not allowed in an HTTP header")?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+            Ok(())
+        };
+        match self {
+            Provider::Anthropic => {
+                if !api_key.is_empty() {
+                    secret(HeaderName::from_static("x-api-key"), api_key.to_owned())?;
+                }
+                headers.insert(
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                );
+            }
+            Provider::OpenAi => {
+                if !api_key.is_empty() {
+                    secret(reqwest::header::AUTHORIZATION, format!("Bearer {api_key}"))?;
+                }
+            }
+        }
+        Ok(headers)
+    }
+
+    /// The JSON request body. Messages with no text are left out: both APIs reject them.
+    pub(crate) fn body(self, model: &str, request: &CompletionRequest, max_tokens: u32) -> Value {
+        let system = request.system.as_deref().filter(|s| !s.trim().is_empty());
+        let conversation = request
+            .messages
+            .iter()
+            .filter(|m| !m.text.trim().is_empty())
+            .map(|m| json!({"role": m.role.as_str(), "content": m.text}));
+        match self {
+            Provider::Anthropic => {
+                let mut body = json!({
+                    "model": model,
+                    "max_tokens": max_tokens,
+                    "messages": conversation.collect::<Vec<_>>(),
+                });
+                if let Some(system) = system {
+                    // The system prompt is the same on every call of a bot: mark it for the
+                    // prompt cache so repeat calls pay the cache-read price for it.
+                    body["system"] = json!([{
+                        "type": "text",
+                        "text": system,
+                        "cache_control": {"type": "ephemeral"},
+                    }]);
+                }
+                body
+            }
+            Provider::OpenAi => {
+                let messages: Vec<Value> = system
+                    .map(|s| json!({"role": "system", "content": s}))
+                    .into_iter()
+                    .chain(conversation)
+                    .collect();
+                json!({"model": model, "max_tokens": max_tokens, "messages": messages})
+            }
+        }
+    }
+
+    /// The answer's text and usage from a 2xx body, or why the body is not an answer.
+    pub(crate) fn parse_answer(self, body: &Value) -> Result<(String, Usage), &'static str> {
+        match self {
+            Provider::Anthropic => {
+                let blocks = body
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .ok_or("no `content` array")?;
+                let text = blocks
+                    .iter()
+                    .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                    .filter_map(|b| b.get("text").and_then(Value::as_str))
+                    .collect::<String>();
+                Ok((text, Usage::from_anthropic(body)))
+            }
+            Provider::OpenAi => {
+                let message = body
+                    .get("choices")
+                    .and_then(|c| c.get(0))
+                    .and_then(|c| c.get("message"))
+                    .ok_or("no `choices[0].message`")?;
+                // `content` is null when the model refused or only called tools.
+                let text = message
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                Ok((text.to_owned(), Usage::from_openai(body)))
+            }
+        }
+    }
+
+    /// The usage of a body, for a 2xx whose answer could not be read but was still billed.
+    pub(crate) fn usage(self, body: &Value) -> Usage {
+        match self {
+            Provider::Anthropic => Usage::from_anthropic(body),
+            Provider::OpenAi => Usage::from_openai(body),
+        }
+    }
+}
+
+impl From<botfleet_spec::LlmProvider> for Provider {
+    fn from(provider: botfleet_spec::LlmProvider) -> Self {
+        match provider {
+            botfleet_spec::LlmProvider::Anthropic => Provider::Anthropic,
+            botfleet_spec::LlmProvider::Openai => Provider::OpenAi,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Provider::Anthropic.endpoint("https://api.anthropic.com"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            Provider::Anthropic.endpoint("https://proxy.example/anthropic/v1"),
+            "https://proxy.example/anthropic/v1/messages"
+        );
+        assert_eq!(
+            Provider::OpenAi.endpoint("https://api.openai.com/v1"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn header_map_debug_hides_the_key() {
+        let headers = Provider::OpenAi.headers("sk-secret-value").unwrap();
+        assert!(!format!("{headers:?}").contains("sk-secret-value"));
+        assert!(Provider::Anthropic.headers("bad\nkey").is_err());
+    }
+}
