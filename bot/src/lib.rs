@@ -1,1 +1,10 @@
+//! botfleet-bot: one Telegram bot backed by an LLM.
+//!
+//! The flow of one update: webhook or long poll → durable inbox → worker → conversation
+//! pipeline (rate limit, budget, LLM, ledger) → reply. See docs/architecture.md.
 
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod metrics;
+pub mod telegram;

@@ -1,0 +1,132 @@
+//! The database: embedded SQLite by default, PostgreSQL when `DATABASE_URL` says so.
+//!
+//! One `sqlx::AnyPool` serves both; SQL is written once in the subset both dialects speak
+//! (`$1` placeholders, `ON CONFLICT`, `RETURNING`, BIGINT unix-millisecond timestamps, BIGINT
+//! nano-USD). Where the dialects must differ, branch on [`Db::dialect`]. Migrations live in
+//! `migrations/{sqlite,postgres}/`, are embedded in the binary, and run under sqlx's migration
+//! lock (a PostgreSQL advisory lock), so replicas that start together migrate once.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Where the embedded database lives when `DATABASE_URL` is not set.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://botfleet.db?mode=rwc";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL: unsupported scheme in {0:?} (use sqlite:// or postgres://)")]
+    UnsupportedUrl(String),
+    #[error("DATABASE_URL: cannot connect to the {dialect:?} database: {source}")]
+    Connect {
+        dialect: Dialect,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+}
+
+impl Db {
+    /// Connects without touching the schema. Fails with the URL's scheme named, never with the
+    /// URL itself (it may hold a password).
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default().to_owned();
+            return Err(DbError::UnsupportedUrl(scheme));
+        };
+        let options: AnyConnectOptions = url
+            .parse::<AnyConnectOptions>()
+            .map_err(|source| DbError::Connect { dialect, source })?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        let max_connections = match dialect {
+            // One writer at a time anyway; a few readers help the HTTP side.
+            Dialect::Sqlite => 4,
+            Dialect::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers run beside the writer; the busy timeout turns
+                        // writer contention into a short wait instead of an error.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| DbError::Connect { dialect, source })?;
+        Ok(Self { pool, dialect })
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies pending migrations (idempotent, safe to run from several replicas at once).
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// True when the database answers and every embedded migration has been applied.
+    pub async fn is_ready(&self) -> bool {
+        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Result<Option<i64>, _> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&self.pool)
+                .await;
+        matches!(applied, Ok(Some(v)) if v >= latest)
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one time format stored in the database.
+pub fn to_millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

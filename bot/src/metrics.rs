@@ -1,0 +1,209 @@
+//! The bot's Prometheus metrics (prefix `botfleet_`), one registry per process.
+//!
+//! Names are a contract with the operator's alert rules and the dashboards: see DESIGN.md
+//! "Metrics". Labels never carry Telegram user or chat ids.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub model: String,
+    pub request_type: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub model: String,
+    pub request_type: String,
+    pub token_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    pub model: String,
+    pub request_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeriodLabels {
+    pub period: String,
+}
+
+type FloatCounter = Counter<f64, AtomicU64>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn llm_duration_histogram() -> Histogram {
+    // 50 ms … ~100 s: LLM calls are slow and long-tailed.
+    Histogram::new(exponential_buckets(0.05, 2.0, 12))
+}
+
+/// Every metric the bot exports. Cheap to share behind an `Arc`.
+pub struct Metrics {
+    registry: Registry,
+    pub telegram_updates: Family<KindLabels, Counter>,
+    pub webhook_rejected: Family<ReasonLabels, Counter>,
+    pub messages_sent: Counter,
+    pub llm_requests: Family<RequestLabels, Counter>,
+    pub llm_request_duration: Family<ModelLabels, Histogram, fn() -> Histogram>,
+    pub llm_tokens: Family<TokenLabels, Counter>,
+    pub llm_cost_usd: Family<CostLabels, FloatCounter>,
+    pub llm_unpriced_calls: Family<ModelLabels, Counter>,
+    pub llm_spend_usd: Family<PeriodLabels, FloatGauge>,
+    pub llm_budget_usd: Family<PeriodLabels, FloatGauge>,
+    pub followups_sent: Counter,
+    pub followups_due: Gauge,
+    pub followups_overdue: Gauge,
+    pub scheduler_leader: Gauge,
+    pub inbox_pending: Gauge,
+    pub rate_limited: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("botfleet");
+        let m = Self {
+            telegram_updates: Family::default(),
+            webhook_rejected: Family::default(),
+            messages_sent: Counter::default(),
+            llm_requests: Family::default(),
+            llm_request_duration: Family::new_with_constructor(llm_duration_histogram),
+            llm_tokens: Family::default(),
+            llm_cost_usd: Family::default(),
+            llm_unpriced_calls: Family::default(),
+            llm_spend_usd: Family::default(),
+            llm_budget_usd: Family::default(),
+            followups_sent: Counter::default(),
+            followups_due: Gauge::default(),
+            followups_overdue: Gauge::default(),
+            scheduler_leader: Gauge::default(),
+            inbox_pending: Gauge::default(),
+            rate_limited: Counter::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "telegram_updates",
+            "Telegram updates accepted, by kind",
+            m.telegram_updates.clone(),
+        );
+        r.register(
+            "webhook_rejected",
+            "Webhook requests rejected, by reason",
+            m.webhook_rejected.clone(),
+        );
+        r.register(
+            "messages_sent",
+            "Messages sent to Telegram",
+            m.messages_sent.clone(),
+        );
+        r.register(
+            "llm_requests",
+            "LLM API calls, by model, request type and outcome",
+            m.llm_requests.clone(),
+        );
+        r.register(
+            "llm_request_duration_seconds",
+            "LLM API call latency",
+            m.llm_request_duration.clone(),
+        );
+        r.register(
+            "llm_tokens",
+            "LLM tokens, by model, request type and token class",
+            m.llm_tokens.clone(),
+        );
+        r.register(
+            "llm_cost_usd",
+            "LLM spend in USD (exact values live in the ledger)",
+            m.llm_cost_usd.clone(),
+        );
+        r.register(
+            "llm_unpriced_calls",
+            "LLM calls to a model with no configured price",
+            m.llm_unpriced_calls.clone(),
+        );
+        r.register(
+            "llm_spend_usd",
+            "LLM spend in the current period (day, month), from the ledger",
+            m.llm_spend_usd.clone(),
+        );
+        r.register(
+            "llm_budget_usd",
+            "Configured LLM budget per period (day, month)",
+            m.llm_budget_usd.clone(),
+        );
+        r.register(
+            "followups_sent",
+            "Follow-up messages sent",
+            m.followups_sent.clone(),
+        );
+        r.register(
+            "followups_due",
+            "Leads due a follow-up now",
+            m.followups_due.clone(),
+        );
+        r.register(
+            "followups_overdue",
+            "Leads due a follow-up for more than an hour",
+            m.followups_overdue.clone(),
+        );
+        r.register(
+            "scheduler_leader",
+            "1 when this process is the active scheduler",
+            m.scheduler_leader.clone(),
+        );
+        r.register(
+            "inbox_pending",
+            "Updates accepted but not yet handled",
+            m.inbox_pending.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "User messages refused by the per-user rate limit",
+            m.rate_limited.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The text exposition format served at `/metrics`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+pub fn model_labels(model: &str) -> ModelLabels {
+    ModelLabels {
+        model: model.to_owned(),
+    }
+}
