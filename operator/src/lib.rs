@@ -1,1 +1,6 @@
+//! botfleet-operator: the `TelegramBot` CRD, the pure rendering of a spec into Kubernetes
+//! objects, and the reconciler that applies them.
 
+pub mod crd;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
