@@ -431,3 +431,19 @@ async fn a_request_without_text_is_refused_without_a_call() {
     assert!(outcome.attempts.is_empty());
     assert!(fake.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_retry_after_of_minutes_gives_up_on_the_model_instead_of_waiting() {
+    let fake = FakeLlm::start(vec![
+        anthropic_error(429, "rate_limit_error", "rate limited").header("retry-after", "600"),
+        anthropic_answer("fallback answered at once"),
+    ])
+    .await;
+    let started = Instant::now();
+    let outcome = client(&fake, Some("claude-fallback"))
+        .complete(&request())
+        .await;
+    assert_eq!(outcome.result.unwrap().text, "fallback answered at once");
+    assert_eq!(fake.models(), ["claude-primary", "claude-fallback"]);
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
