@@ -74,7 +74,10 @@ fn set_list_map_model(schema: &mut schemars::Schema) {
     // Prices are a map keyed by model: the API server rejects a model priced twice, and
     // server-side apply merges entries by model.
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["model"]));
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["model"]),
+    );
 }
 
 fn set_list_set(schema: &mut schemars::Schema) {
@@ -83,7 +86,10 @@ fn set_list_set(schema: &mut schemars::Schema) {
 
 fn set_list_map_type(schema: &mut schemars::Schema) {
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
 }
 
 /// The desired bot: its Telegram token, how updates arrive, the model, prices and budget,
@@ -102,11 +108,35 @@ fn set_list_map_type(schema: &mut schemars::Schema) {
     derive = "PartialEq",
     derive = "Default",
     doc = "A Telegram bot whose replies are written by an LLM, with priced usage, budgets and follow-ups. The operator runs it (Deployments, Service, Ingress, ...), registers its webhook and monitors it.",
-    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode", description = "polling or webhook"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the bot is ready"),
-    printcolumn(name = "Webhook URL", type_ = "string", json_path = ".status.webhookUrl", description = "URL registered with Telegram (webhook mode)"),
-    printcolumn(name = "Spend Today", type_ = "string", json_path = ".status.spendToday", description = "LLM spend today (UTC), USD"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Mode",
+        type_ = "string",
+        json_path = ".spec.mode",
+        description = "polling or webhook"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the bot is ready"
+    ),
+    printcolumn(
+        name = "Webhook URL",
+        type_ = "string",
+        json_path = ".status.webhookUrl",
+        description = "URL registered with Telegram (webhook mode)"
+    ),
+    printcolumn(
+        name = "Spend Today",
+        type_ = "string",
+        json_path = ".status.spendToday",
+        description = "LLM spend today (UTC), USD"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = add_spec_validations)]
@@ -271,7 +301,9 @@ pub struct ServiceMonitorSpec {
 
     /// Scrape interval, e.g. `30s` (default: Prometheus' own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"))]
+    #[schemars(regex(
+        pattern = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+    ))]
     pub interval: Option<String>,
 }
 
@@ -422,9 +454,16 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
         errors.push("spec.replicas: must not be negative".to_owned());
     }
     if spec.mode == Mode::Webhook
-        && spec.webhook.as_ref().and_then(|w| w.domain.as_ref()).is_none()
+        && spec
+            .webhook
+            .as_ref()
+            .and_then(|w| w.domain.as_ref())
+            .is_none()
     {
-        errors.push(format!("spec.webhook.domain: {}", SPEC_CEL_RULES[0].message));
+        errors.push(format!(
+            "spec.webhook.domain: {}",
+            SPEC_CEL_RULES[0].message
+        ));
     }
     if spec.replicas > 1 && spec.mode != Mode::Webhook {
         errors.push(format!("spec.replicas: {}", SPEC_CEL_RULES[1].message));
@@ -450,12 +489,23 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
         errors.push("spec.telegram.apiUrl: must start with http:// or https://".to_owned());
     }
     for (field, r) in [
-        ("spec.telegram.tokenSecretRef", Some(&spec.telegram.token_secret_ref)),
-        ("spec.telegram.webhookSecretRef", spec.telegram.webhook_secret_ref.as_ref()),
-        ("spec.llm.apiKeySecretRef", spec.llm.api_key_secret_ref.as_ref()),
+        (
+            "spec.telegram.tokenSecretRef",
+            Some(&spec.telegram.token_secret_ref),
+        ),
+        (
+            "spec.telegram.webhookSecretRef",
+            spec.telegram.webhook_secret_ref.as_ref(),
+        ),
+        (
+            "spec.llm.apiKeySecretRef",
+            spec.llm.api_key_secret_ref.as_ref(),
+        ),
         (
             "spec.database.urlSecretRef",
-            spec.database.as_ref().and_then(|d| d.url_secret_ref.as_ref()),
+            spec.database
+                .as_ref()
+                .and_then(|d| d.url_secret_ref.as_ref()),
         ),
     ] {
         if let Some(r) = r
@@ -488,12 +538,18 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
     let name = bot.metadata.name.as_deref().unwrap_or("bot");
     if let Err(e) = botfleet_spec::validate(&spec.bot_config(name)) {
         let line = format!("spec.{e}");
-        if !errors.contains(&line) && !(e.field.starts_with("pricing[") && e.message.contains("priced twice")) {
+        if !errors.contains(&line)
+            && !(e.field.starts_with("pricing[") && e.message.contains("priced twice"))
+        {
             errors.push(line);
         }
     }
 
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 fn is_quantity(s: &str) -> bool {

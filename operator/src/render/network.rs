@@ -1,0 +1,129 @@
+//! Services and the webhook Ingress.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::contract;
+use super::meta::{Component, Ctx};
+use super::names;
+use botfleet_spec::Mode;
+
+/// Annotation that makes cert-manager issue the Ingress certificate from a ClusterIssuer.
+pub const CLUSTER_ISSUER_ANNOTATION: &str = "cert-manager.io/cluster-issuer";
+/// Annotation that makes cert-manager issue the Ingress certificate from an Issuer.
+pub const ISSUER_ANNOTATION: &str = "cert-manager.io/issuer";
+
+fn service_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+/// `<bot>`: the update handlers, port `http` (the webhook, what the Ingress targets) and
+/// port `metrics` (what the ServiceMonitor scrapes).
+pub(super) fn service(ctx: &Ctx<'_>) -> Service {
+    Service {
+        metadata: ctx.metadata(names::handler(&ctx.name), Component::Handler),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(ctx.selector(Component::Handler)),
+            ports: Some(vec![
+                service_port(contract::HTTP_PORT_NAME, contract::HTTP_PORT),
+                service_port(contract::METRICS_PORT_NAME, contract::METRICS_PORT),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `<bot>-scheduler`: headless, port `metrics`, only so the ServiceMonitor scrapes the
+/// scheduler pods too.
+pub(super) fn scheduler_service(ctx: &Ctx<'_>) -> Service {
+    Service {
+        metadata: ctx.metadata(names::scheduler(&ctx.name), Component::Scheduler),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(ctx.selector(Component::Scheduler)),
+            ports: Some(vec![service_port(
+                contract::METRICS_PORT_NAME,
+                contract::METRICS_PORT,
+            )]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `<bot>` in webhook mode: `https://<domain><path>` (path type `Exact`) to the Service's `http`
+/// port. TLS: a cert-manager (Cluster)Issuer annotation and the Secret `<bot>-webhook-tls`, or
+/// the given `secretName` as it is.
+pub(super) fn ingress(ctx: &Ctx<'_>) -> Option<Ingress> {
+    if ctx.spec.mode != Mode::Webhook {
+        return None;
+    }
+    let webhook = ctx.spec.webhook.as_ref()?;
+    let domain = webhook.domain.clone()?;
+    let mut annotations = BTreeMap::new();
+    let mut tls = None;
+    if let Some(t) = &webhook.tls {
+        let secret_name = match (&t.cluster_issuer, &t.issuer, &t.secret_name) {
+            (_, _, Some(secret)) => secret.clone(),
+            (Some(issuer), _, _) => {
+                annotations.insert(CLUSTER_ISSUER_ANNOTATION.to_owned(), issuer.clone());
+                names::webhook_tls_secret(&ctx.name)
+            }
+            (None, Some(issuer), None) => {
+                annotations.insert(ISSUER_ANNOTATION.to_owned(), issuer.clone());
+                names::webhook_tls_secret(&ctx.name)
+            }
+            (None, None, None) => names::webhook_tls_secret(&ctx.name),
+        };
+        tls = Some(vec![IngressTLS {
+            hosts: Some(vec![domain.clone()]),
+            secret_name: Some(secret_name),
+        }]);
+    }
+    let mut metadata = ctx.metadata(names::ingress(&ctx.name), Component::Handler);
+    if !annotations.is_empty() {
+        metadata.annotations = Some(annotations);
+    }
+    Some(Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            ingress_class_name: webhook.ingress_class_name.clone(),
+            tls,
+            rules: Some(vec![IngressRule {
+                host: Some(domain),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some(ctx.spec.webhook_path(&ctx.name)),
+                        path_type: "Exact".into(),
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: names::handler(&ctx.name),
+                                port: Some(ServiceBackendPort {
+                                    name: Some(contract::HTTP_PORT_NAME.into()),
+                                    ..Default::default()
+                                }),
+                            }),
+                            ..Default::default()
+                        },
+                    }],
+                }),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
