@@ -4,3 +4,4 @@
 pub mod crd;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
+pub mod render;
