@@ -2,6 +2,7 @@
 //! objects, and the reconciler that applies them.
 
 pub mod crd;
+pub mod telegram;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod render;
