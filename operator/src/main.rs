@@ -4,7 +4,6 @@ use anyhow::{Context, bail};
 use botfleet_operator::crd::TelegramBot;
 use botfleet_operator::render::{self, RenderDefaults};
 use clap::{Args, Parser, Subcommand};
-use kube::CustomResourceExt;
 use serde::Deserialize;
 
 /// The botfleet operator: runs TelegramBot resources as monitored bots.
@@ -54,7 +53,7 @@ impl FileArgs {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crd => print!("{}", serde_yaml_ng::to_string(&TelegramBot::crd())?),
+        Command::Crd => print!("{}", botfleet_operator::crd::crd_yaml()),
         Command::Render(args) => {
             let mut docs = Vec::new();
             for bot in read_bots(&args.file)? {
