@@ -7,4 +7,5 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod metrics;
+pub mod money;
 pub mod telegram;

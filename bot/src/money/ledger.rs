@@ -1,0 +1,194 @@
+//! Writing the ledger: one row per LLM API call and the daily rollup, in one transaction.
+
+use botfleet_llm::{Attempt, Outcome};
+use chrono::{DateTime, Utc};
+
+use super::pricing::{Cost, PriceTable, Rates};
+use super::{CallContext, MoneyError, SqlContext, period::day_key};
+use crate::db::{Db, to_millis};
+use crate::metrics::{CostLabels, Metrics, RequestLabels, TokenLabels, model_labels};
+
+/// One attempt with its price, ready to be written and observed.
+#[derive(Clone, Debug)]
+pub(crate) struct PricedAttempt<'a> {
+    pub attempt: &'a Attempt,
+    pub cost: Cost,
+}
+
+pub(crate) fn price_attempts<'a>(
+    prices: &PriceTable,
+    attempts: &'a [Attempt],
+) -> Result<Vec<PricedAttempt<'a>>, MoneyError> {
+    attempts
+        .iter()
+        .map(|attempt| {
+            Ok(PricedAttempt {
+                attempt,
+                cost: prices.cost(&attempt.model, &attempt.usage)?,
+            })
+        })
+        .collect()
+}
+
+/// Token counts as the database stores them (BIGINT).
+fn tokens(n: u64) -> Result<i64, MoneyError> {
+    i64::try_from(n).map_err(|_| MoneyError::TokensOutOfRange(n))
+}
+
+const INSERT_LEDGER: &str = "INSERT INTO llm_ledger (at, chat_id, update_id, model, request_type, outcome, \
+     http_status, input_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, \
+     output_tokens, cost_nanos, priced, input_rate, cache_read_rate, cache_write_5m_rate, \
+     cache_write_1h_rate, output_rate, long_prompt, latency_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+const UPSERT_ROLLUP: &str = "INSERT INTO llm_usage_daily (day, model, request_type, requests, errors, \
+     input_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, \
+     cost_nanos, unpriced_calls) \
+     VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (day, model, request_type) DO UPDATE SET \
+     requests = llm_usage_daily.requests + 1, \
+     errors = llm_usage_daily.errors + excluded.errors, \
+     input_tokens = llm_usage_daily.input_tokens + excluded.input_tokens, \
+     cache_read_tokens = llm_usage_daily.cache_read_tokens + excluded.cache_read_tokens, \
+     cache_write_5m_tokens = llm_usage_daily.cache_write_5m_tokens + excluded.cache_write_5m_tokens, \
+     cache_write_1h_tokens = llm_usage_daily.cache_write_1h_tokens + excluded.cache_write_1h_tokens, \
+     output_tokens = llm_usage_daily.output_tokens + excluded.output_tokens, \
+     cost_nanos = llm_usage_daily.cost_nanos + excluded.cost_nanos, \
+     unpriced_calls = llm_usage_daily.unpriced_calls + excluded.unpriced_calls";
+
+/// Writes every attempt and its rollup increment in one transaction: either all of a call's
+/// attempts are on the books, or none.
+pub(crate) async fn write(
+    db: &Db,
+    call: &CallContext,
+    priced: &[PricedAttempt<'_>],
+    at: DateTime<Utc>,
+) -> Result<(), MoneyError> {
+    if priced.is_empty() {
+        return Ok(());
+    }
+    let at_ms = to_millis(at);
+    let day = day_key(at.date_naive());
+    let request_type = call.request_type.as_str();
+    let mut tx = db.pool.begin().await.ctx("starting the ledger transaction")?;
+    for PricedAttempt { attempt, cost } in priced {
+        let usage = &attempt.usage;
+        let (rates, priced_flag, long_prompt) = match cost {
+            Cost::Priced {
+                rates, long_prompt, ..
+            } => (Some(*rates), 1_i32, i32::from(*long_prompt)),
+            Cost::Unpriced => (None, 0, 0),
+        };
+        let rate = |f: fn(&Rates) -> i64| rates.as_ref().map(f);
+        let latency_ms = i64::try_from(attempt.latency.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(INSERT_LEDGER)
+            .bind(at_ms)
+            .bind(call.chat_id)
+            .bind(call.update_id)
+            .bind(attempt.model.as_str())
+            .bind(request_type)
+            .bind(attempt.outcome.as_str())
+            .bind(attempt.status.map(i32::from))
+            .bind(tokens(usage.input_tokens)?)
+            .bind(tokens(usage.cache_read_tokens)?)
+            .bind(tokens(usage.cache_write_5m_tokens)?)
+            .bind(tokens(usage.cache_write_1h_tokens)?)
+            .bind(tokens(usage.output_tokens)?)
+            .bind(cost.nanos())
+            .bind(priced_flag)
+            .bind(rate(|r| r.input))
+            .bind(rate(|r| r.cache_read))
+            .bind(rate(|r| r.cache_write_5m))
+            .bind(rate(|r| r.cache_write_1h))
+            .bind(rate(|r| r.output))
+            .bind(long_prompt)
+            .bind(latency_ms)
+            .execute(&mut *tx)
+            .await
+            .ctx("writing a ledger row")?;
+        sqlx::query(UPSERT_ROLLUP)
+            .bind(day.as_str())
+            .bind(attempt.model.as_str())
+            .bind(request_type)
+            .bind(i64::from(attempt.outcome != Outcome::Ok))
+            .bind(tokens(usage.input_tokens)?)
+            .bind(tokens(usage.cache_read_tokens)?)
+            .bind(tokens(usage.cache_write_5m_tokens)?)
+            .bind(tokens(usage.cache_write_1h_tokens)?)
+            .bind(tokens(usage.output_tokens)?)
+            .bind(cost.nanos())
+            .bind(i64::from(*cost == Cost::Unpriced))
+            .execute(&mut *tx)
+            .await
+            .ctx("updating the daily usage rollup")?;
+    }
+    tx.commit().await.ctx("committing the ledger transaction")?;
+    Ok(())
+}
+
+/// Counts the written attempts in the Prometheus metrics. Float USD is for dashboards only;
+/// the exact amounts are in the ledger.
+pub(crate) fn observe(metrics: &Metrics, call: &CallContext, priced: &[PricedAttempt<'_>]) {
+    let request_type = call.request_type.as_str();
+    for PricedAttempt { attempt, cost } in priced {
+        let model = attempt.model.as_str();
+        metrics
+            .llm_requests
+            .get_or_create(&RequestLabels {
+                model: model.to_owned(),
+                request_type: request_type.to_owned(),
+                outcome: attempt.outcome.as_str().to_owned(),
+            })
+            .inc();
+        metrics
+            .llm_request_duration
+            .get_or_create(&model_labels(model))
+            .observe(attempt.latency.as_secs_f64());
+        let usage = &attempt.usage;
+        for (token_type, n) in [
+            ("input", usage.input_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write_5m", usage.cache_write_5m_tokens),
+            ("cache_write_1h", usage.cache_write_1h_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            if n > 0 {
+                metrics
+                    .llm_tokens
+                    .get_or_create(&TokenLabels {
+                        model: model.to_owned(),
+                        request_type: request_type.to_owned(),
+                        token_type: token_type.to_owned(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        match cost {
+            Cost::Priced { cost_nanos, .. } => {
+                metrics
+                    .llm_cost_usd
+                    .get_or_create(&CostLabels {
+                        model: model.to_owned(),
+                        request_type: request_type.to_owned(),
+                    })
+                    .inc_by(nanos_to_usd_f64(*cost_nanos));
+            }
+            Cost::Unpriced => {
+                metrics
+                    .llm_unpriced_calls
+                    .get_or_create(&model_labels(model))
+                    .inc();
+                tracing::warn!(
+                    model,
+                    request_type,
+                    "LLM call to a model with no configured price: its cost is unknown (add it to `pricing`)"
+                );
+            }
+        }
+    }
+}
+
+/// USD as a float, for Prometheus only.
+pub(crate) fn nanos_to_usd_f64(nanos: i64) -> f64 {
+    nanos as f64 / botfleet_spec::NANOS_PER_USD as f64
+}

@@ -1,0 +1,311 @@
+//! The money side of the bot: every LLM call priced exactly (nano-USD integers), written to a
+//! ledger with a daily rollup, budgets with alerts and a hard stop, and owner reports.
+//!
+//! [`Money`] is the facade the conversation pipeline and the scheduler call. All of it takes
+//! `now`, so periods (UTC days and months) are under the caller's control. Budgets are read
+//! from the rollup, never from memory: a restart or another replica sees the same spend.
+
+mod budget;
+mod ledger;
+mod period;
+mod pricing;
+mod reports;
+mod stats;
+mod usage_api;
+
+use chrono::{DateTime, Utc};
+
+use crate::db::Db;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::telegram::TelegramClient;
+use botfleet_spec::{BotConfig, ConfigError, parse_usd_nanos};
+
+pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
+pub use period::Period;
+pub use pricing::{Cost, CostOverflow, LongPromptRates, ModelRates, PriceTable, Rates};
+pub use reports::{LeadStats, render_budget, render_lead_stats};
+pub use stats::{LlmStats, UsageTotals, WindowStats, render_llm_stats};
+pub use usage_api::UsageSummary;
+
+/// What the bot answers instead of calling the LLM once a budget with `hardStop` is spent.
+pub const BUDGET_STOPPED_REPLY: &str = "Sorry, I can't answer right now. \
+     Please try again a bit later — we'll get back to you as soon as we can.";
+
+/// The `outcome` label counted when the budget gate refuses a call.
+pub const BUDGET_REFUSED_OUTCOME: &str = "budget_refused";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoneyError {
+    #[error("database error while {action}: {source}")]
+    Sql {
+        action: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(transparent)]
+    CostOverflow(#[from] CostOverflow),
+    #[error("a token count of {0} does not fit the ledger's 64-bit columns")]
+    TokensOutOfRange(u64),
+}
+
+/// Adds what we were doing to a database error.
+pub(crate) trait SqlContext<T> {
+    fn ctx(self, action: &'static str) -> Result<T, MoneyError>;
+}
+
+impl<T> SqlContext<T> for Result<T, sqlx::Error> {
+    fn ctx(self, action: &'static str) -> Result<T, MoneyError> {
+        self.map_err(|source| MoneyError::Sql { action, source })
+    }
+}
+
+/// Why the LLM was called; the `request_type` label and ledger column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestType {
+    /// Answering a user's message.
+    Chat,
+    /// Writing a follow-up to a quiet lead.
+    Followup,
+    /// Summarising a long conversation.
+    Summary,
+}
+
+impl RequestType {
+    pub const ALL: [RequestType; 3] = [
+        RequestType::Chat,
+        RequestType::Followup,
+        RequestType::Summary,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestType::Chat => "chat",
+            RequestType::Followup => "followup",
+            RequestType::Summary => "summary",
+        }
+    }
+}
+
+/// Who and what an LLM call was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallContext {
+    pub chat_id: Option<i64>,
+    pub update_id: Option<i64>,
+    pub request_type: RequestType,
+}
+
+/// The answer of the budget gate before an LLM call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BudgetGate {
+    Open,
+    /// `hardStop` is on and this period's limit is reached: make no call, answer
+    /// [`BUDGET_STOPPED_REPLY`].
+    Stopped { period: Period },
+}
+
+/// Prices, budgets and owners of one bot.
+#[derive(Clone, Debug)]
+pub struct Money {
+    prices: PriceTable,
+    limits: BudgetLimits,
+    owners: Vec<i64>,
+}
+
+impl Money {
+    /// Reads `pricing`, `budget` and `owners`. A price or limit that cannot be held exactly
+    /// fails with its field named (`pricing[2].cacheRead`, `budget.daily`).
+    pub fn from_config(config: &BotConfig) -> Result<Self, ConfigError> {
+        let prices = PriceTable::new(&config.pricing)?;
+        let limits = match &config.budget {
+            None => BudgetLimits::default(),
+            Some(budget) => {
+                let parse = |name: &str, value: &Option<String>| {
+                    value
+                        .as_deref()
+                        .map(parse_usd_nanos)
+                        .transpose()
+                        .map_err(|e| ConfigError::new(format!("budget.{name}"), e))
+                };
+                let mut thresholds = budget.alert_thresholds();
+                if let Some(i) = thresholds.iter().position(|&t| t == 0) {
+                    return Err(ConfigError::new(
+                        format!("budget.alertThresholds[{i}]"),
+                        "must be a percentage of at least 1",
+                    ));
+                }
+                thresholds.sort_unstable();
+                thresholds.dedup();
+                BudgetLimits {
+                    daily_nanos: parse("daily", &budget.daily)?,
+                    monthly_nanos: parse("monthly", &budget.monthly)?,
+                    alert_thresholds: thresholds,
+                    hard_stop: budget.hard_stop(),
+                }
+            }
+        };
+        Ok(Self::new(prices, limits, config.owners.clone()))
+    }
+
+    pub fn new(prices: PriceTable, limits: BudgetLimits, owners: Vec<i64>) -> Self {
+        Self {
+            prices,
+            limits,
+            owners,
+        }
+    }
+
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
+    pub fn limits(&self) -> &BudgetLimits {
+        &self.limits
+    }
+
+    pub fn is_owner(&self, user_id: i64) -> bool {
+        self.owners.contains(&user_id)
+    }
+
+    /// Writes one ledger row per attempt (failed ones too) and their rollup increments in one
+    /// transaction, then updates the metrics. Returns the call's total cost in nano-USD
+    /// (unpriced attempts count as 0 here and are counted separately).
+    pub async fn record_call(
+        &self,
+        db: &Db,
+        metrics: &Metrics,
+        call: CallContext,
+        attempts: &[botfleet_llm::Attempt],
+        at: DateTime<Utc>,
+    ) -> Result<i64, MoneyError> {
+        let priced = ledger::price_attempts(&self.prices, attempts)?;
+        ledger::write(db, &call, &priced, at).await?;
+        ledger::observe(metrics, &call, &priced);
+        Ok(priced.iter().map(|p| p.cost.nanos()).sum())
+    }
+
+    /// Counts a call the gate refused (`llm_requests_total{outcome="budget_refused"}`). No
+    /// ledger row: nothing was sent to the API.
+    pub fn record_refusal(&self, metrics: &Metrics, model: &str, request_type: RequestType) {
+        metrics
+            .llm_requests
+            .get_or_create(&RequestLabels {
+                model: model.to_owned(),
+                request_type: request_type.as_str().to_owned(),
+                outcome: BUDGET_REFUSED_OUTCOME.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Before an LLM call: `Open`, or `Stopped { period }` when `hardStop` is on and the
+    /// daily or monthly limit is reached.
+    pub async fn gate(&self, db: &Db, now: DateTime<Utc>) -> Result<BudgetGate, MoneyError> {
+        if !self.limits.hard_stop
+            || (self.limits.daily_nanos.is_none() && self.limits.monthly_nanos.is_none())
+        {
+            return Ok(BudgetGate::Open);
+        }
+        let spend = budget::current_spend(db, now).await?;
+        Ok(self.gate_for(&spend))
+    }
+
+    fn gate_for(&self, spend: &Spend) -> BudgetGate {
+        match budget::exhausted(&self.limits, spend) {
+            Some(period) if self.limits.hard_stop => BudgetGate::Stopped { period },
+            _ => BudgetGate::Open,
+        }
+    }
+
+    /// Sends owners the threshold alerts not yet sent this period (each owner, threshold and
+    /// period at most once, durably). Called after each call and by the scheduler every tick.
+    pub async fn check_alerts(
+        &self,
+        db: &Db,
+        telegram: &TelegramClient,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SentAlert>, MoneyError> {
+        budget::send_due_alerts(db, telegram, &self.limits, &self.owners, now).await
+    }
+
+    /// Sets `llm_spend_usd{period}` from the rollup and `llm_budget_usd{period}` from config.
+    pub async fn refresh_gauges(
+        &self,
+        db: &Db,
+        metrics: &Metrics,
+        now: DateTime<Utc>,
+    ) -> Result<(), MoneyError> {
+        let spend = budget::current_spend(db, now).await?;
+        for period in Period::ALL {
+            let labels = crate::metrics::PeriodLabels {
+                period: period.as_str().to_owned(),
+            };
+            metrics
+                .llm_spend_usd
+                .get_or_create(&labels)
+                .set(ledger::nanos_to_usd_f64(spend.of(period)));
+            if let Some(limit) = self.limits.limit(period) {
+                metrics
+                    .llm_budget_usd
+                    .get_or_create(&labels)
+                    .set(ledger::nanos_to_usd_f64(limit));
+            }
+        }
+        Ok(())
+    }
+
+    /// Today's and this month's spend as read from the rollup.
+    pub async fn spend(&self, db: &Db, now: DateTime<Utc>) -> Result<Spend, MoneyError> {
+        budget::current_spend(db, now).await
+    }
+
+    /// The body of `GET /api/v1/usage`.
+    pub async fn usage_summary(
+        &self,
+        db: &Db,
+        now: DateTime<Utc>,
+    ) -> Result<UsageSummary, MoneyError> {
+        let spend = budget::current_spend(db, now).await?;
+        Ok(UsageSummary {
+            day: Period::Day.key(now),
+            month: Period::Month.key(now),
+            spend_today_nanos: spend.day_nanos,
+            spend_today_usd: usage_api::usd_plain(spend.day_nanos),
+            spend_month_nanos: spend.month_nanos,
+            spend_month_usd: usage_api::usd_plain(spend.month_nanos),
+            budget_daily_nanos: self.limits.daily_nanos,
+            budget_monthly_nanos: self.limits.monthly_nanos,
+            requests_today: spend.requests_today,
+            unpriced_calls_today: spend.unpriced_calls_today,
+            hard_stopped: matches!(self.gate_for(&spend), BudgetGate::Stopped { .. }),
+        })
+    }
+
+    /// The numbers behind `/llm_stats`.
+    pub async fn llm_stats(&self, db: &Db, now: DateTime<Utc>) -> Result<LlmStats, MoneyError> {
+        stats::llm_stats(db, now).await
+    }
+
+    /// `/llm_stats` as Telegram HTML.
+    pub async fn report_llm_stats(
+        &self,
+        db: &Db,
+        now: DateTime<Utc>,
+    ) -> Result<String, MoneyError> {
+        Ok(render_llm_stats(&self.llm_stats(db, now).await?))
+    }
+
+    /// The numbers behind `/stats`.
+    pub async fn lead_stats(&self, db: &Db, now: DateTime<Utc>) -> Result<LeadStats, MoneyError> {
+        reports::lead_stats(db, now).await
+    }
+
+    /// `/stats` as Telegram HTML.
+    pub async fn report_stats(&self, db: &Db, now: DateTime<Utc>) -> Result<String, MoneyError> {
+        Ok(render_lead_stats(&self.lead_stats(db, now).await?))
+    }
+
+    /// `/budget` as Telegram HTML.
+    pub async fn report_budget(&self, db: &Db, now: DateTime<Utc>) -> Result<String, MoneyError> {
+        let spend = budget::current_spend(db, now).await?;
+        Ok(render_budget(&self.limits, &spend, now))
+    }
+}

@@ -1,0 +1,205 @@
+//! Prices per model as exact integers (nano-USD per token) and the cost of one call.
+//!
+//! A call's cost is the exact sum of tokens × rate per class, computed in `i128` with checked
+//! arithmetic and never rounded: rounding happens only when money is displayed.
+
+use std::collections::HashMap;
+
+use botfleet_llm::Usage;
+use botfleet_spec::{ConfigError, LongPromptPrice, ModelPrice, parse_usd_per_mtok};
+
+/// Nano-USD per token of each token class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub input: i64,
+    pub cache_read: i64,
+    pub cache_write_5m: i64,
+    pub cache_write_1h: i64,
+    pub output: i64,
+}
+
+impl Rates {
+    /// The exact cost of `usage` at these rates, `None` if it does not fit in an `i64`.
+    pub fn cost_nanos(&self, usage: &Usage) -> Option<i64> {
+        let terms = [
+            (usage.input_tokens, self.input),
+            (usage.cache_read_tokens, self.cache_read),
+            (usage.cache_write_5m_tokens, self.cache_write_5m),
+            (usage.cache_write_1h_tokens, self.cache_write_1h),
+            (usage.output_tokens, self.output),
+        ];
+        let mut total: i128 = 0;
+        for (tokens, rate) in terms {
+            total = total.checked_add(i128::from(tokens).checked_mul(i128::from(rate))?)?;
+        }
+        i64::try_from(total).ok()
+    }
+}
+
+/// The prices of one model: the base tier and, optionally, the long-prompt tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelRates {
+    pub base: Rates,
+    pub long_prompt: Option<LongPromptRates>,
+}
+
+/// Rates that apply to every token of a request whose prompt exceeds `above_input_tokens`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LongPromptRates {
+    pub above_input_tokens: u64,
+    pub rates: Rates,
+}
+
+impl ModelRates {
+    /// The tier a request falls into. The prompt is every input token, cached or not (input +
+    /// cache read + cache writes), as providers define the long-context threshold.
+    pub fn rates_for(&self, usage: &Usage) -> (Rates, bool) {
+        match self.long_prompt {
+            Some(long) if usage.total_input_tokens() > long.above_input_tokens => {
+                (long.rates, true)
+            }
+            _ => (self.base, false),
+        }
+    }
+}
+
+/// What one call cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    Priced {
+        cost_nanos: i64,
+        /// The rates it was charged at (kept in the ledger row).
+        rates: Rates,
+        /// True when the long-prompt tier applied.
+        long_prompt: bool,
+    },
+    /// The model has no configured price: the cost is unknown, never assumed to be zero.
+    Unpriced,
+}
+
+impl Cost {
+    /// The cost in nano-USD, 0 when unpriced (callers count unpriced calls separately).
+    pub fn nanos(&self) -> i64 {
+        match self {
+            Cost::Priced { cost_nanos, .. } => *cost_nanos,
+            Cost::Unpriced => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the cost of a call to {model:?} does not fit in 64 bits of nano-USD")]
+pub struct CostOverflow {
+    pub model: String,
+}
+
+/// Prices of every configured model, keyed by the model name the API is called with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PriceTable {
+    models: HashMap<String, ModelRates>,
+}
+
+impl PriceTable {
+    /// Builds the table from the config's `pricing` list. Errors name the offending field
+    /// (`pricing[2].cacheRead`). Missing cache prices default to the same tier's input price:
+    /// that is what a provider without separate cache pricing charges for those tokens.
+    pub fn new(pricing: &[ModelPrice]) -> Result<Self, ConfigError> {
+        let mut models = HashMap::new();
+        for (i, price) in pricing.iter().enumerate() {
+            let field = |name: &str| format!("pricing[{i}].{name}");
+            if price.model.trim().is_empty() {
+                return Err(ConfigError::new(field("model"), "must not be empty"));
+            }
+            let base = tier_rates(
+                &field,
+                "",
+                &price.input,
+                &price.output,
+                [&price.cache_read, &price.cache_write5m, &price.cache_write1h],
+            )?;
+            let long_prompt = price
+                .long_prompt
+                .as_ref()
+                .map(|long| long_prompt_rates(&field, long))
+                .transpose()?;
+            let rates = ModelRates { base, long_prompt };
+            if models.insert(price.model.clone(), rates).is_some() {
+                return Err(ConfigError::new(
+                    field("model"),
+                    format!("{:?} is priced twice", price.model),
+                ));
+            }
+        }
+        Ok(Self { models })
+    }
+
+    pub fn model(&self, model: &str) -> Option<&ModelRates> {
+        self.models.get(model)
+    }
+
+    /// The exact cost of one call, or [`Cost::Unpriced`] when the model has no price.
+    pub fn cost(&self, model: &str, usage: &Usage) -> Result<Cost, CostOverflow> {
+        let Some(model_rates) = self.models.get(model) else {
+            return Ok(Cost::Unpriced);
+        };
+        let (rates, long_prompt) = model_rates.rates_for(usage);
+        let cost_nanos = rates.cost_nanos(usage).ok_or_else(|| CostOverflow {
+            model: model.to_owned(),
+        })?;
+        Ok(Cost::Priced {
+            cost_nanos,
+            rates,
+            long_prompt,
+        })
+    }
+}
+
+fn long_prompt_rates(
+    field: &dyn Fn(&str) -> String,
+    long: &LongPromptPrice,
+) -> Result<LongPromptRates, ConfigError> {
+    if long.above_input_tokens == 0 {
+        return Err(ConfigError::new(
+            field("longPrompt.aboveInputTokens"),
+            "must be at least 1",
+        ));
+    }
+    let rates = tier_rates(
+        field,
+        "longPrompt.",
+        &long.input,
+        &long.output,
+        [&long.cache_read, &long.cache_write5m, &long.cache_write1h],
+    )?;
+    Ok(LongPromptRates {
+        above_input_tokens: long.above_input_tokens,
+        rates,
+    })
+}
+
+/// One tier's rates; `cache` is `[cacheRead, cacheWrite5m, cacheWrite1h]`.
+fn tier_rates(
+    field: &dyn Fn(&str) -> String,
+    prefix: &str,
+    input: &str,
+    output: &str,
+    cache: [&Option<String>; 3],
+) -> Result<Rates, ConfigError> {
+    let parse = |name: &str, value: &str| {
+        parse_usd_per_mtok(value).map_err(|e| ConfigError::new(field(&format!("{prefix}{name}")), e))
+    };
+    let input = parse("input", input)?;
+    let output = parse("output", output)?;
+    let [read, write_5m, write_1h] = cache;
+    let or_input = |name: &str, value: &Option<String>| match value {
+        Some(value) => parse(name, value),
+        None => Ok(input),
+    };
+    Ok(Rates {
+        input,
+        output,
+        cache_read: or_input("cacheRead", read)?,
+        cache_write_5m: or_input("cacheWrite5m", write_5m)?,
+        cache_write_1h: or_input("cacheWrite1h", write_1h)?,
+    })
+}
