@@ -1,0 +1,678 @@
+//! Rendering a TelegramBot into its children: snapshots to the field for the two shapes of bot,
+//! and the properties the reconciler and the cluster rely on.
+//!
+//! Snapshots live in `tests/snapshots/`; after an intended change, review and accept them with
+//! `INSTA_UPDATE=always cargo test -p botfleet-operator --test render` (or `cargo insta review`).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use botfleet_operator::crd::TelegramBot;
+use botfleet_operator::render::{
+    self, CONFIG_CHECKSUM_ANNOTATION, Children, RenderDefaults, RenderError, contract, names,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
+use serde_json::{Value, json};
+
+fn render(bot: &TelegramBot) -> Children {
+    render::render_all(bot, &RenderDefaults::default()).expect("renders")
+}
+
+fn pod(d: &Deployment) -> &PodSpec {
+    d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+fn deployments(c: &Children) -> Vec<&Deployment> {
+    std::iter::once(&c.deployment)
+        .chain(c.scheduler_deployment.as_ref())
+        .collect()
+}
+
+fn env_of(c: &Container) -> BTreeMap<String, EnvVar> {
+    c.env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name.clone(), e))
+        .collect()
+}
+
+fn secret_ref(e: &EnvVar) -> (String, String) {
+    let s = e
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .unwrap_or_else(|| panic!("{} is not from a Secret", e.name));
+    (s.name.clone(), s.key.clone())
+}
+
+#[test]
+fn snapshot_polling_sqlite_without_monitoring() {
+    insta::assert_snapshot!(
+        "polling_sqlite",
+        render(&common::polling_sqlite()).to_yaml()
+    );
+}
+
+#[test]
+fn snapshot_webhook_postgres_with_monitoring() {
+    insta::assert_snapshot!(
+        "webhook_postgres",
+        render(&common::webhook_postgres()).to_yaml()
+    );
+}
+
+#[test]
+fn polling_sqlite_is_one_recreated_pod_with_a_volume_and_no_ingress() {
+    let c = render(&common::polling_sqlite());
+    let kinds: Vec<String> = c
+        .refs()
+        .iter()
+        .map(|r| format!("{}/{}", r.kind, r.name))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount/hello-bot",
+            "Role/hello-bot-scheduler",
+            "RoleBinding/hello-bot-scheduler",
+            "ConfigMap/hello-bot-config",
+            "PersistentVolumeClaim/hello-bot-data",
+            "Deployment/hello-bot",
+            "Service/hello-bot",
+        ]
+    );
+    let spec = c.deployment.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(
+        spec.strategy.as_ref().unwrap().type_.as_deref(),
+        Some("Recreate")
+    );
+    let p = pod(&c.deployment);
+    // The one pod runs the scheduler in-process: it holds the Lease, so it needs the API token.
+    assert_eq!(p.automount_service_account_token, Some(true));
+    let claim = p
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find_map(|v| v.persistent_volume_claim.as_ref())
+        .expect("the data volume");
+    assert_eq!(claim.claim_name, "hello-bot-data");
+    let env = env_of(&p.containers[0]);
+    assert_eq!(
+        env["DATABASE_URL"].value.as_deref(),
+        Some(contract::SQLITE_URL)
+    );
+    assert!(
+        !env.contains_key("WEBHOOK_SECRET_TOKEN"),
+        "polling needs no webhook secret"
+    );
+    let mounts: Vec<&str> = p.containers[0]
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(mounts, ["/etc/botfleet", "/tmp", "/data"]);
+    let pvc = c.pvc.as_ref().unwrap().spec.as_ref().unwrap();
+    assert_eq!(pvc.access_modes, Some(vec!["ReadWriteOnce".to_owned()]));
+    assert_eq!(
+        pvc.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "1Gi"
+    );
+}
+
+#[test]
+fn webhook_postgres_scales_handlers_and_runs_a_separate_scheduler() {
+    let c = render(&common::webhook_postgres());
+    assert!(c.pvc.is_none());
+    let handler = c.deployment.spec.as_ref().unwrap();
+    assert_eq!(handler.replicas, Some(2));
+    let strategy = handler.strategy.as_ref().unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    assert_eq!(
+        serde_json::to_value(strategy.rolling_update.as_ref().unwrap()).unwrap(),
+        json!({"maxSurge": 1, "maxUnavailable": 0})
+    );
+    assert_eq!(
+        pod(&c.deployment).automount_service_account_token,
+        Some(false)
+    );
+
+    let scheduler = c
+        .scheduler_deployment
+        .as_ref()
+        .expect("scheduler Deployment");
+    assert_eq!(
+        scheduler.metadata.name.as_deref(),
+        Some("sales-bot-scheduler")
+    );
+    assert_eq!(scheduler.spec.as_ref().unwrap().replicas, Some(2));
+    let sp = pod(scheduler);
+    assert_eq!(sp.automount_service_account_token, Some(true));
+    assert_eq!(sp.containers[0].args, Some(vec!["scheduler".to_owned()]));
+    let env = env_of(&sp.containers[0]);
+    assert_eq!(
+        env["BOTFLEET_LEASE_NAME"].value.as_deref(),
+        Some("sales-bot-scheduler")
+    );
+    assert_eq!(
+        secret_ref(&env["DATABASE_URL"]),
+        ("sales-bot-db".into(), "url".into())
+    );
+    assert_eq!(
+        env["TELEGRAM_API_URL"].value.as_deref(),
+        Some("https://tg-api.internal.example.com")
+    );
+
+    // The default scheduler is one leader and one standby.
+    let mut bot = common::webhook_postgres();
+    bot.spec.scheduler = None;
+    let c = render(&bot);
+    assert_eq!(
+        c.scheduler_deployment.unwrap().spec.unwrap().replicas,
+        Some(2)
+    );
+
+    // Polling on PostgreSQL: still one poller, recreated, never rolled over a second one.
+    let mut bot = common::webhook_postgres();
+    bot.spec.mode = botfleet_spec::Mode::Polling;
+    bot.spec.replicas = 1;
+    let c = render(&bot);
+    assert_eq!(
+        c.deployment
+            .spec
+            .unwrap()
+            .strategy
+            .unwrap()
+            .type_
+            .as_deref(),
+        Some("Recreate")
+    );
+    assert!(c.ingress.is_none());
+}
+
+#[test]
+fn monitoring_objects_follow_their_switches_and_nothing_else_changes() {
+    let on = render(&common::webhook_postgres());
+    assert!(on.service_monitor.is_some() && on.prometheus_rule.is_some());
+
+    let mut bot = common::webhook_postgres();
+    bot.spec.monitoring = None;
+    let off = render(&bot);
+    assert!(off.service_monitor.is_none() && off.prometheus_rule.is_none());
+    assert_eq!(
+        Children {
+            service_monitor: None,
+            prometheus_rule: None,
+            ..on.clone()
+        },
+        off
+    );
+
+    let mut bot = common::webhook_postgres();
+    bot.spec.monitoring.as_mut().unwrap().prometheus_rule = None;
+    let only_sm = render(&bot);
+    assert!(only_sm.service_monitor.is_some() && only_sm.prometheus_rule.is_none());
+}
+
+/// Strips what a config change may change: the ConfigMap's data and the checksum annotations.
+fn without_config(c: &Children) -> Vec<Value> {
+    c.objects()
+        .into_iter()
+        .map(|mut o| {
+            if o["kind"] == "ConfigMap" {
+                o.as_object_mut().unwrap().remove("data");
+            }
+            if o["kind"] == "Deployment" {
+                o["spec"]["template"]["metadata"]["annotations"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(CONFIG_CHECKSUM_ANNOTATION);
+            }
+            o
+        })
+        .collect()
+}
+
+fn checksums(c: &Children) -> Vec<String> {
+    deployments(c)
+        .iter()
+        .map(|d| {
+            d.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CONFIG_CHECKSUM_ANNOTATION]
+                .clone()
+        })
+        .collect()
+}
+
+#[test]
+fn a_config_change_changes_the_checksum_and_nothing_else() {
+    let before = render(&common::webhook_postgres());
+    let mut bot = common::webhook_postgres();
+    bot.spec.llm.system_prompt = Some("You are the support assistant of Example Corp.".into());
+    let after = render(&bot);
+
+    let text = |c: &Children| c.config_map.data.as_ref().unwrap()[render::CONFIG_KEY].clone();
+    assert_ne!(text(&before), text(&after));
+    assert!(text(&after).contains("support assistant"));
+    // Both pod templates carry the checksum of exactly the ConfigMap text.
+    for c in [&before, &after] {
+        let expected = render::config_checksum(&text(c));
+        assert_eq!(checksums(c), vec![expected.clone(), expected]);
+    }
+    assert_ne!(checksums(&before), checksums(&after));
+    assert_eq!(without_config(&before), without_config(&after));
+}
+
+#[test]
+fn a_change_outside_the_config_keeps_the_checksum_and_rendering_is_deterministic() {
+    let base = render(&common::webhook_postgres());
+    assert_eq!(base, render(&common::webhook_postgres()));
+
+    let mut bot = common::webhook_postgres();
+    bot.spec.replicas = 3;
+    bot.spec.image = Some("registry.example.com/botfleet-bot:0.2.0".into());
+    bot.spec.monitoring = None;
+    let changed = render(&bot);
+    assert_eq!(checksums(&base), checksums(&changed));
+    assert_eq!(base.config_map, changed.config_map);
+}
+
+#[test]
+fn every_child_is_labelled_and_owned_by_the_bot() {
+    for bot in [common::polling_sqlite(), common::webhook_postgres()] {
+        let name = bot.metadata.name.clone().unwrap();
+        let c = render(&bot);
+        let objects = c.objects();
+        assert!(objects.len() >= 7);
+        for o in objects {
+            let what = format!("{} {}", o["kind"], o["metadata"]["name"]);
+            let labels = &o["metadata"]["labels"];
+            assert_eq!(labels["app.kubernetes.io/name"], "botfleet-bot", "{what}");
+            assert_eq!(
+                labels["app.kubernetes.io/instance"],
+                name.as_str(),
+                "{what}"
+            );
+            assert_eq!(
+                labels["app.kubernetes.io/managed-by"], "botfleet-operator",
+                "{what}"
+            );
+            assert!(labels["app.kubernetes.io/component"].is_string(), "{what}");
+            assert_eq!(
+                o["metadata"]["namespace"],
+                bot.metadata.namespace.as_deref().unwrap(),
+                "{what}"
+            );
+            assert_eq!(
+                o["metadata"]["ownerReferences"],
+                json!([{
+                    "apiVersion": "botfleet.dev/v1alpha1",
+                    "kind": "TelegramBot",
+                    "name": name,
+                    "uid": bot.metadata.uid.as_deref().unwrap(),
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }]),
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pods_follow_the_restricted_profile_with_resources_probes_and_a_migrate_init_container() {
+    for bot in [common::polling_sqlite(), common::webhook_postgres()] {
+        let c = render(&bot);
+        for d in deployments(&c) {
+            let p = pod(d);
+            let psc = p.security_context.as_ref().unwrap();
+            assert_eq!(psc.run_as_non_root, Some(true));
+            assert_eq!(psc.run_as_user, Some(65532));
+            assert_eq!(
+                psc.seccomp_profile.as_ref().unwrap().type_,
+                "RuntimeDefault"
+            );
+            let init = p.init_containers.as_ref().expect("init containers");
+            assert_eq!(init.len(), 1);
+            assert_eq!(init[0].name, "migrate");
+            assert_eq!(init[0].args, Some(vec!["migrate".to_owned()]));
+            for container in init.iter().chain(&p.containers) {
+                let sc = container.security_context.as_ref().unwrap();
+                assert_eq!(
+                    sc.allow_privilege_escalation,
+                    Some(false),
+                    "{}",
+                    container.name
+                );
+                assert_eq!(
+                    sc.read_only_root_filesystem,
+                    Some(true),
+                    "{}",
+                    container.name
+                );
+                assert_eq!(sc.run_as_non_root, Some(true), "{}", container.name);
+                assert_eq!(
+                    sc.capabilities.as_ref().unwrap().drop,
+                    Some(vec!["ALL".to_owned()]),
+                    "{}",
+                    container.name
+                );
+                let r = container.resources.as_ref().unwrap();
+                assert!(
+                    r.requests
+                        .as_ref()
+                        .is_some_and(|q| q.contains_key("memory"))
+                );
+                assert!(r.limits.as_ref().is_some_and(|q| q.contains_key("memory")));
+            }
+            for container in &p.containers {
+                let live = container
+                    .liveness_probe
+                    .as_ref()
+                    .unwrap()
+                    .http_get
+                    .as_ref()
+                    .unwrap();
+                let ready = container
+                    .readiness_probe
+                    .as_ref()
+                    .unwrap()
+                    .http_get
+                    .as_ref()
+                    .unwrap();
+                assert_eq!(live.path.as_deref(), Some("/healthz"));
+                assert_eq!(ready.path.as_deref(), Some("/readyz"));
+                assert_eq!(serde_json::to_value(&live.port).unwrap(), json!("metrics"));
+                let ports: Vec<(Option<&str>, i32)> = container
+                    .ports
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|p| (p.name.as_deref(), p.container_port))
+                    .collect();
+                assert!(ports.contains(&(Some("metrics"), 9090)), "{ports:?}");
+            }
+        }
+    }
+    // spec.resources replaces the defaults.
+    let c = render(&common::webhook_postgres());
+    let r = pod(&c.deployment).containers[0].resources.clone().unwrap();
+    assert_eq!(r.limits.unwrap()["memory"].0, "512Mi");
+}
+
+#[test]
+fn the_bot_gets_its_config_secrets_and_endpoints_from_the_environment() {
+    let c = render(&common::webhook_postgres());
+    let handler = &pod(&c.deployment).containers[0];
+    assert_eq!(handler.args, Some(vec!["serve".to_owned()]));
+    assert_eq!(
+        handler.image.as_deref(),
+        Some("registry.example.com/botfleet-bot:0.1.0")
+    );
+    let env = env_of(handler);
+    assert_eq!(
+        env["BOTFLEET_CONFIG"].value.as_deref(),
+        Some("/etc/botfleet/config.yaml")
+    );
+    assert_eq!(
+        env["BOTFLEET_HTTP_ADDR"].value.as_deref(),
+        Some("0.0.0.0:8080")
+    );
+    assert_eq!(
+        env["BOTFLEET_METRICS_ADDR"].value.as_deref(),
+        Some("0.0.0.0:9090")
+    );
+    assert_eq!(
+        secret_ref(&env["TELEGRAM_BOT_TOKEN"]),
+        ("sales-bot-telegram".into(), "token".into())
+    );
+    assert_eq!(
+        secret_ref(&env["LLM_API_KEY"]),
+        ("sales-bot-llm".into(), "apiKey".into())
+    );
+    assert_eq!(
+        secret_ref(&env["WEBHOOK_SECRET_TOKEN"]),
+        ("sales-bot-webhook".into(), "secretToken".into())
+    );
+    assert_eq!(
+        env["POD_NAME"]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
+        "metadata.name"
+    );
+
+    // A given webhook secret replaces the generated one.
+    let mut bot = common::webhook_postgres();
+    bot.spec.telegram.webhook_secret_ref = Some(botfleet_spec::SecretKeyRef {
+        name: "my-webhook".into(),
+        key: "token".into(),
+    });
+    assert!(!render::needs_generated_webhook_secret(&bot));
+    let c = render(&bot);
+    let env = env_of(&pod(&c.deployment).containers[0]);
+    assert_eq!(
+        secret_ref(&env["WEBHOOK_SECRET_TOKEN"]),
+        ("my-webhook".into(), "token".into())
+    );
+
+    // The operator-wide defaults apply when the spec is silent.
+    let defaults = RenderDefaults {
+        image: "example.org/bot:9".into(),
+        telegram_api_url: "http://127.0.0.1:8081".into(),
+        ..RenderDefaults::default()
+    };
+    let c = render::render_all(&common::polling_sqlite(), &defaults).unwrap();
+    let container = &pod(&c.deployment).containers[0];
+    assert_eq!(container.image.as_deref(), Some("example.org/bot:9"));
+    assert_eq!(
+        env_of(container)["TELEGRAM_API_URL"].value.as_deref(),
+        Some("http://127.0.0.1:8081")
+    );
+}
+
+#[test]
+fn the_config_map_holds_the_spec_vocabulary_with_the_webhook_path_resolved() {
+    let bot = common::webhook_postgres();
+    let c = render(&bot);
+    assert_eq!(
+        c.config_map.metadata.name.as_deref(),
+        Some("sales-bot-config")
+    );
+    let text = &c.config_map.data.as_ref().unwrap()["config.yaml"];
+    let config: botfleet_spec::BotConfig = serde_yaml_ng::from_str(text).unwrap();
+    assert_eq!(config, render::render_bot_config(&bot));
+    assert_eq!(
+        config.webhook.unwrap().path.as_deref(),
+        Some("/telegram/sales-bot")
+    );
+    assert_eq!(config.pricing, bot.spec.pricing);
+    assert_eq!(config.owners, vec![123456789]);
+    // Secrets are never inline: only references reach the config.
+    assert!(!text.contains("postgres://"));
+}
+
+#[test]
+fn pdbs_exist_only_for_deployments_with_more_than_one_replica() {
+    let names_of = |c: &Children| -> Vec<String> {
+        c.pdbs
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect()
+    };
+    assert!(render(&common::polling_sqlite()).pdbs.is_empty());
+    let c = render(&common::webhook_postgres());
+    assert_eq!(names_of(&c), ["sales-bot", "sales-bot-scheduler"]);
+    let pdb = c.pdbs[0].spec.as_ref().unwrap();
+    assert_eq!(
+        serde_json::to_value(&pdb.max_unavailable).unwrap(),
+        json!(1)
+    );
+    assert_eq!(
+        pdb.selector.as_ref().unwrap().match_labels,
+        c.deployment.spec.as_ref().unwrap().selector.match_labels
+    );
+
+    let mut bot = common::webhook_postgres();
+    bot.spec.replicas = 1;
+    bot.spec.scheduler = Some(botfleet_operator::crd::SchedulerSpec { replicas: Some(1) });
+    assert!(render(&bot).pdbs.is_empty());
+}
+
+#[test]
+fn the_scheduler_role_is_limited_to_its_lease() {
+    let c = render(&common::webhook_postgres());
+    let rules = serde_json::to_value(c.role.rules.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        rules,
+        json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["sales-bot-scheduler"], "verbs": ["get", "update", "patch"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        ])
+    );
+    let binding = &c.role_binding;
+    assert_eq!(binding.role_ref.name, "sales-bot-scheduler");
+    let subject = &binding.subjects.as_ref().unwrap()[0];
+    assert_eq!(
+        (subject.kind.as_str(), subject.name.as_str()),
+        ("ServiceAccount", "sales-bot")
+    );
+    assert_eq!(subject.namespace.as_deref(), Some("bots"));
+    for d in deployments(&c) {
+        assert_eq!(pod(d).service_account_name.as_deref(), Some("sales-bot"));
+    }
+}
+
+#[test]
+fn the_ingress_routes_the_webhook_path_with_tls_from_cert_manager_or_a_secret() {
+    let c = render(&common::webhook_postgres());
+    let ingress = c.ingress.as_ref().unwrap();
+    assert_eq!(
+        ingress.metadata.annotations.as_ref().unwrap()["cert-manager.io/cluster-issuer"],
+        "letsencrypt-prod"
+    );
+    let spec = serde_json::to_value(ingress.spec.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        spec,
+        json!({
+            "ingressClassName": "nginx",
+            "rules": [{"host": "bots.example.com", "http": {"paths": [{
+                "path": "/telegram/sales-bot", "pathType": "Exact",
+                "backend": {"service": {"name": "sales-bot", "port": {"name": "http"}}}
+            }]}}],
+            "tls": [{"hosts": ["bots.example.com"], "secretName": "sales-bot-webhook-tls"}],
+        })
+    );
+    assert_eq!(
+        c.service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+            .name
+            .as_deref(),
+        Some("http")
+    );
+    assert_eq!(
+        common::webhook_postgres()
+            .spec
+            .webhook_url("sales-bot")
+            .as_deref(),
+        Some("https://bots.example.com/telegram/sales-bot")
+    );
+
+    let mut bot = common::webhook_postgres();
+    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_spec::WebhookTls {
+        issuer: Some("team-issuer".into()),
+        ..Default::default()
+    });
+    bot.spec.webhook.as_mut().unwrap().path = Some("/hooks/sales".into());
+    let ingress = render(&bot).ingress.unwrap();
+    let annotations = ingress.metadata.annotations.unwrap();
+    assert_eq!(annotations["cert-manager.io/issuer"], "team-issuer");
+    assert!(!annotations.contains_key("cert-manager.io/cluster-issuer"));
+    let spec = ingress.spec.unwrap();
+    assert_eq!(
+        spec.rules.unwrap()[0].http.as_ref().unwrap().paths[0]
+            .path
+            .as_deref(),
+        Some("/hooks/sales")
+    );
+
+    let mut bot = common::webhook_postgres();
+    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_spec::WebhookTls {
+        secret_name: Some("wildcard-example-com".into()),
+        ..Default::default()
+    });
+    let ingress = render(&bot).ingress.unwrap();
+    assert!(
+        ingress.metadata.annotations.is_none(),
+        "no cert-manager for a given Secret"
+    );
+    assert_eq!(
+        ingress.spec.unwrap().tls.unwrap()[0].secret_name.as_deref(),
+        Some("wildcard-example-com")
+    );
+}
+
+#[test]
+fn the_generated_webhook_secret_template() {
+    let bot = common::webhook_postgres();
+    assert!(render::needs_generated_webhook_secret(&bot));
+    assert!(!render::needs_generated_webhook_secret(
+        &common::polling_sqlite()
+    ));
+    let secret = render::render_webhook_secret(&bot, "c0ffee").unwrap();
+    assert_eq!(
+        secret.metadata.name.as_deref(),
+        Some(names::webhook_secret("sales-bot").as_str())
+    );
+    assert_eq!(secret.metadata.namespace.as_deref(), Some("bots"));
+    assert_eq!(secret.string_data.unwrap()["secretToken"], "c0ffee");
+    assert_eq!(
+        secret.metadata.owner_references.unwrap()[0].controller,
+        Some(true)
+    );
+    let r = render::webhook_secret_ref(&bot).unwrap();
+    assert_eq!(
+        (r.name.as_str(), r.key.as_str()),
+        ("sales-bot-webhook", "secretToken")
+    );
+    assert!(render::webhook_secret_ref(&common::polling_sqlite()).is_none());
+}
+
+#[test]
+fn an_invalid_or_incomplete_bot_is_not_rendered() {
+    let mut bot = common::polling_sqlite();
+    bot.spec.replicas = 3;
+    match render::render_all(&bot, &RenderDefaults::default()) {
+        Err(RenderError::Invalid(errors)) => {
+            assert!(
+                errors.iter().any(|e| e.starts_with("spec.replicas: ")),
+                "{errors:?}"
+            )
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let mut bot = common::polling_sqlite();
+    bot.metadata.uid = None;
+    assert_eq!(
+        render::render_all(&bot, &RenderDefaults::default()).unwrap_err(),
+        RenderError::MissingMetadata("uid")
+    );
+}
