@@ -86,3 +86,13 @@ pub fn repo_root() -> std::path::PathBuf {
         .expect("operator/ is in the workspace")
         .to_path_buf()
 }
+
+/// The polling bot with its PrometheusRule switched on.
+pub fn polling_sqlite_with_rules() -> TelegramBot {
+    let mut bot = polling_sqlite();
+    bot.spec.monitoring = Some(botfleet_operator::crd::MonitoringSpec {
+        prometheus_rule: Some(botfleet_operator::crd::PrometheusRuleSpec { enabled: true }),
+        ..Default::default()
+    });
+    bot
+}
