@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use botfleet_llm::LlmClient;
+
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -14,4 +16,5 @@ pub struct Context {
     pub db: Db,
     pub metrics: Arc<Metrics>,
     pub telegram: TelegramClient,
+    pub llm: LlmClient,
 }

@@ -3,9 +3,17 @@
 //! The flow of one update: webhook or long poll → durable inbox → worker → conversation
 //! pipeline (rate limit, budget, LLM, ledger) → reply. See docs/architecture.md.
 
+pub mod app;
+pub mod chat;
 pub mod config;
 pub mod context;
+pub mod conversation;
 pub mod db;
+pub mod http;
+pub mod inbox;
 pub mod metrics;
 pub mod money;
+pub mod polling;
 pub mod telegram;
+pub mod telemetry;
+pub mod worker;

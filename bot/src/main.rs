@@ -1,1 +1,105 @@
-fn main() {}
+//! `botfleet-bot`: serve | scheduler | migrate | chat.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use botfleet_bot::config::{self, Needs, ProcessEnv, Settings, env};
+use botfleet_spec::BotConfig;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "botfleet-bot", version, about = "An LLM-powered Telegram bot")]
+struct Cli {
+    /// Config file (the TelegramBot spec's vocabulary). Without one: polling, Anthropic
+    /// claude-sonnet-4-5, no budget.
+    #[arg(long, env = env::CONFIG, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive updates (webhook or polling) and answer them.
+    Serve,
+    /// Follow-ups and budget alerts, leader-elected on a Lease (PostgreSQL deployments).
+    Scheduler,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Talk to the bot from this terminal.
+    Chat,
+}
+
+/// Used when no config file is given: the quickstart.
+const DEFAULT_CONFIG: &str = r#"
+mode: polling
+llm:
+  provider: anthropic
+  model: claude-sonnet-4-5
+  systemPrompt: "You are a helpful, concise assistant."
+pricing:
+  - {model: claude-sonnet-4-5, input: "3.00", output: "15.00", cacheWrite5m: "3.75", cacheWrite1h: "6.00", cacheRead: "0.30"}
+"#;
+
+fn load(cli: &Cli) -> Result<BotConfig, config::ConfigLoadError> {
+    match &cli.config {
+        Some(path) => config::load_config_file(path),
+        None => config::load_config_str(DEFAULT_CONFIG),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    botfleet_bot::telemetry::init(std::env::var(env::LOG_FORMAT).ok().as_deref());
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a person can act on, naming the field or variable.
+            tracing::error!("{e:#}");
+            eprintln!("botfleet-bot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let bot = load(&cli)?;
+    match cli.command {
+        Command::Migrate => {
+            let url = std::env::var(env::DATABASE_URL).unwrap_or_else(|_| botfleet_bot::db::DEFAULT_SQLITE_URL.to_owned());
+            let db = botfleet_bot::db::Db::connect(&url).await?;
+            db.migrate().await?;
+            tracing::info!(database = ?db.dialect, "migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let settings = Settings::resolve(bot, &ProcessEnv, Needs::TelegramAndLlm)?;
+            let shutdown = CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                botfleet_bot::app::shutdown_signal().await;
+                trigger.cancel();
+            });
+            botfleet_bot::app::serve(settings, shutdown).await
+        }
+        Command::Scheduler => {
+            let settings = Settings::resolve(bot, &ProcessEnv, Needs::TelegramAndLlm)?;
+            let (ctx, money) = botfleet_bot::app::build_context(settings).await?;
+            let shutdown = CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                botfleet_bot::app::shutdown_signal().await;
+                trigger.cancel();
+            });
+            let _ = (ctx, money, shutdown); // SCHEDULER-HOOK
+            anyhow::bail!("scheduler: not wired yet")
+        }
+        Command::Chat => {
+            let settings = Settings::resolve(bot, &ProcessEnv, Needs::LlmOnly)?;
+            let (ctx, money) = botfleet_bot::app::build_context(settings).await?;
+            botfleet_bot::chat::run(ctx, money).await
+        }
+    }
+}

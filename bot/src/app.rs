@@ -1,0 +1,188 @@
+//! `serve`: the whole bot process — intake (webhook or polling), workers, operations HTTP, and
+//! with embedded SQLite the scheduler too — with a graceful shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use botfleet_spec::Mode;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Secret, Settings};
+use crate::context::Context;
+use crate::conversation::Pipeline;
+use crate::db::{Db, Dialect};
+use crate::http::{self, ops, webhook};
+use crate::metrics::Metrics;
+use crate::money::Money;
+use crate::worker::Workers;
+
+/// Connects, migrates and builds the shared handles.
+pub async fn build_context(settings: Settings) -> anyhow::Result<(Context, Arc<Money>)> {
+    let money = Arc::new(Money::from_config(&settings.bot).context("config")?);
+    let db = Db::connect(settings.database_url.expose()).await?;
+    db.migrate().await?;
+    let telegram = crate::telegram::TelegramClient::new(settings.telegram_token.expose(), &settings.telegram_api_url)?;
+    let llm = botfleet_llm::LlmClient::new(&settings.bot.llm, settings.llm_api_key.expose().to_owned())?;
+    let ctx = Context {
+        settings: Arc::new(settings),
+        db,
+        metrics: Arc::new(Metrics::new()),
+        telegram,
+        llm,
+    };
+    Ok((ctx, money))
+}
+
+/// Runs until `shutdown` fires; then stops intake, lets in-flight work finish within the grace
+/// period, leaves the rest in the inbox, and returns.
+pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (ctx, money) = build_context(settings).await?;
+    serve_with(ctx, money, shutdown).await
+}
+
+pub async fn serve_with(ctx: Context, money: Arc<Money>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let settings = ctx.settings.clone();
+    let accepting = Arc::new(AtomicBool::new(true));
+    let wake = Arc::new(Notify::new());
+    let stop_intake = CancellationToken::new();
+    let stop_workers = CancellationToken::new();
+    let stop_http = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let ops_listener = http::bind(settings.metrics_addr, "metrics").await?;
+    tracing::info!(addr = %ops_listener.local_addr()?, "operations endpoints listening (/healthz /readyz /metrics /api/v1/usage)");
+    let ops_router = ops::router(ops::OpsState {
+        db: ctx.db.clone(),
+        metrics: ctx.metrics.clone(),
+        money: money.clone(),
+        accepting: accepting.clone(),
+    });
+    tasks.spawn(http::serve_until(ops_listener, ops_router, stop_http.clone()));
+
+    match settings.bot.mode {
+        Mode::Webhook => {
+            let secret = settings.webhook_secret.clone().unwrap_or_else(|| Secret::new(""));
+            let listener = http::bind(settings.http_addr, "webhook").await?;
+            tracing::info!(addr = %listener.local_addr()?, path = settings.webhook_path(), "webhook listening");
+            let router = webhook::router(
+                settings.webhook_path(),
+                webhook::IntakeState {
+                    db: ctx.db.clone(),
+                    metrics: ctx.metrics.clone(),
+                    secret,
+                    wake: wake.clone(),
+                    accepting: accepting.clone(),
+                },
+            );
+            // The webhook keeps answering (503) while workers drain, so it stops with the ops port.
+            tasks.spawn(http::serve_until(listener, router, stop_http.clone()));
+        }
+        Mode::Polling => {
+            let (ctx, wake, stop) = (ctx.clone(), wake.clone(), stop_intake.clone());
+            tasks.spawn(async move {
+                crate::polling::run(ctx, wake, stop).await;
+                Ok(())
+            });
+        }
+    }
+
+    let pipeline = Arc::new(Pipeline::new(ctx.clone(), money.clone()));
+    let workers = Workers {
+        ctx: ctx.clone(),
+        pipeline,
+        wake: wake.clone(),
+        id: process_id(),
+    };
+    let grace = settings.shutdown_grace;
+    let worker_count = settings.workers;
+    let workers_done = tokio::spawn(workers.run(worker_count, stop_workers.clone(), grace));
+
+    if ctx.db.dialect == Dialect::Sqlite {
+        // Embedded database: one pod, so the scheduler runs here instead of its own Deployment.
+        let (ctx, money, stop) = (ctx.clone(), money.clone(), stop_intake.clone());
+        tasks.spawn(async move {
+            let _ = (ctx, money, stop); // SCHEDULER-HOOK: wired when bot/src/scheduler.rs lands
+            Ok(())
+        });
+    }
+
+    let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_intake.clone()));
+    tracing::info!(mode = ?settings.bot.mode, workers = worker_count, database = ?ctx.db.dialect, "bot started");
+
+    shutdown.cancelled().await;
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: intake stopped, finishing in-flight work");
+    accepting.store(false, Ordering::Relaxed);
+    stop_intake.cancel();
+    stop_workers.cancel();
+    let _ = workers_done.await;
+    let _ = housekeeping.await;
+    stop_http.cancel();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "task ended with an error"),
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => tracing::warn!(error = %e, "task panicked"),
+        }
+    }
+    ctx.db.pool.close().await;
+    tracing::info!("bot stopped");
+    Ok(())
+}
+
+/// Refreshes the backlog gauge and prunes old inbox rows.
+async fn housekeeping(ctx: Context, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut last_prune = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match crate::inbox::pending_count(&ctx.db).await {
+            Ok(n) => {
+                ctx.metrics.inbox_pending.set(n);
+            }
+            Err(e) => tracing::debug!(error = %e, "counting the inbox failed"),
+        }
+        if last_prune.elapsed() > std::time::Duration::from_secs(600) {
+            last_prune = std::time::Instant::now();
+            if let Err(e) = crate::inbox::prune(&ctx.db, chrono::Utc::now().timestamp_millis()).await {
+                tracing::warn!(error = %e, "pruning the inbox failed");
+            }
+        }
+    }
+}
+
+/// This process's identity in claims: the pod name (or host) plus a random suffix, so a
+/// restarted process never mistakes its predecessor's claims for its own.
+pub fn process_id() -> String {
+    let host = std::env::var(crate::config::env::POD_NAME)
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "bot".to_owned());
+    format!("{host}-{:08x}", rand::random::<u32>())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,254 @@
+//! The conversation pipeline: one update in, the right reply out.
+//!
+//! Text → lead recorded → rate limit → budget gate → LLM (history within a token budget) →
+//! every attempt priced into the ledger → reply stored, then sent. Replies are stored before
+//! they are sent, so an update processed again after a crash re-sends the stored reply instead
+//! of asking (and paying) the LLM twice.
+
+pub mod commands;
+pub mod history;
+pub mod store;
+mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use botfleet_llm::CompletionRequest;
+use botfleet_spec::{LlmConfig, RateLimitConfig, parse_duration};
+use serde_json::Value;
+
+use crate::context::Context;
+use crate::money::{BUDGET_STOPPED_REPLY, BudgetGate, CallContext, Money, MoneyError, RequestType};
+use crate::telegram::TelegramError;
+use commands::Command;
+use store::{Inbound, Kind};
+pub use transport::{ConsoleTransport, Format, TelegramTransport, Transport};
+
+/// Telegram shows "typing…" for about five seconds; refresh it a little sooner.
+const TYPING_EVERY: Duration = Duration::from_millis(4500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("sending the reply: {0}")]
+    Telegram(#[from] TelegramError),
+    #[error("ledger: {0}")]
+    Money(#[from] MoneyError),
+}
+
+impl PipelineError {
+    /// Transient failures put the update back for another try; the rest park it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Db(_) | PipelineError::Money(_) => true,
+            PipelineError::Telegram(e) => e.is_transient(),
+        }
+    }
+}
+
+pub struct Pipeline {
+    pub ctx: Context,
+    pub money: Arc<Money>,
+    /// A user id treated as an owner whatever the config says (the console's user).
+    pub extra_owner: Option<i64>,
+}
+
+impl Pipeline {
+    pub fn new(ctx: Context, money: Arc<Money>) -> Self {
+        Self {
+            ctx,
+            money,
+            extra_owner: None,
+        }
+    }
+
+    /// Handles one stored update (its raw JSON).
+    pub async fn handle_update<T: Transport>(&self, transport: &T, update_id: i64, payload: &str) -> Result<(), PipelineError> {
+        let Ok(update) = serde_json::from_str::<Value>(payload) else {
+            tracing::warn!("stored update is not JSON; dropping it");
+            return Ok(());
+        };
+        if let Some(member) = update.get("my_chat_member") {
+            return self.chat_member_changed(member).await;
+        }
+        let Some(message) = update.get("message") else {
+            tracing::debug!("update kind not handled; acknowledged");
+            return Ok(());
+        };
+        let Some(chat_id) = message["chat"]["id"].as_i64() else {
+            return Ok(());
+        };
+        let Some(text) = message["text"].as_str() else {
+            transport.send(chat_id, commands::TEXT_ONLY, Format::Plain).await?;
+            return Ok(());
+        };
+        let from = &message["from"];
+        let inbound = Inbound {
+            update_id,
+            chat_id,
+            user_id: from["id"].as_i64(),
+            username: from["username"].as_str().map(str::to_owned),
+            first_name: from["first_name"].as_str().map(str::to_owned),
+            text: text.to_owned(),
+        };
+        self.handle_text(transport, inbound).await
+    }
+
+    /// A user blocked the bot (or unblocked it): stop or restart follow-ups.
+    async fn chat_member_changed(&self, member: &Value) -> Result<(), PipelineError> {
+        let (Some(chat_id), Some(status)) = (
+            member["chat"]["id"].as_i64(),
+            member["new_chat_member"]["status"].as_str(),
+        ) else {
+            return Ok(());
+        };
+        let blocked = matches!(status, "kicked" | "left");
+        let now = chrono::Utc::now().timestamp_millis();
+        store::set_opted_out(&self.ctx.db, chat_id, blocked, now).await?;
+        tracing::info!(chat_id, blocked, "chat membership changed");
+        Ok(())
+    }
+
+    fn is_owner(&self, user_id: Option<i64>) -> bool {
+        user_id.is_some_and(|id| self.extra_owner == Some(id) || self.money.is_owner(id))
+    }
+
+    pub async fn handle_text<T: Transport>(&self, transport: &T, inbound: Inbound) -> Result<(), PipelineError> {
+        let db = &self.ctx.db;
+        let now = chrono::Utc::now();
+        let now_ms = now.timestamp_millis();
+        let command = commands::parse(&inbound.text);
+        let kind = if command.is_some() { Kind::Command } else { Kind::Chat };
+        store::record_inbound(db, &inbound, kind, now_ms).await?;
+
+        // Processed before (a crash after the reply was stored): finish the job, don't redo it.
+        if let Some(reply) = store::reply_for_update(db, inbound.update_id).await? {
+            if !reply.sent {
+                let format = if reply.kind == Kind::Command.as_str() { Format::Html } else { Format::Plain };
+                transport.send(inbound.chat_id, &reply.text, format).await?;
+                store::mark_sent(db, reply.id, inbound.chat_id, chrono::Utc::now().timestamp_millis()).await?;
+            }
+            return Ok(());
+        }
+
+        let (text, kind, format) = match command {
+            Some(command) => {
+                let (text, format) = self.command_reply(command, &inbound, now).await?;
+                (text, Kind::Command, format)
+            }
+            None => {
+                let (text, kind) = self.chat_reply(transport, &inbound, now).await?;
+                (text, kind, Format::Plain)
+            }
+        };
+        let id = store::store_reply(db, inbound.chat_id, Some(inbound.update_id), kind, &text, now_ms).await?;
+        transport.send(inbound.chat_id, &text, format).await?;
+        store::mark_sent(db, id, inbound.chat_id, chrono::Utc::now().timestamp_millis()).await?;
+        Ok(())
+    }
+
+    async fn command_reply(&self, command: Command, inbound: &Inbound, now: chrono::DateTime<chrono::Utc>) -> Result<(String, Format), PipelineError> {
+        let db = &self.ctx.db;
+        let owner = self.is_owner(inbound.user_id);
+        let escape = crate::telegram::escape_html;
+        Ok(match command {
+            Command::Start => {
+                store::set_opted_out(db, inbound.chat_id, false, now.timestamp_millis()).await?;
+                (escape(commands::WELCOME), Format::Html)
+            }
+            Command::Stop => {
+                store::set_opted_out(db, inbound.chat_id, true, now.timestamp_millis()).await?;
+                tracing::info!("lead opted out of follow-ups");
+                (escape(commands::STOPPED), Format::Html)
+            }
+            Command::Help | Command::Unknown => (escape(&commands::help(owner)), Format::Html),
+            Command::LlmStats | Command::Stats | Command::Budget if !owner => (escape(commands::OWNERS_ONLY), Format::Html),
+            Command::LlmStats => (self.money.report_llm_stats(db, now).await?, Format::Html),
+            Command::Stats => (self.money.report_stats(db, now).await?, Format::Html),
+            Command::Budget => (self.money.report_budget(db, now).await?, Format::Html),
+        })
+    }
+
+    /// The answer to a chat message, and whether it is conversation (kept as history) or a
+    /// notice (rate limit, budget stop, apology).
+    async fn chat_reply<T: Transport>(&self, transport: &T, inbound: &Inbound, now: chrono::DateTime<chrono::Utc>) -> Result<(String, Kind), PipelineError> {
+        let db = &self.ctx.db;
+        let metrics = &self.ctx.metrics;
+        let config = &self.ctx.settings.bot;
+
+        let (limit, window) = rate_limit(config.rate_limit.as_ref());
+        let since = now.timestamp_millis() - window.as_millis() as i64;
+        if store::user_messages_since(db, inbound.chat_id, since).await? > i64::from(limit) {
+            metrics.rate_limited.inc();
+            tracing::info!("rate limited");
+            return Ok((commands::RATE_LIMITED.to_owned(), Kind::Notice));
+        }
+
+        let llm_config = &config.llm;
+        if let BudgetGate::Stopped { period } = self.money.gate(db, now).await? {
+            metrics
+                .llm_requests
+                .get_or_create(&crate::metrics::RequestLabels {
+                    model: llm_config.model.clone(),
+                    request_type: RequestType::Chat.as_str().to_owned(),
+                    outcome: "budget_refused".to_owned(),
+                })
+                .inc();
+            tracing::warn!(?period, "budget reached: no LLM call");
+            return Ok((BUDGET_STOPPED_REPLY.to_owned(), Kind::Notice));
+        }
+
+        let history_budget = llm_config.history_tokens.unwrap_or(LlmConfig::DEFAULT_HISTORY_TOKENS);
+        let request = CompletionRequest {
+            system: llm_config.system_prompt.clone(),
+            messages: history::recent(db, inbound.chat_id, history_budget).await?,
+            max_output_tokens: llm_config.max_output_tokens.unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
+        };
+        let outcome = {
+            let call = self.ctx.llm.complete(&request);
+            tokio::pin!(call);
+            loop {
+                transport.typing(inbound.chat_id).await;
+                tokio::select! {
+                    outcome = &mut call => break outcome,
+                    _ = tokio::time::sleep(TYPING_EVERY) => {}
+                }
+            }
+        };
+        let call = CallContext {
+            chat_id: Some(inbound.chat_id),
+            update_id: Some(inbound.update_id),
+            request_type: RequestType::Chat,
+        };
+        self.money.record_call(db, metrics, call, &outcome.attempts, chrono::Utc::now()).await?;
+        if let Err(e) = self.money.check_alerts(db, &self.ctx.telegram, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "budget alert check failed; the scheduler checks again");
+        }
+        match outcome.result {
+            Ok(completion) if !completion.text.trim().is_empty() => {
+                if completion.used_fallback {
+                    tracing::info!(model = %completion.model, "answered by the fallback model");
+                }
+                Ok((completion.text, Kind::Chat))
+            }
+            Ok(completion) => {
+                tracing::warn!(model = %completion.model, "the LLM answered with no text; apologising");
+                Ok((commands::APOLOGY.to_owned(), Kind::Notice))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, attempts = outcome.attempts.len(), "every LLM attempt failed; apologising");
+                Ok((commands::APOLOGY.to_owned(), Kind::Notice))
+            }
+        }
+    }
+}
+
+fn rate_limit(config: Option<&RateLimitConfig>) -> (u32, Duration) {
+    let messages = config.and_then(|c| c.messages).unwrap_or(RateLimitConfig::DEFAULT_MESSAGES);
+    let per = config
+        .and_then(|c| c.per.as_deref())
+        .and_then(|p| parse_duration(p).ok())
+        .unwrap_or(Duration::from_secs(60));
+    (messages, per)
+}

@@ -1,0 +1,167 @@
+//! Leads and their messages in the database.
+
+use sqlx::Row;
+
+use crate::db::Db;
+
+/// Who wrote, from the update.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub update_id: i64,
+    pub chat_id: i64,
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub text: String,
+}
+
+/// Message kinds: `chat` and `followup` are conversation (sent to the LLM as history);
+/// `command` and `notice` (rate limit, budget, apology) are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Chat,
+    Followup,
+    Command,
+    Notice,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Chat => "chat",
+            Kind::Followup => "followup",
+            Kind::Command => "command",
+            Kind::Notice => "notice",
+        }
+    }
+}
+
+/// Records that the lead wrote: creates the lead on first contact, moves `last_inbound_at`, and
+/// restarts the follow-up sequence (a lead who writes again is no longer quiet).
+pub async fn record_inbound(db: &Db, inbound: &Inbound, kind: Kind, now_ms: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO leads (chat_id, user_id, username, first_name, first_seen_at, last_inbound_at)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (chat_id) DO UPDATE SET
+             user_id = excluded.user_id,
+             username = excluded.username,
+             first_name = excluded.first_name,
+             last_inbound_at = excluded.last_inbound_at,
+             followups_sent = 0,
+             followup_claim = NULL,
+             followup_claim_until = NULL",
+    )
+    .bind(inbound.chat_id)
+    .bind(inbound.user_id)
+    .bind(inbound.username.as_deref())
+    .bind(inbound.first_name.as_deref())
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO messages (chat_id, role, kind, text, update_id, created_at) VALUES ($1, 'user', $2, $3, $4, $5)
+         ON CONFLICT (update_id, role) WHERE update_id IS NOT NULL DO NOTHING",
+    )
+    .bind(inbound.chat_id)
+    .bind(kind.as_str())
+    .bind(&inbound.text)
+    .bind(inbound.update_id)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// A reply already written for an update (found when an update is processed again).
+#[derive(Debug, Clone)]
+pub struct StoredReply {
+    pub id: i64,
+    pub text: String,
+    pub kind: String,
+    pub sent: bool,
+}
+
+pub async fn reply_for_update(db: &Db, update_id: i64) -> Result<Option<StoredReply>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, text, kind, sent_at FROM messages WHERE update_id = $1 AND role = 'assistant'")
+        .bind(update_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|row| {
+        Ok(StoredReply {
+            id: row.try_get("id")?,
+            text: row.try_get("text")?,
+            kind: row.try_get("kind")?,
+            sent: row.try_get::<Option<i64>, _>("sent_at")?.is_some(),
+        })
+    })
+    .transpose()
+}
+
+/// Stores the bot's reply before it is sent; returns its id (or the id of the reply an earlier
+/// attempt stored for the same update).
+pub async fn store_reply(
+    db: &Db,
+    chat_id: i64,
+    update_id: Option<i64>,
+    kind: Kind,
+    text: &str,
+    now_ms: i64,
+) -> Result<i64, sqlx::Error> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO messages (chat_id, role, kind, text, update_id, created_at) VALUES ($1, 'assistant', $2, $3, $4, $5)
+         ON CONFLICT (update_id, role) WHERE update_id IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(chat_id)
+    .bind(kind.as_str())
+    .bind(text)
+    .bind(update_id)
+    .bind(now_ms)
+    .fetch_optional(&db.pool)
+    .await?;
+    match (inserted, update_id) {
+        (Some(id), _) => Ok(id),
+        (None, Some(update_id)) => sqlx::query_scalar("SELECT id FROM messages WHERE update_id = $1 AND role = 'assistant'")
+            .bind(update_id)
+            .fetch_one(&db.pool)
+            .await,
+        (None, None) => Err(sqlx::Error::RowNotFound),
+    }
+}
+
+pub async fn mark_sent(db: &Db, message_id: i64, chat_id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE messages SET sent_at = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE leads SET last_outbound_at = $1 WHERE chat_id = $2")
+        .bind(now_ms)
+        .bind(chat_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// `/stop`: no more follow-ups. `/start` undoes it.
+pub async fn set_opted_out(db: &Db, chat_id: i64, opted_out: bool, now_ms: i64) -> Result<(), sqlx::Error> {
+    let (status, at) = if opted_out { ("opted_out", Some(now_ms)) } else { ("active", None) };
+    sqlx::query("UPDATE leads SET status = $1, opted_out_at = $2 WHERE chat_id = $3")
+        .bind(status)
+        .bind(at)
+        .bind(chat_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Messages the user sent in the window (the rate limit's count).
+pub async fn user_messages_since(db: &Db, chat_id: i64, since_ms: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND role = 'user' AND created_at > $2")
+        .bind(chat_id)
+        .bind(since_ms)
+        .fetch_one(&db.pool)
+        .await
+}

@@ -1,0 +1,62 @@
+//! Operations endpoints on the metrics port: liveness, readiness, Prometheus metrics and the
+//! JSON usage summary the operator and dashboards read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::money::Money;
+
+#[derive(Clone)]
+pub struct OpsState {
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    pub money: Arc<Money>,
+    /// False once shutdown began: readiness fails so traffic moves to other replicas.
+    pub accepting: Arc<AtomicBool>,
+}
+
+pub fn router(state: OpsState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/usage", get(usage))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<OpsState>) -> (StatusCode, &'static str) {
+    if !state.accepting.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    // Bounded: a probe that hangs on a dead database is as bad as one that lies.
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.is_ready()).await;
+    if !matches!(ready, Ok(true)) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable or not migrated");
+    }
+    (StatusCode::OK, "ready")
+}
+
+async fn metrics(State(state): State<OpsState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn usage(State(state): State<OpsState>) -> Response {
+    match state.money.usage_summary(&state.db, chrono::Utc::now()).await {
+        Ok(summary) => axum::Json(summary).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "usage summary failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "usage unavailable: database error").into_response()
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The webhook endpoint Telegram posts updates to.
+//!
+//! Order of checks: shutting down → 503 (Telegram retries later); secret header (constant-time)
+//! → 401; body over the limit → 413; not an update → 400; stored durably in the inbox → 200.
+//! A storage failure answers 500 so that Telegram delivers the update again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+use crate::config::Secret;
+use crate::db::Db;
+use crate::inbox::{self, Enqueued};
+use crate::metrics::{KindLabels, Metrics, ReasonLabels};
+
+pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+/// Telegram updates are a few KiB; 1 MiB leaves room for anything legitimate.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct IntakeState {
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    pub secret: Secret,
+    /// Wakes the workers when a new update lands.
+    pub wake: Arc<Notify>,
+    /// False once shutdown began.
+    pub accepting: Arc<AtomicBool>,
+}
+
+pub fn router(path: &str, state: IntakeState) -> axum::Router {
+    axum::Router::new()
+        .route(path, post(receive))
+        .with_state(state)
+}
+
+fn reject(state: &IntakeState, reason: &str, status: StatusCode) -> StatusCode {
+    state
+        .metrics
+        .webhook_rejected
+        .get_or_create(&ReasonLabels {
+            reason: reason.to_owned(),
+        })
+        .inc();
+    status
+}
+
+async fn receive(State(state): State<IntakeState>, request: Request) -> StatusCode {
+    if !state.accepting.load(Ordering::Relaxed) {
+        return reject(&state, "shutting_down", StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let given = request
+        .headers()
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let expected = state.secret.expose().as_bytes();
+    if !bool::from(given.ct_eq(expected)) {
+        return reject(&state, "bad_secret", StatusCode::UNAUTHORIZED);
+    }
+    let body = match read_body(request.into_body()).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return reject(&state, "too_large", StatusCode::PAYLOAD_TOO_LARGE),
+        Err(BodyError::Broken) => return reject(&state, "malformed", StatusCode::BAD_REQUEST),
+    };
+    let Some(update) = parse_update(&body) else {
+        return reject(&state, "malformed", StatusCode::BAD_REQUEST);
+    };
+    let payload = String::from_utf8_lossy(&body);
+    let now = chrono::Utc::now().timestamp_millis();
+    match inbox::enqueue(&state.db, update.update_id, update.chat_id, update.kind, &payload, now).await {
+        Ok(Enqueued::New) => {
+            state
+                .metrics
+                .telegram_updates
+                .get_or_create(&KindLabels {
+                    kind: update.kind.to_owned(),
+                })
+                .inc();
+            state.wake.notify_one();
+            tracing::debug!(update_id = update.update_id, chat_id = update.chat_id, kind = update.kind, "update accepted");
+            StatusCode::OK
+        }
+        Ok(Enqueued::Duplicate) => {
+            tracing::info!(update_id = update.update_id, "repeated update acknowledged and dropped");
+            StatusCode::OK
+        }
+        Err(e) => {
+            tracing::error!(update_id = update.update_id, error = %e, "could not store update; Telegram will retry");
+            reject(&state, "storage", StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, BodyError> {
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(BodyError::TooLarge);
+                }
+                source = err.source();
+            }
+            Err(BodyError::Broken)
+        }
+    }
+}
+
+/// What the intake needs to know of an update: its id, chat and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateHeader {
+    pub update_id: i64,
+    pub chat_id: Option<i64>,
+    pub kind: &'static str,
+}
+
+const KINDS: [&str; 8] = [
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "channel_post",
+    "edited_channel_post",
+    "inline_query",
+    "chat_member",
+];
+
+/// Reads the header fields of an update; `None` when the body is not a Telegram update.
+pub fn parse_update(body: &[u8]) -> Option<UpdateHeader> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    update_header(&value)
+}
+
+pub fn update_header(value: &serde_json::Value) -> Option<UpdateHeader> {
+    let update_id = value.get("update_id")?.as_i64()?;
+    let kind = KINDS
+        .iter()
+        .copied()
+        .find(|k| value.get(*k).is_some())
+        .unwrap_or("other");
+    let chat_id = value.get(kind).and_then(|inner| {
+        inner["chat"]["id"]
+            .as_i64()
+            .or_else(|| inner["message"]["chat"]["id"].as_i64())
+            .or_else(|| inner["from"]["id"].as_i64())
+    });
+    Some(UpdateHeader {
+        update_id,
+        chat_id,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_update_headers() {
+        let h = parse_update(br#"{"update_id":7,"message":{"message_id":1,"date":0,"chat":{"id":42,"type":"private"},"text":"hi"}}"#).unwrap();
+        assert_eq!(h, UpdateHeader { update_id: 7, chat_id: Some(42), kind: "message" });
+        let h = parse_update(br#"{"update_id":8,"callback_query":{"id":"x","from":{"id":5},"message":{"chat":{"id":43}}}}"#).unwrap();
+        assert_eq!(h.chat_id, Some(43));
+        assert!(parse_update(b"{not json").is_none());
+        assert!(parse_update(br#"{"message":{}}"#).is_none());
+        assert!(parse_update(br#"[1,2]"#).is_none());
+    }
+}

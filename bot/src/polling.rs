@@ -1,0 +1,96 @@
+//! Polling mode: long-poll `getUpdates` and put every update into the inbox, exactly like the
+//! webhook does. The offset only moves past updates that are stored, so a crash loses nothing:
+//! Telegram hands unconfirmed updates out again, and the inbox drops the repeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+use crate::http::webhook::update_header;
+use crate::inbox::{self, Enqueued};
+use crate::metrics::KindLabels;
+
+const LONG_POLL_SECS: u32 = 25;
+const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+pub async fn run(ctx: Context, wake: Arc<Notify>, shutdown: CancellationToken) {
+    tracing::info!("polling Telegram for updates");
+    let mut offset: i64 = 0;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let poll = ctx.telegram.get_updates_raw(offset, LONG_POLL_SECS);
+        let updates = tokio::select! {
+            // Dropping an in-flight poll is safe: its updates are not confirmed yet.
+            _ = shutdown.cancelled() => break,
+            result = poll => result,
+        };
+        let updates = match updates {
+            Ok(updates) => {
+                backoff = Duration::from_millis(500);
+                updates
+            }
+            Err(e) => {
+                let hint = if e.to_string().contains("409") || e.to_string().contains("webhook") {
+                    " (another poller uses this token, or a webhook is set: the operator removes it when a bot switches to polling)"
+                } else {
+                    ""
+                };
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "getUpdates failed{hint}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
+                continue;
+            }
+        };
+        match store(&ctx, &updates).await {
+            Ok(next) => {
+                if let Some(next) = next {
+                    offset = next;
+                }
+                if !updates.is_empty() {
+                    wake.notify_waiters();
+                }
+            }
+            Err(e) => {
+                // Offset unchanged: the same updates come again on the next poll.
+                tracing::error!(error = %e, "could not store polled updates; polling them again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
+            }
+        }
+    }
+    tracing::info!("polling stopped");
+}
+
+/// Stores updates in order; returns the offset that confirms them all.
+async fn store(ctx: &Context, updates: &[serde_json::Value]) -> Result<Option<i64>, sqlx::Error> {
+    let mut next = None;
+    for update in updates {
+        let Some(header) = update_header(update) else {
+            tracing::warn!("getUpdates returned an entry without update_id; skipping it");
+            continue;
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let payload = update.to_string();
+        if inbox::enqueue(&ctx.db, header.update_id, header.chat_id, header.kind, &payload, now).await?
+            == Enqueued::New
+        {
+            ctx.metrics
+                .telegram_updates
+                .get_or_create(&KindLabels {
+                    kind: header.kind.to_owned(),
+                })
+                .inc();
+        }
+        next = Some(header.update_id + 1);
+    }
+    Ok(next)
+}

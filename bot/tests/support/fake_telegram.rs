@@ -1,0 +1,157 @@
+//! A fake Telegram Bot API on 127.0.0.1: records every call, answers like Telegram does, and
+//! can be told to fail (429 with retry_after, 500) or to hand out updates to a long poll.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// HTTP 429 with `parameters.retry_after` seconds.
+    RetryAfter(u64),
+    /// HTTP 500.
+    ServerError,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    /// Failures for the next sendMessage calls, in order.
+    send_failures: VecDeque<Failure>,
+    /// Updates handed to getUpdates.
+    updates: Vec<Value>,
+}
+
+#[derive(Clone)]
+pub struct FakeTelegram {
+    pub url: String,
+    pub token: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeTelegram {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = axum::Router::new()
+            .route("/{bot}/{method}", post(handle))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url,
+            token: "123456:TEST-token_for-e2e".into(),
+            inner,
+        }
+    }
+
+    pub fn fail_next_sends(&self, failures: impl IntoIterator<Item = Failure>) {
+        self.inner.lock().unwrap().send_failures.extend(failures);
+    }
+
+    pub fn push_update(&self, update: Value) {
+        self.inner.lock().unwrap().updates.push(update);
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        self.inner.lock().unwrap().calls.iter().filter(|c| c.method == method).cloned().collect()
+    }
+
+    /// Texts of successful sendMessage calls to `chat_id`, in order.
+    pub fn sent_texts(&self, chat_id: i64) -> Vec<String> {
+        self.calls("sendMessage.ok")
+            .into_iter()
+            .filter(|c| c.body["chat_id"].as_i64() == Some(chat_id))
+            .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, Path((bot, method)): Path<(String, String)>, body: axum::body::Bytes) -> Response {
+    assert!(bot.starts_with("bot"), "unexpected path /{bot}/{method}");
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match method.as_str() {
+        "sendMessage" => {
+            let failure = {
+                let mut inner = inner.lock().unwrap();
+                inner.calls.push(Call { method: method.clone(), body: body.clone() });
+                inner.send_failures.pop_front()
+            };
+            match failure {
+                Some(Failure::RetryAfter(secs)) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {secs}"), "parameters": {"retry_after": secs}})),
+                )
+                    .into_response(),
+                Some(Failure::ServerError) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"ok": false, "error_code": 500, "description": "Internal Server Error"})),
+                )
+                    .into_response(),
+                None => {
+                    let mut inner = inner.lock().unwrap();
+                    inner.calls.push(Call { method: "sendMessage.ok".into(), body: body.clone() });
+                    let id = inner.calls.len();
+                    Json(json!({"ok": true, "result": {
+                        "message_id": id, "date": 1_700_000_000,
+                        "chat": {"id": body["chat_id"], "type": "private", "first_name": "Lead"},
+                        "from": {"id": 1, "is_bot": true, "first_name": "Bot", "username": "test_bot"},
+                        "text": body["text"],
+                    }}))
+                    .into_response()
+                }
+            }
+        }
+        "getUpdates" => {
+            inner.lock().unwrap().calls.push(Call { method: method.clone(), body: body.clone() });
+            let offset = body["offset"].as_i64().unwrap_or(0);
+            // A short long-poll: answer when something is there, or after a second.
+            for _ in 0..20 {
+                let ready: Vec<Value> = inner
+                    .lock()
+                    .unwrap()
+                    .updates
+                    .iter()
+                    .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset)
+                    .cloned()
+                    .collect();
+                if !ready.is_empty() {
+                    return Json(json!({"ok": true, "result": ready})).into_response();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Json(json!({"ok": true, "result": []})).into_response()
+        }
+        _ => {
+            inner.lock().unwrap().calls.push(Call { method, body });
+            Json(json!({"ok": true, "result": true})).into_response()
+        }
+    }
+}
+
+/// A private text message update, shaped like Telegram's.
+pub fn text_update(update_id: i64, chat_id: i64, text: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_700_000_000,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Lead"},
+            "from": {"id": chat_id, "is_bot": false, "first_name": "Lead", "username": "lead"},
+            "text": text,
+        }
+    })
+}

@@ -1,0 +1,253 @@
+//! End-to-end test support: the real `botfleet-bot` binary against fake Telegram and LLM APIs
+//! on loopback, on a real database (a fresh SQLite file, or a fresh PostgreSQL database under
+//! `TEST_DATABASE_URL`).
+
+#![allow(dead_code)]
+
+pub mod fake_llm;
+pub mod fake_telegram;
+pub mod proxy;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_llm::FakeLlm;
+use fake_telegram::FakeTelegram;
+
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret_0123456789";
+pub const LLM_KEY: &str = "test-llm-key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test. The SQLite file lives in `dir`.
+pub struct TestDb {
+    pub kind: DbKind,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// A fresh database of `kind`; `None` to skip (PostgreSQL without TEST_DATABASE_URL, outside CI).
+pub async fn fresh_db(kind: DbKind) -> Option<TestDb> {
+    let dir = tempfile::tempdir().unwrap();
+    match kind {
+        DbKind::Sqlite => {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("bot.db").display());
+            Some(TestDb { kind, url, dir })
+        }
+        DbKind::Postgres => {
+            let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("CI=true but TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI");
+                }
+                eprintln!("skipped: TEST_DATABASE_URL not set");
+                return None;
+            };
+            let name = format!("botfleet_e2e_{:016x}", rand::random::<u64>());
+            sqlx::any::install_default_drivers();
+            let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+            // The name is ours (hex digits), not input.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+            Some(TestDb { kind, url: format!("{base}/{name}"), dir })
+        }
+    }
+}
+
+/// Runs `body` once per database kind available.
+#[macro_export]
+macro_rules! on_each_db {
+    ($sqlite:ident, $postgres:ident, $body:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            if let Some(db) = $crate::support::fresh_db($crate::support::DbKind::Sqlite).await {
+                $body(db).await;
+            }
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            if let Some(db) = $crate::support::fresh_db($crate::support::DbKind::Postgres).await {
+                $body(db).await;
+            }
+        }
+    };
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The fakes and the settings one bot process runs with.
+pub struct Harness {
+    pub telegram: FakeTelegram,
+    pub llm: FakeLlm,
+    pub db: TestDb,
+    pub config_path: PathBuf,
+    pub extra_env: Vec<(String, String)>,
+}
+
+pub struct BotConfigOptions {
+    pub mode: &'static str,
+    pub fallback_model: Option<&'static str>,
+    pub extra_yaml: String,
+}
+
+impl Default for BotConfigOptions {
+    fn default() -> Self {
+        Self { mode: "webhook", fallback_model: None, extra_yaml: String::new() }
+    }
+}
+
+impl Harness {
+    pub async fn new(db: TestDb, options: BotConfigOptions) -> Self {
+        let telegram = FakeTelegram::start().await;
+        let llm = FakeLlm::start().await;
+        let fallback = options.fallback_model.map(|m| format!("  fallbackModel: {m}\n")).unwrap_or_default();
+        let config = format!(
+            "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: You are a test bot.\n  timeout: 5s\n  maxRetries: 2\npricing:\n  - {{model: claude-test, input: \"3.00\", output: \"15.00\"}}\n{extra}",
+            mode = options.mode,
+            url = llm.url,
+            extra = options.extra_yaml,
+        );
+        let config_path = db.dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        Self { telegram, llm, db, config_path, extra_env: vec![] }
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.extra_env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Starts `botfleet-bot serve` and waits until it is ready.
+    pub async fn start(&self) -> BotProcess {
+        let bot = self.spawn("serve");
+        bot.wait_ready(Duration::from_secs(30)).await;
+        bot
+    }
+
+    pub fn spawn(&self, subcommand: &str) -> BotProcess {
+        let http_port = free_port();
+        let metrics_port = free_port();
+        let log_path = self.db.dir.path().join(format!("bot-{http_port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_botfleet-bot"));
+        command
+            .arg(subcommand)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BOTFLEET_CONFIG", &self.config_path)
+            .env("TELEGRAM_BOT_TOKEN", &self.telegram.token)
+            .env("TELEGRAM_API_URL", &self.telegram.url)
+            .env("LLM_API_KEY", LLM_KEY)
+            .env("DATABASE_URL", &self.db.url)
+            .env("WEBHOOK_SECRET_TOKEN", WEBHOOK_SECRET)
+            .env("BOTFLEET_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+            .env("BOTFLEET_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("BOTFLEET_LOG_FORMAT", "json")
+            .env("BOTFLEET_INBOX_CLAIM_TIMEOUT", "3s")
+            .env("BOTFLEET_SCHEDULER_INTERVAL", "1s")
+            .env("RUST_LOG", "info,botfleet_bot=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &self.extra_env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start botfleet-bot");
+        BotProcess {
+            child,
+            http: format!("http://127.0.0.1:{http_port}"),
+            metrics: format!("http://127.0.0.1:{metrics_port}"),
+            log_path,
+        }
+    }
+}
+
+pub struct BotProcess {
+    pub child: Child,
+    pub http: String,
+    pub metrics: String,
+    pub log_path: PathBuf,
+}
+
+impl BotProcess {
+    pub fn webhook_url(&self) -> String {
+        format!("{}/telegram/e2e-bot", self.http)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", self.metrics)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "bot not ready in {timeout:?}; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Posts an update to the webhook with the right secret; returns the HTTP status.
+    pub async fn post_update(&self, update: &serde_json::Value) -> u16 {
+        reqwest::Client::new()
+            .post(self.webhook_url())
+            .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
+            .json(update)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.metrics)).await.unwrap().text().await.unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status (up to `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- botfleet-bot log ({}) ----\n{}", self.log_path.display(), self.log());
+        }
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes; then fails with `what`.
+pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut check: F) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
