@@ -44,25 +44,40 @@ pub struct CelRule {
     pub message: &'static str,
 }
 
+/// Webhook mode needs `webhook.domain`.
+pub const WEBHOOK_NEEDS_DOMAIN: CelRule = CelRule {
+    rule: "!has(self.mode) || self.mode != 'webhook' || (has(self.webhook) && has(self.webhook.domain))",
+    message: "webhook mode needs webhook.domain",
+};
+/// Polling mode runs at most one pod.
+pub const POLLING_ONE_REPLICA: CelRule = CelRule {
+    rule: "!has(self.replicas) || self.replicas <= 1 || (has(self.mode) && self.mode == 'webhook')",
+    message: "polling mode runs one poller per token: replicas must be at most 1 (use webhook mode to scale out)",
+};
+/// Embedded SQLite runs at most one pod.
+pub const SQLITE_ONE_REPLICA: CelRule = CelRule {
+    rule: "!has(self.replicas) || self.replicas <= 1 || (has(self.database) && has(self.database.urlSecretRef))",
+    message: "embedded SQLite runs as one pod: replicas must be at most 1 without database.urlSecretRef",
+};
+/// The bot needs an LLM API key.
+pub const LLM_KEY_REQUIRED: CelRule = CelRule {
+    rule: "has(self.llm.apiKeySecretRef)",
+    message: "llm.apiKeySecretRef is required: the bot reads its LLM API key from that Secret (LLM_API_KEY)",
+};
+/// `webhook.tls` names exactly one certificate source.
+pub const TLS_EXACTLY_ONE: CelRule = CelRule {
+    rule: "!has(self.webhook) || !has(self.webhook.tls) || (has(self.webhook.tls.clusterIssuer) ? 1 : 0) + (has(self.webhook.tls.issuer) ? 1 : 0) + (has(self.webhook.tls.secretName) ? 1 : 0) == 1",
+    message: "webhook.tls needs exactly one of clusterIssuer, issuer or secretName",
+};
+
 /// The `x-kubernetes-validations` of `.spec`, in order. Kept as data so tests can assert the
 /// generated CRD carries them and evaluate them against sample objects.
 pub const SPEC_CEL_RULES: &[CelRule] = &[
-    CelRule {
-        rule: "!has(self.mode) || self.mode != 'webhook' || (has(self.webhook) && has(self.webhook.domain))",
-        message: "webhook mode needs webhook.domain",
-    },
-    CelRule {
-        rule: "!has(self.replicas) || self.replicas <= 1 || (has(self.mode) && self.mode == 'webhook')",
-        message: "polling mode runs one poller per token: replicas must be at most 1 (use webhook mode to scale out)",
-    },
-    CelRule {
-        rule: "!has(self.replicas) || self.replicas <= 1 || (has(self.database) && has(self.database.urlSecretRef))",
-        message: "embedded SQLite runs as one pod: replicas must be at most 1 without database.urlSecretRef",
-    },
-    CelRule {
-        rule: "!has(self.webhook) || !has(self.webhook.tls) || (has(self.webhook.tls.clusterIssuer) ? 1 : 0) + (has(self.webhook.tls.issuer) ? 1 : 0) + (has(self.webhook.tls.secretName) ? 1 : 0) == 1",
-        message: "webhook.tls needs exactly one of clusterIssuer, issuer or secretName",
-    },
+    WEBHOOK_NEEDS_DOMAIN,
+    POLLING_ONE_REPLICA,
+    SQLITE_ONE_REPLICA,
+    LLM_KEY_REQUIRED,
+    TLS_EXACTLY_ONE,
 ];
 
 fn spec_cel_rules() -> serde_json::Value {
@@ -470,17 +485,23 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
     {
         errors.push(format!(
             "spec.webhook.domain: {}",
-            SPEC_CEL_RULES[0].message
+            WEBHOOK_NEEDS_DOMAIN.message
         ));
     }
     if spec.replicas > 1 && spec.mode != Mode::Webhook {
-        errors.push(format!("spec.replicas: {}", SPEC_CEL_RULES[1].message));
+        errors.push(format!("spec.replicas: {}", POLLING_ONE_REPLICA.message));
     }
     if spec.replicas > 1 && !postgres {
-        errors.push(format!("spec.replicas: {}", SPEC_CEL_RULES[2].message));
+        errors.push(format!("spec.replicas: {}", SQLITE_ONE_REPLICA.message));
     }
     if spec.scheduler_replicas() < 0 {
         errors.push("spec.scheduler.replicas: must not be negative".to_owned());
+    }
+    if spec.llm.api_key_secret_ref.is_none() {
+        errors.push(format!(
+            "spec.llm.apiKeySecretRef: {}",
+            LLM_KEY_REQUIRED.message
+        ));
     }
     if let Some(tls) = spec.webhook.as_ref().and_then(|w| w.tls.as_ref()) {
         let given = [&tls.cluster_issuer, &tls.issuer, &tls.secret_name]
@@ -488,7 +509,7 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
             .filter(|v| v.is_some())
             .count();
         if given != 1 {
-            errors.push(format!("spec.webhook.tls: {}", SPEC_CEL_RULES[3].message));
+            errors.push(format!("spec.webhook.tls: {}", TLS_EXACTLY_ONE.message));
         }
     }
     if let Some(url) = &spec.telegram.api_url

@@ -201,6 +201,18 @@ struct Bad {
 
 const CROSS_FIELD: &[Bad] = &[
     Bad {
+        what: "no LLM API key",
+        base: common::polling_sqlite,
+        edit: |o| {
+            o["spec"]["llm"]
+                .as_object_mut()
+                .unwrap()
+                .remove("apiKeySecretRef");
+        },
+        cel_message: crd::LLM_KEY_REQUIRED.message,
+        field: "spec.llm.apiKeySecretRef",
+    },
+    Bad {
         what: "webhook mode without a domain",
         base: common::webhook_postgres,
         edit: |o| {
@@ -223,7 +235,7 @@ const CROSS_FIELD: &[Bad] = &[
         what: "polling with two replicas (PostgreSQL)",
         base: common::webhook_postgres,
         edit: |o| o["spec"]["mode"] = json!("polling"),
-        cel_message: SPEC_CEL_RULES[1].message,
+        cel_message: crd::POLLING_ONE_REPLICA.message,
         field: "spec.replicas",
     },
     Bad {
@@ -232,21 +244,21 @@ const CROSS_FIELD: &[Bad] = &[
         edit: |o| {
             o["spec"].as_object_mut().unwrap().remove("database");
         },
-        cel_message: SPEC_CEL_RULES[2].message,
+        cel_message: crd::SQLITE_ONE_REPLICA.message,
         field: "spec.replicas",
     },
     Bad {
         what: "two TLS sources",
         base: common::webhook_postgres,
         edit: |o| o["spec"]["webhook"]["tls"]["secretName"] = json!("my-cert"),
-        cel_message: SPEC_CEL_RULES[3].message,
+        cel_message: crd::TLS_EXACTLY_ONE.message,
         field: "spec.webhook.tls",
     },
     Bad {
         what: "an empty TLS section",
         base: common::webhook_postgres,
         edit: |o| o["spec"]["webhook"]["tls"] = json!({}),
-        cel_message: SPEC_CEL_RULES[3].message,
+        cel_message: crd::TLS_EXACTLY_ONE.message,
         field: "spec.webhook.tls",
     },
 ];
