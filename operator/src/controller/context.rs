@@ -1,0 +1,103 @@
+//! What every reconcile shares: the API client, the Telegram client, operator-wide defaults,
+//! the event recorder, metrics, the discovery cache and the per-bot error backoff.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use super::discovery::MonitoringDiscovery;
+use crate::process::metrics::Metrics;
+use crate::render::RenderDefaults;
+use crate::telegram::TelegramClient;
+
+/// Settings of the reconciler (from the command line in production, chosen by tests).
+#[derive(Clone, Debug)]
+pub struct ContextConfig {
+    /// Image, pull policy, default Telegram API URL and log format for the bots.
+    pub defaults: RenderDefaults,
+    /// How long the answer "are the monitoring CRDs served?" is trusted.
+    pub discovery_ttl: Duration,
+    /// Timeout of one Telegram Bot API request.
+    pub telegram_timeout: Duration,
+    /// `reportingInstance` of the Events (the pod name).
+    pub instance: Option<String>,
+    /// Re-reconcile interval of a healthy bot (drift and Telegram's pending count).
+    pub resync: Duration,
+    /// First delay after a failed reconcile; doubles per consecutive failure.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        Self {
+            defaults: RenderDefaults::default(),
+            discovery_ttl: Duration::from_secs(60),
+            telegram_timeout: Duration::from_secs(15),
+            instance: None,
+            resync: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub telegram: TelegramClient,
+    pub config: ContextConfig,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub monitoring: MonitoringDiscovery,
+    failures: Mutex<HashMap<String, u32>>,
+    managed: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    pub fn new(client: Client, config: ContextConfig, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: super::children::FIELD_MANAGER.to_string(),
+            instance: config.instance.clone(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            telegram: TelegramClient::new(config.telegram_timeout),
+            monitoring: MonitoringDiscovery::new(config.discovery_ttl),
+            client,
+            config,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+            managed: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The delay before retrying `key` after one more failure: base × 2^(failures-1), capped.
+    pub fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let factor = 2u32.saturating_pow((*n - 1).min(16));
+        (self.config.backoff_base * factor).min(self.config.backoff_max)
+    }
+
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Counts `key` as managed (or not) and updates `botfleet_managed_bots`.
+    pub fn set_managed(&self, key: &str, managed: bool) {
+        let mut set = self.managed.lock().unwrap_or_else(|e| e.into_inner());
+        if managed {
+            set.insert(key.to_string());
+        } else {
+            set.remove(key);
+        }
+        self.metrics.set_managed_bots(set.len());
+    }
+}

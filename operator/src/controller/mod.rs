@@ -1,0 +1,257 @@
+//! The live half of the operator: the kube-rs controller that reconciles `TelegramBot`s, and
+//! [`run`], the operator process (`botfleet-operator run`).
+//!
+//! - [`reconcile`]: one bot — validate, render ([`crate::render`]), server-side apply the
+//!   children that differ, delete obsolete ones, register the webhook, write status and events.
+//! - [`run`]: logging, `/metrics` `/healthz` `/readyz`, Lease leader election (only the leader
+//!   reconciles), one controller per watched namespace (or one for all), graceful shutdown.
+
+pub mod children;
+pub mod context;
+pub mod discovery;
+pub mod reconcile;
+pub mod status;
+pub mod subset;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+
+pub use context::{Context, ContextConfig};
+pub use reconcile::{Error, error_policy, reconcile};
+
+use crate::crd::TelegramBot;
+use crate::process::http::{HttpState, serve};
+use crate::process::metrics::Metrics;
+use crate::render::{DEFAULT_BOT_IMAGE, DEFAULT_TELEGRAM_API_URL, RenderDefaults};
+
+/// `botfleet-operator run` flags (the Helm chart passes them; each has an env fallback).
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Watch only these namespaces (comma-separated); empty: all namespaces.
+    #[arg(long, env = "BOTFLEET_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "BOTFLEET_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Name of the Lease the operator replicas contend for.
+    #[arg(
+        long,
+        env = "BOTFLEET_LEADER_ELECTION_LEASE",
+        default_value = "botfleet-operator"
+    )]
+    pub leader_election_lease: String,
+    /// Namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the pod name, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Reconcile without a Lease (a single replica, or local development).
+    #[arg(long, env = "BOTFLEET_DISABLE_LEADER_ELECTION")]
+    pub disable_leader_election: bool,
+    /// Bot image for resources without `spec.image`.
+    #[arg(long, env = "BOTFLEET_DEFAULT_BOT_IMAGE", default_value = DEFAULT_BOT_IMAGE)]
+    pub default_bot_image: String,
+    /// `imagePullPolicy` of the bot containers.
+    #[arg(
+        long,
+        env = "BOTFLEET_BOT_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
+    pub bot_image_pull_policy: String,
+    /// Telegram Bot API for resources without `spec.telegram.apiUrl`.
+    #[arg(long, env = "TELEGRAM_API_URL", default_value = DEFAULT_TELEGRAM_API_URL)]
+    pub telegram_api_url: String,
+    /// The operator's log format: `json` or `text`.
+    #[arg(long, env = "BOTFLEET_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
+    pub log_format: String,
+    /// The bots' log format (`BOTFLEET_LOG_FORMAT` of the bot pods).
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    pub bot_log_format: String,
+    /// Seconds between reconciles of a healthy polling bot (webhook bots: at most 60).
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+}
+
+impl RunArgs {
+    pub fn context_config(&self) -> ContextConfig {
+        ContextConfig {
+            defaults: RenderDefaults {
+                image: self.default_bot_image.clone(),
+                image_pull_policy: self.bot_image_pull_policy.clone(),
+                telegram_api_url: self.telegram_api_url.clone(),
+                log_format: self.bot_log_format.clone(),
+            },
+            instance: Some(self.identity()),
+            resync: Duration::from_secs(self.resync_seconds.max(10)),
+            ..ContextConfig::default()
+        }
+    }
+
+    fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("botfleet-operator-{}", std::process::id()))
+    }
+}
+
+/// The operator process. Returns after SIGTERM/SIGINT once in-flight reconciles finished and the
+/// Lease was released.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    crate::process::init_logging(&args.log_format);
+    let shutdown = crate::process::shutdown_on_signals();
+    let client = Client::try_default().await?;
+    run_with_client(client, args, shutdown).await
+}
+
+/// [`run`] with a given client and shutdown token (tests use an in-memory API server).
+pub async fn run_with_client(
+    client: Client,
+    args: RunArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (addr, http_task) = serve(
+        args.metrics_addr,
+        HttpState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    tracing::info!(%addr, namespaces = ?args.namespaces, "botfleet operator starting");
+    let ctx = Arc::new(Context::new(client.clone(), args.context_config(), metrics));
+    ready.store(true, Ordering::Relaxed);
+
+    if args.disable_leader_election {
+        run_controllers(client, &args.namespaces, ctx, shutdown.clone()).await;
+    } else {
+        let config = botfleet_lease::LeaseConfig::new(
+            args.leader_election_lease.clone(),
+            args.leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            args.identity(),
+        );
+        let (mut leading, lease_task) =
+            botfleet_lease::LeaderElector::new(client.clone(), config).spawn(shutdown.clone());
+        while !shutdown.is_cancelled() {
+            // Stand by until this replica leads.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = leading.wait_for(|l| *l) => if changed.is_err() { break },
+            }
+            tracing::info!("leading: reconciling TelegramBots");
+            let lost = CancellationToken::new();
+            let stop = lost.clone();
+            let mut watch_leading = leading.clone();
+            let shutdown_for_watch = shutdown.clone();
+            let watcher_task = tokio::spawn(async move {
+                tokio::select! {
+                    () = shutdown_for_watch.cancelled() => {}
+                    _ = watch_leading.wait_for(|l| !*l) => {
+                        tracing::warn!("lost the Lease: stopping the controllers");
+                    }
+                }
+                stop.cancel();
+            });
+            run_controllers(client.clone(), &args.namespaces, ctx.clone(), lost).await;
+            watcher_task.abort();
+        }
+        if let Err(e) = lease_task.await {
+            tracing::warn!(error = %e, "lease task ended abnormally");
+        }
+    }
+    shutdown.cancel();
+    let _ = http_task.await;
+    tracing::info!("botfleet operator stopped");
+    Ok(())
+}
+
+/// Runs one controller per namespace (or one for all namespaces) until `stop` fires; in-flight
+/// reconciles finish first.
+pub async fn run_controllers(
+    client: Client,
+    namespaces: &[String],
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().map(|n| Some(n.clone())).collect()
+    };
+    let controllers = scopes
+        .into_iter()
+        .map(|namespace| controller(client.clone(), namespace, ctx.clone(), stop.clone()));
+    futures::future::join_all(controllers).await;
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn controller(
+    client: Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) {
+    let ns = namespace.as_deref();
+    // Only the operator's own children are watched (and cached), not every object in the cluster.
+    let children = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        children::FIELD_MANAGER
+    ));
+    Controller::new(
+        scoped::<TelegramBot>(&client, ns),
+        watcher::Config::default(),
+    )
+    .owns(scoped::<Deployment>(&client, ns), children.clone())
+    .owns(scoped::<Service>(&client, ns), children.clone())
+    .owns(scoped::<ConfigMap>(&client, ns), children.clone())
+    .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
+    .owns(scoped::<Role>(&client, ns), children.clone())
+    .owns(scoped::<RoleBinding>(&client, ns), children.clone())
+    .owns(scoped::<Ingress>(&client, ns), children.clone())
+    .owns(
+        scoped::<PersistentVolumeClaim>(&client, ns),
+        children.clone(),
+    )
+    .owns(scoped::<PodDisruptionBudget>(&client, ns), children.clone())
+    .owns(scoped::<Secret>(&client, ns), children)
+    .graceful_shutdown_on(async move { stop.cancelled().await })
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        match result {
+            Ok((bot, _)) => tracing::debug!(bot = %bot, "reconciled"),
+            Err(e) => tracing::debug!(error = %e, "controller event"),
+        }
+    })
+    .await;
+}

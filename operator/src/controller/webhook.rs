@@ -1,0 +1,188 @@
+//! The Telegram side of a bot: its webhook secret, its registration and the finalizer that
+//! removes the registration when the bot goes away.
+//!
+//! The finalizer `botfleet.dev/webhook` is present exactly while a webhook may be registered:
+//! added before the first `setWebhook`, removed after `deleteWebhook` (on deletion, or when the
+//! bot switches to polling). A polling bot never gets it and never costs a Telegram call.
+
+use botfleet_spec::SecretKeyRef;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::crd::TelegramBot;
+use crate::telegram::{TelegramClient, TelegramError, WebhookInfo, WebhookRegistration};
+
+pub const FINALIZER: &str = "botfleet.dev/webhook";
+/// Annotation on the TelegramBot: a keyed digest of the registered secret token. Telegram does
+/// not show the secret in `getWebhookInfo`, so this is how a changed secret is noticed.
+pub const REGISTRATION_ANNOTATION: &str = "botfleet.dev/webhook-registration";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Telegram(#[from] TelegramError),
+}
+
+/// Reads one key of a Secret; `Ok(None)` when the Secret or the key does not exist.
+pub async fn read_secret_key(
+    client: &Client,
+    namespace: &str,
+    key_ref: &SecretKeyRef,
+) -> Result<Option<String>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(secret) = api.get_opt(&key_ref.name).await? else {
+        return Ok(None);
+    };
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&key_ref.key))
+        .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&key_ref.key))
+                .map(|s| s.trim().to_string())
+        });
+    Ok(value.filter(|v| !v.is_empty()))
+}
+
+/// Creates the generated webhook Secret when it does not exist. Never touches an existing one:
+/// the token is generated once and not rotated by reconciles. Returns whether it created it.
+pub async fn ensure_generated_secret(
+    client: &Client,
+    bot: &TelegramBot,
+) -> Result<bool, kube::Error> {
+    let namespace = bot.namespace().unwrap_or_default();
+    let name = crate::render::names::webhook_secret(&bot.name_any());
+    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    if api.get_opt(&name).await?.is_some() {
+        return Ok(false);
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let secret = crate::render::render_webhook_secret(bot, &token)
+        .map_err(|e| kube::Error::Service(Box::new(e)))?;
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(true),
+        // Someone (a previous attempt) created it meanwhile: theirs stays.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A digest of the secret token keyed by the bot token (so the annotation reveals nothing
+/// about the secret without the bot token).
+pub fn registration_digest(bot_token: &str, secret_token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(bot_token.as_bytes());
+    hasher.update([0]);
+    hasher.update(secret_token.as_bytes());
+    hex::encode(&hasher.finalize()[..16])
+}
+
+pub fn has_finalizer(bot: &TelegramBot) -> bool {
+    bot.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Adds the finalizer (merge patch guarded by resourceVersion, so a concurrent change to the
+/// finalizer list fails and is retried rather than overwritten). Returns the updated bot.
+pub async fn add_finalizer(
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+) -> Result<TelegramBot, kube::Error> {
+    let mut finalizers = bot.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    api.patch(
+        &bot.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": bot.resource_version(),
+        }})),
+    )
+    .await
+}
+
+/// Removes the finalizer and the registration annotation in one guarded patch.
+pub async fn remove_finalizer(
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+) -> Result<(), kube::Error> {
+    let finalizers: Vec<&String> = bot
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let mut meta = json!({
+        "finalizers": finalizers,
+        "resourceVersion": bot.resource_version(),
+    });
+    if bot.annotations().contains_key(REGISTRATION_ANNOTATION) {
+        meta["annotations"] = json!({ REGISTRATION_ANNOTATION: null });
+    }
+    match api
+        .patch(
+            &bot.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": meta })),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The result of making Telegram's registration match the spec.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    pub info: WebhookInfo,
+    /// Whether `setWebhook` was called in this pass.
+    pub changed: bool,
+}
+
+/// Calls `setWebhook` when `getWebhookInfo` differs from `registration` or the secret token
+/// changed since the last registration, and records the new digest on the bot.
+pub async fn register(
+    telegram: &TelegramClient,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+    api_url: &str,
+    bot_token: &str,
+    registration: &WebhookRegistration,
+) -> Result<Registered, WebhookError> {
+    let info = telegram.get_webhook_info(api_url, bot_token).await?;
+    let digest = registration_digest(bot_token, &registration.secret_token);
+    let recorded = bot.annotations().get(REGISTRATION_ANNOTATION);
+    if !registration.differs_from(&info) && recorded == Some(&digest) {
+        return Ok(Registered {
+            info,
+            changed: false,
+        });
+    }
+    telegram
+        .set_webhook(api_url, bot_token, registration)
+        .await?;
+    if recorded != Some(&digest) {
+        api.patch(
+            &bot.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": { REGISTRATION_ANNOTATION: digest }}}),
+            ),
+        )
+        .await?;
+    }
+    let info = telegram.get_webhook_info(api_url, bot_token).await?;
+    Ok(Registered {
+        info,
+        changed: true,
+    })
+}
