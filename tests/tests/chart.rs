@@ -1319,3 +1319,163 @@ fn every_alert_of_the_chart_has_a_runbook_section() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// the operator accepts the command line the chart gives it
+// ---------------------------------------------------------------------------------------------
+
+#[derive(clap::Parser)]
+struct OperatorRun {
+    #[command(flatten)]
+    args: botfleet_operator::controller::RunArgs,
+}
+
+fn parse_operator_args(objects: &[Value]) -> botfleet_operator::controller::RunArgs {
+    let args = operator_args(objects);
+    assert_eq!(args[0], "run");
+    let argv = std::iter::once("botfleet-operator".to_owned()).chain(args[1..].iter().cloned());
+    <OperatorRun as clap::Parser>::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("botfleet-operator run rejects the chart's args {args:?}: {e}"))
+        .args
+}
+
+#[test]
+fn the_operator_parses_the_chart_command_line() {
+    let Some(helm) = tool("helm") else { return };
+    let objects = render(&helm, &[]);
+    let run = parse_operator_args(&objects);
+    assert!(run.namespaces.is_empty());
+    assert_eq!(run.metrics_addr.port(), 8080);
+    assert_eq!(run.default_bot_image, "ghcr.io/botfleet/botfleet-bot:0.1.0");
+    assert_eq!(run.telegram_api_url, "https://api.telegram.org");
+    assert_eq!(run.log_format, "json");
+    assert!(
+        !run.disable_leader_election,
+        "two replicas need leader election"
+    );
+    let leader = kind(&objects, "Role")
+        .into_iter()
+        .find(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("-leader-election")
+        })
+        .unwrap();
+    assert!(
+        rules_of(leader)
+            .iter()
+            .any(|r| str_list(&r["resourceNames"]) == [run.leader_election_lease.clone()]),
+        "the operator contends for the Lease its Role names"
+    );
+
+    let objects = render(
+        &helm,
+        &[
+            "--set-json",
+            r#"operator.watchNamespaces=["bots-a","bots-b"]"#,
+            "--set",
+            "operator.logFormat=text",
+            "--set",
+            "operator.telegramApiUrl=http://bot-api.telegram.svc:8081",
+            "--set",
+            "operator.defaultBotImage.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "--set",
+            "service.port=9102",
+        ],
+    );
+    let run = parse_operator_args(&objects);
+    assert_eq!(run.namespaces, ["bots-a", "bots-b"]);
+    assert_eq!(run.log_format, "text");
+    assert_eq!(run.telegram_api_url, "http://bot-api.telegram.svc:8081");
+    assert_eq!(
+        run.default_bot_image,
+        "ghcr.io/botfleet/botfleet-bot@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(run.metrics_addr.port(), 9102);
+    let container = &operator_deployment(&objects)["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["containerPort"], 9102);
+    assert_eq!(one(&objects, "Service")["spec"]["ports"][0]["port"], 9102);
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs: the configuration reference covers every field of the CRD
+// ---------------------------------------------------------------------------------------------
+
+/// The documented fields of docs/configuration.md: section (heading without backticks, e.g.
+/// `spec.webhook`) -> the first-column names of its tables.
+fn documented_fields() -> BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(repo_root().join("docs/configuration.md")).unwrap();
+    let mut sections: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(heading) = line
+            .strip_prefix("## ")
+            .or_else(|| line.strip_prefix("### "))
+        {
+            current = heading.replace('`', "").trim().to_owned();
+        } else if let Some(cell) = line.strip_prefix("| `")
+            && let Some((field, _)) = cell.split_once("` |")
+        {
+            sections
+                .entry(current.clone())
+                .or_default()
+                .insert(field.to_owned());
+        }
+    }
+    sections
+}
+
+/// Leaf field paths of a CRD schema node (`spec.webhook.tls.issuer`, `spec.pricing[].model`).
+/// A SecretKeyRef ({name, key}), Kubernetes' own types (`resources`, `conditions`) and lists
+/// of scalars are leaves.
+fn leaf_fields(node: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(props) = node["properties"].as_object() else {
+        out.push(path.to_owned());
+        return;
+    };
+    let keys: BTreeSet<&str> = props.keys().map(String::as_str).collect();
+    if keys == BTreeSet::from(["name", "key"]) || path.ends_with(".resources") {
+        out.push(path.to_owned());
+        return;
+    }
+    for (name, child) in props {
+        let child_path = format!("{path}.{name}");
+        if name == "conditions" {
+            out.push(child_path);
+        } else if child["type"] == "array" && child["items"]["properties"].is_object() {
+            leaf_fields(&child["items"], &format!("{child_path}[]"), out);
+        } else {
+            leaf_fields(child, &child_path, out);
+        }
+    }
+}
+
+#[test]
+fn configuration_reference_documents_every_crd_field() {
+    let crd: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo_root().join("crds/telegrambots.botfleet.dev.yaml")).unwrap(),
+    )
+    .unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    let mut fields = Vec::new();
+    leaf_fields(&schema["spec"], "spec", &mut fields);
+    leaf_fields(&schema["status"], "status", &mut fields);
+    assert!(fields.len() > 50, "the walk found the schema: {fields:?}");
+    let docs = documented_fields();
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|field| {
+            !docs.iter().any(|(section, rows)| {
+                field
+                    .strip_prefix(section.as_str())
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|rest| rows.contains(rest))
+            })
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md has no row for: {missing:?}"
+    );
+}
