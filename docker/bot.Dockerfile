@@ -5,7 +5,7 @@
 # no package manager) running as the nonroot user, uid/gid 65532, as the chart's and the
 # operator's pod security contexts expect.
 
-ARG RUST_VERSION=1.94
+ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
