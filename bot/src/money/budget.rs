@@ -80,7 +80,11 @@ pub fn reached(spend: i64, limit: i64, percent: u32) -> bool {
 /// `spend` as a percentage of `limit` with one decimal, rounded for display.
 pub fn percent_of(spend: i64, limit: i64) -> String {
     if limit <= 0 {
-        return if spend > 0 { "∞%".into() } else { "100.0%".into() };
+        return if spend > 0 {
+            "∞%".into()
+        } else {
+            "100.0%".into()
+        };
     }
     let tenths = (i128::from(spend) * 1000 + i128::from(limit) / 2) / i128::from(limit);
     format!("{}.{}%", tenths / 10, tenths % 10)

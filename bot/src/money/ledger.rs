@@ -3,7 +3,9 @@
 use botfleet_llm::{Attempt, Outcome};
 use chrono::{DateTime, Utc};
 
-use super::pricing::{Cost, PriceTable, Rates};
+use std::collections::BTreeMap;
+
+use super::pricing::{Cost, CostOverflow, PriceTable, Rates};
 use super::{CallContext, MoneyError, SqlContext, period::day_key};
 use crate::db::{Db, to_millis};
 use crate::metrics::{CostLabels, Metrics, RequestLabels, TokenLabels, model_labels};
@@ -44,9 +46,9 @@ const INSERT_LEDGER: &str = "INSERT INTO llm_ledger (at, chat_id, update_id, mod
 const UPSERT_ROLLUP: &str = "INSERT INTO llm_usage_daily (day, model, request_type, requests, errors, \
      input_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, \
      cost_nanos, unpriced_calls) \
-     VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (day, model, request_type) DO UPDATE SET \
-     requests = llm_usage_daily.requests + 1, \
+     requests = llm_usage_daily.requests + excluded.requests, \
      errors = llm_usage_daily.errors + excluded.errors, \
      input_tokens = llm_usage_daily.input_tokens + excluded.input_tokens, \
      cache_read_tokens = llm_usage_daily.cache_read_tokens + excluded.cache_read_tokens, \
@@ -55,6 +57,45 @@ const UPSERT_ROLLUP: &str = "INSERT INTO llm_usage_daily (day, model, request_ty
      output_tokens = llm_usage_daily.output_tokens + excluded.output_tokens, \
      cost_nanos = llm_usage_daily.cost_nanos + excluded.cost_nanos, \
      unpriced_calls = llm_usage_daily.unpriced_calls + excluded.unpriced_calls";
+
+/// What one call adds to one model's rollup row.
+#[derive(Default)]
+struct RollupIncrement {
+    requests: i64,
+    errors: i64,
+    input: u64,
+    cache_read: u64,
+    cache_write_5m: u64,
+    cache_write_1h: u64,
+    output: u64,
+    cost_nanos: i64,
+    unpriced: i64,
+}
+
+fn rollup_increments<'a>(
+    priced: &'a [PricedAttempt<'_>],
+) -> Result<BTreeMap<&'a str, RollupIncrement>, MoneyError> {
+    let mut by_model: BTreeMap<&str, RollupIncrement> = BTreeMap::new();
+    for PricedAttempt { attempt, cost } in priced {
+        let t = by_model.entry(attempt.model.as_str()).or_default();
+        let u = &attempt.usage;
+        t.requests += 1;
+        t.errors += i64::from(attempt.outcome != Outcome::Ok);
+        t.input = t.input.saturating_add(u.input_tokens);
+        t.cache_read = t.cache_read.saturating_add(u.cache_read_tokens);
+        t.cache_write_5m = t.cache_write_5m.saturating_add(u.cache_write_5m_tokens);
+        t.cache_write_1h = t.cache_write_1h.saturating_add(u.cache_write_1h_tokens);
+        t.output = t.output.saturating_add(u.output_tokens);
+        t.cost_nanos = t
+            .cost_nanos
+            .checked_add(cost.nanos())
+            .ok_or_else(|| CostOverflow {
+                model: attempt.model.clone(),
+            })?;
+        t.unpriced += i64::from(*cost == Cost::Unpriced);
+    }
+    Ok(by_model)
+}
 
 /// Writes every attempt and its rollup increment in one transaction: either all of a call's
 /// attempts are on the books, or none.
@@ -70,7 +111,11 @@ pub(crate) async fn write(
     let at_ms = to_millis(at);
     let day = day_key(at.date_naive());
     let request_type = call.request_type.as_str();
-    let mut tx = db.pool.begin().await.ctx("starting the ledger transaction")?;
+    let mut tx = db
+        .pool
+        .begin()
+        .await
+        .ctx("starting the ledger transaction")?;
     for PricedAttempt { attempt, cost } in priced {
         let usage = &attempt.usage;
         let (rates, priced_flag, long_prompt) = match cost {
@@ -106,18 +151,22 @@ pub(crate) async fn write(
             .execute(&mut *tx)
             .await
             .ctx("writing a ledger row")?;
+    }
+    // One rollup upsert per model of the call (usually one), not one per attempt.
+    for (model, t) in rollup_increments(priced)? {
         sqlx::query(UPSERT_ROLLUP)
             .bind(day.as_str())
-            .bind(attempt.model.as_str())
+            .bind(model)
             .bind(request_type)
-            .bind(i64::from(attempt.outcome != Outcome::Ok))
-            .bind(tokens(usage.input_tokens)?)
-            .bind(tokens(usage.cache_read_tokens)?)
-            .bind(tokens(usage.cache_write_5m_tokens)?)
-            .bind(tokens(usage.cache_write_1h_tokens)?)
-            .bind(tokens(usage.output_tokens)?)
-            .bind(cost.nanos())
-            .bind(i64::from(*cost == Cost::Unpriced))
+            .bind(t.requests)
+            .bind(t.errors)
+            .bind(tokens(t.input)?)
+            .bind(tokens(t.cache_read)?)
+            .bind(tokens(t.cache_write_5m)?)
+            .bind(tokens(t.cache_write_1h)?)
+            .bind(tokens(t.output)?)
+            .bind(t.cost_nanos)
+            .bind(t.unpriced)
             .execute(&mut *tx)
             .await
             .ctx("updating the daily usage rollup")?;

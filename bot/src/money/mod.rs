@@ -100,7 +100,9 @@ pub enum BudgetGate {
     Open,
     /// `hardStop` is on and this period's limit is reached: make no call, answer
     /// [`BUDGET_STOPPED_REPLY`].
-    Stopped { period: Period },
+    Stopped {
+        period: Period,
+    },
 }
 
 /// Prices, budgets and owners of one bot.

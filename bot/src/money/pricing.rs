@@ -115,7 +115,11 @@ impl PriceTable {
                 "",
                 &price.input,
                 &price.output,
-                [&price.cache_read, &price.cache_write5m, &price.cache_write1h],
+                [
+                    &price.cache_read,
+                    &price.cache_write5m,
+                    &price.cache_write1h,
+                ],
             )?;
             let long_prompt = price
                 .long_prompt
@@ -186,7 +190,8 @@ fn tier_rates(
     cache: [&Option<String>; 3],
 ) -> Result<Rates, ConfigError> {
     let parse = |name: &str, value: &str| {
-        parse_usd_per_mtok(value).map_err(|e| ConfigError::new(field(&format!("{prefix}{name}")), e))
+        parse_usd_per_mtok(value)
+            .map_err(|e| ConfigError::new(field(&format!("{prefix}{name}")), e))
     };
     let input = parse("input", input)?;
     let output = parse("output", output)?;

@@ -47,12 +47,13 @@ pub(crate) async fn lead_stats(db: &Db, now: DateTime<Utc>) -> Result<LeadStats,
         count("status = 'opted_out'"),
         count("status = 'opted_out' AND opted_out_at >= $2"),
     );
-    let r: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(today)
-        .bind(week)
-        .fetch_one(&db.pool)
-        .await
-        .ctx("counting leads")?;
+    let r: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(today)
+            .bind(week)
+            .fetch_one(&db.pool)
+            .await
+            .ctx("counting leads")?;
     Ok(LeadStats {
         total: r.0,
         new_today: r.1,

@@ -129,8 +129,20 @@ pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, M
         today: WindowStats::new(today, today),
         last_7_days: WindowStats::new(first, today),
     };
-    for (day, model, request_type, requests, errors, input, read, w5m, w1h, output, cost, unpriced) in
-        rows
+    for (
+        day,
+        model,
+        request_type,
+        requests,
+        errors,
+        input,
+        read,
+        w5m,
+        w1h,
+        output,
+        cost,
+        unpriced,
+    ) in rows
     {
         let t = UsageTotals {
             requests,
@@ -241,7 +253,7 @@ pub fn group(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
