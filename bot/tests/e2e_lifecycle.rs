@@ -12,16 +12,40 @@ use support::{BotConfigOptions, DbKind, Harness, TestDb, eventually, fresh_db};
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn polling_mode_answers(db: TestDb) {
-    let h = Harness::new(db, BotConfigOptions { mode: "polling", ..Default::default() }).await;
+    let h = Harness::new(
+        db,
+        BotConfigOptions {
+            mode: "polling",
+            ..Default::default()
+        },
+    )
+    .await;
     h.telegram.push_update(text_update(8001, 60, "via polling"));
     h.telegram.push_update(text_update(8002, 60, "second"));
     let _bot = h.start().await;
-    eventually(WAIT, "both replies", || h.telegram.sent_texts(60).len() >= 2).await;
+    eventually(WAIT, "both replies", || {
+        h.telegram.sent_texts(60).len() >= 2
+    })
+    .await;
     // In order, once each, although the fake keeps offering them until the offset moves.
-    assert_eq!(h.telegram.sent_texts(60), vec!["reply: via polling", "reply: second"]);
-    let offsets: Vec<i64> = h.telegram.calls("getUpdates").iter().filter_map(|c| c.body["offset"].as_i64()).collect();
-    assert!(offsets.contains(&8003), "offset never confirmed the updates: {offsets:?}");
-    assert!(h.telegram.calls("deleteWebhook").is_empty(), "the bot must never delete a webhook");
+    assert_eq!(
+        h.telegram.sent_texts(60),
+        vec!["reply: via polling", "reply: second"]
+    );
+    let offsets: Vec<i64> = h
+        .telegram
+        .calls("getUpdates")
+        .iter()
+        .filter_map(|c| c.body["offset"].as_i64())
+        .collect();
+    assert!(
+        offsets.contains(&8003),
+        "offset never confirmed the updates: {offsets:?}"
+    );
+    assert!(
+        h.telegram.calls("deleteWebhook").is_empty(),
+        "the bot must never delete a webhook"
+    );
 }
 on_each_db!(polling_sqlite, polling_postgres, polling_mode_answers);
 
@@ -30,26 +54,48 @@ async fn a_crash_after_the_200_loses_nothing(db: TestDb) {
     // The first answer takes long enough for the kill to land mid-call.
     h.llm.set_default_delay(Duration::from_secs(3));
     let mut bot = h.start().await;
-    assert_eq!(bot.post_update(&text_update(9001, 61, "don't lose me")).await, 200);
-    eventually(WAIT, "the LLM call to start", || !h.llm.requests().is_empty()).await;
+    assert_eq!(
+        bot.post_update(&text_update(9001, 61, "don't lose me"))
+            .await,
+        200
+    );
+    eventually(WAIT, "the LLM call to start", || {
+        !h.llm.requests().is_empty()
+    })
+    .await;
     bot.kill(); // SIGKILL: no chance to clean up
     assert!(h.telegram.sent_texts(61).is_empty());
 
     h.llm.set_default_delay(Duration::ZERO);
     let _restarted = h.start().await;
-    eventually(WAIT, "the reply after the restart", || !h.telegram.sent_texts(61).is_empty()).await;
+    eventually(WAIT, "the reply after the restart", || {
+        !h.telegram.sent_texts(61).is_empty()
+    })
+    .await;
     assert_eq!(h.telegram.sent_texts(61), vec!["reply: don't lose me"]);
 }
-on_each_db!(crash_sqlite, crash_postgres, a_crash_after_the_200_loses_nothing);
+on_each_db!(
+    crash_sqlite,
+    crash_postgres,
+    a_crash_after_the_200_loses_nothing
+);
 
 async fn sigterm_finishes_in_flight_work(db: TestDb) {
-    let h = Harness::new(db, BotConfigOptions::default()).await.env("BOTFLEET_SHUTDOWN_GRACE", "10s");
+    let h = Harness::new(db, BotConfigOptions::default())
+        .await
+        .env("BOTFLEET_SHUTDOWN_GRACE", "10s");
     h.llm.set_default_delay(Duration::from_secs(2));
     let mut bot = h.start().await;
     bot.post_update(&text_update(9101, 62, "finish me")).await;
-    eventually(WAIT, "the LLM call to start", || !h.llm.requests().is_empty()).await;
+    eventually(WAIT, "the LLM call to start", || {
+        !h.llm.requests().is_empty()
+    })
+    .await;
     let client = reqwest::Client::new();
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(bot.child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(bot.child.id().to_string())
+        .status();
     // While draining: intake refuses (Telegram retries later) and readiness fails.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let during = client
@@ -60,28 +106,63 @@ async fn sigterm_finishes_in_flight_work(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(during.status(), 503);
-    let ready = client.get(format!("{}/readyz", bot.metrics)).send().await.unwrap();
+    let ready = client
+        .get(format!("{}/readyz", bot.metrics))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
-    let status = bot.terminate(Duration::from_secs(15)).expect("exited within the grace period");
-    assert!(status.success(), "exit status {status:?}; log:\n{}", bot.log());
-    assert_eq!(h.telegram.sent_texts(62), vec!["reply: finish me"], "in-flight work finished before exit");
+    let status = bot
+        .terminate(Duration::from_secs(15))
+        .expect("exited within the grace period");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        bot.log()
+    );
+    assert_eq!(
+        h.telegram.sent_texts(62),
+        vec!["reply: finish me"],
+        "in-flight work finished before exit"
+    );
 }
-on_each_db!(sigterm_sqlite, sigterm_postgres, sigterm_finishes_in_flight_work);
+on_each_db!(
+    sigterm_sqlite,
+    sigterm_postgres,
+    sigterm_finishes_in_flight_work
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database() {
-    let Some(db) = fresh_db(DbKind::Postgres).await else { return };
+    let Some(db) = fresh_db(DbKind::Postgres).await else {
+        return;
+    };
     // Route the bot's connection through a proxy the test can cut.
     let rest = db.url.split_once("@").map(|(_, r)| r).unwrap();
     let (host_port, path) = rest.split_once('/').unwrap();
     let proxy = DbProxy::start(host_port.to_owned()).await;
-    let user = db.url.split("://").nth(1).unwrap().split('@').next().unwrap();
+    let user = db
+        .url
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap();
     let proxied = format!("postgres://{user}@127.0.0.1:{}/{path}", proxy.port);
     let mut h = Harness::new(db, BotConfigOptions::default()).await;
     h.db.url = proxied;
     let bot = h.start().await;
     let client = reqwest::Client::new();
-    let readyz = || async { client.get(format!("{}/readyz", bot.metrics)).send().await.unwrap().status().as_u16() };
+    let readyz = || async {
+        client
+            .get(format!("{}/readyz", bot.metrics))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
     assert_eq!(readyz().await, 200);
     proxy.down();
     let mut seen = 0;
@@ -93,8 +174,16 @@ async fn readiness_follows_the_database() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(seen, 503, "still ready with the database down");
-    let health = client.get(format!("{}/healthz", bot.metrics)).send().await.unwrap();
-    assert_eq!(health.status(), 200, "liveness must not follow the database (no restart storms)");
+    let health = client
+        .get(format!("{}/healthz", bot.metrics))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "liveness must not follow the database (no restart storms)"
+    );
     proxy.up();
     for _ in 0..100 {
         seen = readyz().await;
@@ -110,7 +199,11 @@ async fn readiness_follows_the_database() {
 async fn a_bad_setting_stops_the_process_with_one_clear_line() {
     let db = fresh_db(DbKind::Sqlite).await.unwrap();
     let h = Harness::new(db, BotConfigOptions::default()).await;
-    std::fs::write(&h.config_path, "llm: {model: m}\npricing: [{model: m, input: \"3.0001\", output: \"1\"}]\n").unwrap();
+    std::fs::write(
+        &h.config_path,
+        "llm: {model: m}\npricing: [{model: m, input: \"3.0001\", output: \"1\"}]\n",
+    )
+    .unwrap();
     let mut bot = h.spawn("serve");
     let status = bot.child.wait().unwrap();
     assert!(!status.success());
@@ -122,5 +215,9 @@ async fn a_bad_setting_stops_the_process_with_one_clear_line() {
     let h = h.env("TELEGRAM_BOT_TOKEN", "");
     let mut bot = h.spawn("serve");
     assert!(!bot.child.wait().unwrap().success());
-    assert!(bot.log().contains("TELEGRAM_BOT_TOKEN is not set"), "{}", bot.log());
+    assert!(
+        bot.log().contains("TELEGRAM_BOT_TOKEN is not set"),
+        "{}",
+        bot.log()
+    );
 }

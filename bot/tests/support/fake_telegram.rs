@@ -67,7 +67,14 @@ impl FakeTelegram {
     }
 
     pub fn calls(&self, method: &str) -> Vec<Call> {
-        self.inner.lock().unwrap().calls.iter().filter(|c| c.method == method).cloned().collect()
+        self.inner
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
     }
 
     /// Texts of successful sendMessage calls to `chat_id`, in order.
@@ -80,14 +87,23 @@ impl FakeTelegram {
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, Path((bot, method)): Path<(String, String)>, body: axum::body::Bytes) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((bot, method)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
     assert!(bot.starts_with("bot"), "unexpected path /{bot}/{method}");
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Telegram matches method names case-insensitively (teloxide sends `SendMessage`).
+    let method = canonical(&method);
     match method.as_str() {
         "sendMessage" => {
             let failure = {
                 let mut inner = inner.lock().unwrap();
-                inner.calls.push(Call { method: method.clone(), body: body.clone() });
+                inner.calls.push(Call {
+                    method: method.clone(),
+                    body: body.clone(),
+                });
                 inner.send_failures.pop_front()
             };
             match failure {
@@ -116,7 +132,10 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, Path((bot, method)): Pat
             }
         }
         "getUpdates" => {
-            inner.lock().unwrap().calls.push(Call { method: method.clone(), body: body.clone() });
+            inner.lock().unwrap().calls.push(Call {
+                method: method.clone(),
+                body: body.clone(),
+            });
             let offset = body["offset"].as_i64().unwrap_or(0);
             // A short long-poll: answer when something is there, or after a second.
             for _ in 0..20 {
@@ -140,6 +159,23 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, Path((bot, method)): Pat
             Json(json!({"ok": true, "result": true})).into_response()
         }
     }
+}
+
+fn canonical(method: &str) -> String {
+    const KNOWN: [&str; 7] = [
+        "sendMessage",
+        "getUpdates",
+        "sendChatAction",
+        "setWebhook",
+        "deleteWebhook",
+        "getWebhookInfo",
+        "getMe",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(method))
+        .map(|k| (*k).to_owned())
+        .unwrap_or_else(|| method.to_owned())
 }
 
 /// A private text message update, shaped like Telegram's.

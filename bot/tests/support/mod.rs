@@ -42,18 +42,32 @@ pub async fn fresh_db(kind: DbKind) -> Option<TestDb> {
         DbKind::Postgres => {
             let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
                 if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("CI=true but TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI");
+                    panic!(
+                        "CI=true but TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI"
+                    );
                 }
                 eprintln!("skipped: TEST_DATABASE_URL not set");
                 return None;
             };
             let name = format!("botfleet_e2e_{:016x}", rand::random::<u64>());
             sqlx::any::install_default_drivers();
-            let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+            let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
             // The name is ours (hex digits), not input.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
-            Some(TestDb { kind, url: format!("{base}/{name}"), dir })
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(base, _)| base)
+                .unwrap_or(&admin_url);
+            Some(TestDb {
+                kind,
+                url: format!("{base}/{name}"),
+                dir,
+            })
         }
     }
 }
@@ -78,7 +92,11 @@ macro_rules! on_each_db {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The fakes and the settings one bot process runs with.
@@ -98,7 +116,11 @@ pub struct BotConfigOptions {
 
 impl Default for BotConfigOptions {
     fn default() -> Self {
-        Self { mode: "webhook", fallback_model: None, extra_yaml: String::new() }
+        Self {
+            mode: "webhook",
+            fallback_model: None,
+            extra_yaml: String::new(),
+        }
     }
 }
 
@@ -106,7 +128,10 @@ impl Harness {
     pub async fn new(db: TestDb, options: BotConfigOptions) -> Self {
         let telegram = FakeTelegram::start().await;
         let llm = FakeLlm::start().await;
-        let fallback = options.fallback_model.map(|m| format!("  fallbackModel: {m}\n")).unwrap_or_default();
+        let fallback = options
+            .fallback_model
+            .map(|m| format!("  fallbackModel: {m}\n"))
+            .unwrap_or_default();
         let config = format!(
             "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: You are a test bot.\n  timeout: 5s\n  maxRetries: 2\npricing:\n  - {{model: claude-test, input: \"3.00\", output: \"15.00\"}}\n{extra}",
             mode = options.mode,
@@ -115,7 +140,13 @@ impl Harness {
         );
         let config_path = db.dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
-        Self { telegram, llm, db, config_path, extra_env: vec![] }
+        Self {
+            telegram,
+            llm,
+            db,
+            config_path,
+            extra_env: vec![],
+        }
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
@@ -193,7 +224,11 @@ impl BotProcess {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "bot not ready in {timeout:?}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "bot not ready in {timeout:?}; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -212,7 +247,12 @@ impl BotProcess {
     }
 
     pub async fn metrics_text(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.metrics)).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("{}/metrics", self.metrics))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub fn kill(&mut self) {
@@ -222,7 +262,10 @@ impl BotProcess {
 
     /// SIGTERM, then waits for the exit status (up to `timeout`).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -238,7 +281,11 @@ impl Drop for BotProcess {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!("---- botfleet-bot log ({}) ----\n{}", self.log_path.display(), self.log());
+            eprintln!(
+                "---- botfleet-bot log ({}) ----\n{}",
+                self.log_path.display(),
+                self.log()
+            );
         }
     }
 }
@@ -247,7 +294,10 @@ impl Drop for BotProcess {
 pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut check: F) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
