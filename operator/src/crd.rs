@@ -131,40 +131,16 @@ fn set_list_map_type(schema: &mut schemars::Schema) {
     derive = "PartialEq",
     derive = "Default",
     doc = "A Telegram bot whose replies are written by an LLM, with priced usage, budgets and follow-ups. The operator runs it (Deployments, Service, Ingress, ...), registers its webhook and monitors it.",
-    printcolumn(
-        name = "Mode",
-        type_ = "string",
-        json_path = ".spec.mode",
-        description = "polling or webhook"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "Whether the bot is ready"
-    ),
-    printcolumn(
-        name = "Webhook URL",
-        type_ = "string",
-        json_path = ".status.webhookUrl",
-        description = "URL registered with Telegram (webhook mode)"
-    ),
-    printcolumn(
-        name = "Spend Today",
-        type_ = "string",
-        json_path = ".status.spendToday",
-        description = "LLM spend today (UTC), USD"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "description": "polling or webhook"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status", "description": "Whether the bot is ready"}"#,
+    printcolumn = r#"{"name": "Webhook URL", "type": "string", "jsonPath": ".status.webhookUrl", "description": "URL registered with Telegram (webhook mode)"}"#,
+    printcolumn = r#"{"name": "Spend Today", "type": "string", "jsonPath": ".status.spendToday", "description": "LLM spend today (UTC), USD"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = add_spec_validations)]
 pub struct TelegramBotSpec {
-    /// Container image of the bot (`botfleet-bot`). Default: the operator's `--bot-image`.
+    /// Container image of the bot (`botfleet-bot`). Default: the operator's `--default-bot-image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub image: Option<String>,
@@ -567,9 +543,9 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
     let name = bot.metadata.name.as_deref().unwrap_or("bot");
     if let Err(e) = botfleet_spec::validate(&spec.bot_config(name)) {
         let line = format!("spec.{e}");
-        if !errors.contains(&line)
-            && !(e.field.starts_with("pricing[") && e.message.contains("priced twice"))
-        {
+        // A model priced twice is already reported above, with the spec's own path.
+        let duplicate_price = e.field.starts_with("pricing[") && e.message.contains("priced twice");
+        if !errors.contains(&line) && !duplicate_price {
             errors.push(line);
         }
     }

@@ -299,7 +299,8 @@ fn polling_on_sqlite_with_one_replica_or_none_is_fine() {
 
 #[test]
 fn the_schema_rejects_malformed_fields_with_their_path() {
-    let cases: &[(&str, fn(&mut Value), &str)] = &[
+    type Case = (&'static str, fn(&mut Value), &'static str);
+    let cases: &[Case] = &[
         (
             "price with a comma",
             |o| o["spec"]["pricing"][0]["input"] = json!("3,00"),

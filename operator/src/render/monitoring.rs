@@ -147,7 +147,6 @@ pub(super) fn service_monitor(ctx: &Ctx<'_>) -> ServiceMonitor {
                 interval,
             }],
         },
-        ..Default::default()
     }
 }
 
@@ -160,7 +159,6 @@ pub(super) fn prometheus_rule(ctx: &Ctx<'_>) -> PrometheusRule {
                 rules: alerts(ctx),
             }],
         },
-        ..Default::default()
     }
 }
 
