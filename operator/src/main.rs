@@ -24,8 +24,8 @@ enum Command {
     /// Print the alerts of a TelegramBot as a plain Prometheus rules file
     /// (for `promtool check rules`), whether or not its PrometheusRule is enabled.
     Rules(FileArgs),
-    /// Run the operator.
-    Run,
+    /// Run the operator: watch TelegramBots and keep their children, webhook and status.
+    Run(botfleet_operator::controller::RunArgs),
 }
 
 #[derive(Args)]
@@ -81,7 +81,9 @@ fn main() -> anyhow::Result<()> {
             let rule = children.prometheus_rule.expect("enabled above");
             print!("{}", render::prometheus_rules_file(&rule));
         }
-        Command::Run => println!("not yet"),
+        Command::Run(args) => {
+            tokio::runtime::Runtime::new()?.block_on(botfleet_operator::controller::run(args))?
+        }
     }
     Ok(())
 }
