@@ -3,8 +3,8 @@
 
 pub mod controller;
 pub mod crd;
-pub mod telegram;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod process;
 pub mod render;
+pub mod telegram;

@@ -2,7 +2,8 @@
 //! `promtool test rules`): each fires on synthetic series of this bot with the labels and text a
 //! person reads, and the series of another bot in the same namespace do not leak in.
 //!
-//! Skipped (with a note) when `promtool` is not installed; CI installs it.
+//! Skipped (with a note) when `promtool` is not installed, except under `CI=true`, where CI
+//! installs it and its absence fails the test.
 
 mod common;
 
@@ -17,6 +18,11 @@ fn promtool() -> Option<PathBuf> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
+        // CI installs promtool (.ci/install-tools.sh): there a missing tool is a failure.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is not installed but CI=true"
+        );
         eprintln!("promtool is not installed: skipping the rule engine tests");
     }
     found.then(|| PathBuf::from("promtool"))
