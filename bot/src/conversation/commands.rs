@@ -14,7 +14,7 @@ pub enum Command {
 
 /// Parses `/name`, `/name@botname` and `/name args`; `None` for plain text.
 pub fn parse(text: &str) -> Option<Command> {
-    let first = text.trim_start().split_whitespace().next()?;
+    let first = text.split_whitespace().next()?;
     let name = first.strip_prefix('/')?;
     let name = name.split('@').next().unwrap_or_default().to_ascii_lowercase();
     Some(match name.as_str() {

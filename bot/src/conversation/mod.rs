@@ -187,14 +187,8 @@ impl Pipeline {
 
         let llm_config = &config.llm;
         if let BudgetGate::Stopped { period } = self.money.gate(db, now).await? {
-            metrics
-                .llm_requests
-                .get_or_create(&crate::metrics::RequestLabels {
-                    model: llm_config.model.clone(),
-                    request_type: RequestType::Chat.as_str().to_owned(),
-                    outcome: "budget_refused".to_owned(),
-                })
-                .inc();
+            self.money
+                .record_refusal(metrics, &llm_config.model, RequestType::Chat);
             tracing::warn!(?period, "budget reached: no LLM call");
             return Ok((BUDGET_STOPPED_REPLY.to_owned(), Kind::Notice));
         }

@@ -38,25 +38,54 @@ async fn readyz(State(state): State<OpsState>) -> (StatusCode, &'static str) {
     // Bounded: a probe that hangs on a dead database is as bad as one that lies.
     let ready = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.is_ready()).await;
     if !matches!(ready, Ok(true)) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable or not migrated");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unreachable or not migrated",
+        );
     }
     (StatusCode::OK, "ready")
 }
 
-async fn metrics(State(state): State<OpsState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.encode(),
-    )
-        .into_response()
+async fn metrics(State(state): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            state.metrics.encode_openmetrics(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            state.metrics.encode(),
+        )
+            .into_response()
+    }
 }
 
 async fn usage(State(state): State<OpsState>) -> Response {
-    match state.money.usage_summary(&state.db, chrono::Utc::now()).await {
+    match state
+        .money
+        .usage_summary(&state.db, chrono::Utc::now())
+        .await
+    {
         Ok(summary) => axum::Json(summary).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "usage summary failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "usage unavailable: database error").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "usage unavailable: database error",
+            )
+                .into_response()
         }
     }
 }
