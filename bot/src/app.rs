@@ -23,8 +23,12 @@ pub async fn build_context(settings: Settings) -> anyhow::Result<(Context, Arc<M
     let money = Arc::new(Money::from_config(&settings.bot).context("config")?);
     let db = Db::connect(settings.database_url.expose()).await?;
     db.migrate().await?;
-    let telegram = crate::telegram::TelegramClient::new(settings.telegram_token.expose(), &settings.telegram_api_url)?;
-    let llm = botfleet_llm::LlmClient::new(&settings.bot.llm, settings.llm_api_key.expose().to_owned())?;
+    let telegram = crate::telegram::TelegramClient::new(
+        settings.telegram_token.expose(),
+        &settings.telegram_api_url,
+    )?;
+    let llm =
+        botfleet_llm::LlmClient::new(&settings.bot.llm, settings.llm_api_key.expose().to_owned())?;
     let ctx = Context {
         settings: Arc::new(settings),
         db,
@@ -42,7 +46,11 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
     serve_with(ctx, money, shutdown).await
 }
 
-pub async fn serve_with(ctx: Context, money: Arc<Money>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve_with(
+    ctx: Context,
+    money: Arc<Money>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let settings = ctx.settings.clone();
     let accepting = Arc::new(AtomicBool::new(true));
     let wake = Arc::new(Notify::new());
@@ -59,11 +67,18 @@ pub async fn serve_with(ctx: Context, money: Arc<Money>, shutdown: CancellationT
         money: money.clone(),
         accepting: accepting.clone(),
     });
-    tasks.spawn(http::serve_until(ops_listener, ops_router, stop_http.clone()));
+    tasks.spawn(http::serve_until(
+        ops_listener,
+        ops_router,
+        stop_http.clone(),
+    ));
 
     match settings.bot.mode {
         Mode::Webhook => {
-            let secret = settings.webhook_secret.clone().unwrap_or_else(|| Secret::new(""));
+            let secret = settings
+                .webhook_secret
+                .clone()
+                .unwrap_or_else(|| Secret::new(""));
             let listener = http::bind(settings.http_addr, "webhook").await?;
             tracing::info!(addr = %listener.local_addr()?, path = settings.webhook_path(), "webhook listening");
             let router = webhook::router(
@@ -112,7 +127,10 @@ pub async fn serve_with(ctx: Context, money: Arc<Money>, shutdown: CancellationT
     tracing::info!(mode = ?settings.bot.mode, workers = worker_count, database = ?ctx.db.dialect, "bot started");
 
     shutdown.cancelled().await;
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: intake stopped, finishing in-flight work");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: intake stopped, finishing in-flight work"
+    );
     accepting.store(false, Ordering::Relaxed);
     stop_intake.cancel();
     stop_workers.cancel();
@@ -149,7 +167,9 @@ async fn housekeeping(ctx: Context, stop: CancellationToken) {
         }
         if last_prune.elapsed() > std::time::Duration::from_secs(600) {
             last_prune = std::time::Instant::now();
-            if let Err(e) = crate::inbox::prune(&ctx.db, chrono::Utc::now().timestamp_millis()).await {
+            if let Err(e) =
+                crate::inbox::prune(&ctx.db, chrono::Utc::now().timestamp_millis()).await
+            {
                 tracing::warn!(error = %e, "pruning the inbox failed");
             }
         }

@@ -19,7 +19,9 @@ pub async fn run(ctx: Context, money: Arc<Money>) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(ctx, money);
     pipeline.extra_owner = Some(CONSOLE_CHAT_ID);
     let transport = ConsoleTransport;
-    eprintln!("botfleet chat — type a message and press Enter; /help for commands, Ctrl-D to quit.");
+    eprintln!(
+        "botfleet chat — type a message and press Enter; /help for commands, Ctrl-D to quit."
+    );
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let text = line.trim();

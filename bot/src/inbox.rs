@@ -98,10 +98,11 @@ pub async fn claim_next(
         .rows_affected()
             == 1;
         if won {
-            let row = sqlx::query("SELECT chat_id, payload, attempts FROM inbox WHERE update_id = $1")
-                .bind(update_id)
-                .fetch_one(&db.pool)
-                .await?;
+            let row =
+                sqlx::query("SELECT chat_id, payload, attempts FROM inbox WHERE update_id = $1")
+                    .bind(update_id)
+                    .fetch_one(&db.pool)
+                    .await?;
             return Ok(Some(Claimed {
                 update_id,
                 chat_id: row.try_get("chat_id")?,
@@ -140,17 +141,24 @@ pub async fn complete(
     now_ms: i64,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE inbox SET done_at = $1, last_error = $2, claim_until = NULL WHERE update_id = $3")
-        .bind(now_ms)
-        .bind(error)
-        .bind(update_id)
-        .execute(&db.pool)
-        .await?;
+    sqlx::query(
+        "UPDATE inbox SET done_at = $1, last_error = $2, claim_until = NULL WHERE update_id = $3",
+    )
+    .bind(now_ms)
+    .bind(error)
+    .bind(update_id)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
 /// Gives a row back for another attempt (a transient failure), keeping the error for operators.
-pub async fn release(db: &Db, update_id: i64, worker: &str, error: &str) -> Result<(), sqlx::Error> {
+pub async fn release(
+    db: &Db,
+    update_id: i64,
+    worker: &str,
+    error: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE inbox SET claimed_by = NULL, claim_until = NULL, last_error = $1
          WHERE update_id = $2 AND claimed_by = $3 AND done_at IS NULL",
@@ -184,9 +192,11 @@ pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
 
 /// Deletes done rows older than [`KEEP_DONE_FOR`].
 pub async fn prune(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < $1")
-        .bind(now_ms - KEEP_DONE_FOR.as_millis() as i64)
-        .execute(&db.pool)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < $1")
+            .bind(now_ms - KEEP_DONE_FOR.as_millis() as i64)
+            .execute(&db.pool)
+            .await?
+            .rows_affected(),
+    )
 }

@@ -68,7 +68,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let bot = load(&cli)?;
     match cli.command {
         Command::Migrate => {
-            let url = std::env::var(env::DATABASE_URL).unwrap_or_else(|_| botfleet_bot::db::DEFAULT_SQLITE_URL.to_owned());
+            let url = std::env::var(env::DATABASE_URL)
+                .unwrap_or_else(|_| botfleet_bot::db::DEFAULT_SQLITE_URL.to_owned());
             let db = botfleet_bot::db::Db::connect(&url).await?;
             db.migrate().await?;
             tracing::info!(database = ?db.dialect, "migrations applied");

@@ -80,7 +80,15 @@ async fn store(ctx: &Context, updates: &[serde_json::Value]) -> Result<Option<i6
         };
         let now = chrono::Utc::now().timestamp_millis();
         let payload = update.to_string();
-        if inbox::enqueue(&ctx.db, header.update_id, header.chat_id, header.kind, &payload, now).await?
+        if inbox::enqueue(
+            &ctx.db,
+            header.update_id,
+            header.chat_id,
+            header.kind,
+            &payload,
+            now,
+        )
+        .await?
             == Enqueued::New
         {
             ctx.metrics

@@ -11,7 +11,12 @@ pub fn init(format: Option<&str>) {
         .with_writer(std::io::stderr);
     // try_init: tests may start several apps in one process.
     let _ = match format {
-        Some("json") => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        Some("json") => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         _ => builder.compact().try_init(),
     };
 }

@@ -41,16 +41,22 @@ impl Workers {
             set.spawn(async move { this.work(n, stop).await });
         }
         stop.cancelled().await;
-        let drained = tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} }).await;
+        let drained =
+            tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight work outlived the grace period; leaving it in the inbox");
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight work outlived the grace period; leaving it in the inbox"
+            );
             set.abort_all();
             while set.join_next().await.is_some() {}
         }
         match inbox::release_all(&this.ctx.db, &this.id).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "gave unfinished updates back to the inbox"),
-            Err(e) => tracing::warn!(error = %e, "could not release claims; they expire on their own"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release claims; they expire on their own")
+            }
         }
     }
 
@@ -80,7 +86,12 @@ impl Workers {
     }
 
     async fn handle(&self, worker: &str, row: Claimed) {
-        let span = tracing::info_span!("update", update_id = row.update_id, chat_id = row.chat_id, attempt = row.attempts);
+        let span = tracing::info_span!(
+            "update",
+            update_id = row.update_id,
+            chat_id = row.chat_id,
+            attempt = row.attempts
+        );
         async {
             let heartbeat = self.heartbeat(worker, row.update_id);
             let transport = TelegramTransport::new(self.ctx.telegram.clone(), self.ctx.metrics.clone());

@@ -16,7 +16,11 @@ pub enum Command {
 pub fn parse(text: &str) -> Option<Command> {
     let first = text.split_whitespace().next()?;
     let name = first.strip_prefix('/')?;
-    let name = name.split('@').next().unwrap_or_default().to_ascii_lowercase();
+    let name = name
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     Some(match name.as_str() {
         "start" => Command::Start,
         "stop" => Command::Stop,
@@ -33,7 +37,8 @@ Send /stop if you don't want reminders from me, and /help to see what I can do."
 pub const STOPPED: &str = "Done — I won't send you any more follow-up messages. \
 You can still write to me any time, and /start turns reminders back on.";
 pub const OWNERS_ONLY: &str = "Sorry, that command is only for the bot's owners.";
-pub const RATE_LIMITED: &str = "You're writing faster than I can keep up — please wait a minute and try again.";
+pub const RATE_LIMITED: &str =
+    "You're writing faster than I can keep up — please wait a minute and try again.";
 pub const APOLOGY: &str = "Sorry, I can't answer right now. Please try again in a few minutes.";
 pub const TEXT_ONLY: &str = "Sorry, I can only read text messages for now.";
 

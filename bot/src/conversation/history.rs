@@ -9,7 +9,11 @@ use crate::db::Db;
 /// Never more rows than this, whatever the budget.
 const MAX_MESSAGES: i64 = 200;
 
-pub async fn recent(db: &Db, chat_id: i64, token_budget: u32) -> Result<Vec<ChatMessage>, sqlx::Error> {
+pub async fn recent(
+    db: &Db,
+    chat_id: i64,
+    token_budget: u32,
+) -> Result<Vec<ChatMessage>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT role, text FROM messages WHERE chat_id = $1 AND kind IN ('chat', 'followup')
          ORDER BY id DESC LIMIT $2",
@@ -29,11 +33,18 @@ pub async fn recent(db: &Db, chat_id: i64, token_budget: u32) -> Result<Vec<Chat
             break;
         }
         used += cost;
-        let role = if role == "assistant" { Role::Assistant } else { Role::User };
+        let role = if role == "assistant" {
+            Role::Assistant
+        } else {
+            Role::User
+        };
         newest_first.push(ChatMessage { role, text });
     }
     newest_first.reverse();
     // The APIs want a conversation that opens with the user.
-    let first_user = newest_first.iter().position(|m| m.role == Role::User).unwrap_or(newest_first.len());
+    let first_user = newest_first
+        .iter()
+        .position(|m| m.role == Role::User)
+        .unwrap_or(newest_first.len());
     Ok(newest_first.split_off(first_user))
 }

@@ -64,7 +64,12 @@ impl Pipeline {
     }
 
     /// Handles one stored update (its raw JSON).
-    pub async fn handle_update<T: Transport>(&self, transport: &T, update_id: i64, payload: &str) -> Result<(), PipelineError> {
+    pub async fn handle_update<T: Transport>(
+        &self,
+        transport: &T,
+        update_id: i64,
+        payload: &str,
+    ) -> Result<(), PipelineError> {
         let Ok(update) = serde_json::from_str::<Value>(payload) else {
             tracing::warn!("stored update is not JSON; dropping it");
             return Ok(());
@@ -80,7 +85,9 @@ impl Pipeline {
             return Ok(());
         };
         let Some(text) = message["text"].as_str() else {
-            transport.send(chat_id, commands::TEXT_ONLY, Format::Plain).await?;
+            transport
+                .send(chat_id, commands::TEXT_ONLY, Format::Plain)
+                .await?;
             return Ok(());
         };
         let from = &message["from"];
@@ -114,20 +121,38 @@ impl Pipeline {
         user_id.is_some_and(|id| self.extra_owner == Some(id) || self.money.is_owner(id))
     }
 
-    pub async fn handle_text<T: Transport>(&self, transport: &T, inbound: Inbound) -> Result<(), PipelineError> {
+    pub async fn handle_text<T: Transport>(
+        &self,
+        transport: &T,
+        inbound: Inbound,
+    ) -> Result<(), PipelineError> {
         let db = &self.ctx.db;
         let now = chrono::Utc::now();
         let now_ms = now.timestamp_millis();
         let command = commands::parse(&inbound.text);
-        let kind = if command.is_some() { Kind::Command } else { Kind::Chat };
+        let kind = if command.is_some() {
+            Kind::Command
+        } else {
+            Kind::Chat
+        };
         store::record_inbound(db, &inbound, kind, now_ms).await?;
 
         // Processed before (a crash after the reply was stored): finish the job, don't redo it.
         if let Some(reply) = store::reply_for_update(db, inbound.update_id).await? {
             if !reply.sent {
-                let format = if reply.kind == Kind::Command.as_str() { Format::Html } else { Format::Plain };
+                let format = if reply.kind == Kind::Command.as_str() {
+                    Format::Html
+                } else {
+                    Format::Plain
+                };
                 transport.send(inbound.chat_id, &reply.text, format).await?;
-                store::mark_sent(db, reply.id, inbound.chat_id, chrono::Utc::now().timestamp_millis()).await?;
+                store::mark_sent(
+                    db,
+                    reply.id,
+                    inbound.chat_id,
+                    chrono::Utc::now().timestamp_millis(),
+                )
+                .await?;
             }
             return Ok(());
         }
@@ -142,13 +167,32 @@ impl Pipeline {
                 (text, kind, Format::Plain)
             }
         };
-        let id = store::store_reply(db, inbound.chat_id, Some(inbound.update_id), kind, &text, now_ms).await?;
+        let id = store::store_reply(
+            db,
+            inbound.chat_id,
+            Some(inbound.update_id),
+            kind,
+            &text,
+            now_ms,
+        )
+        .await?;
         transport.send(inbound.chat_id, &text, format).await?;
-        store::mark_sent(db, id, inbound.chat_id, chrono::Utc::now().timestamp_millis()).await?;
+        store::mark_sent(
+            db,
+            id,
+            inbound.chat_id,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await?;
         Ok(())
     }
 
-    async fn command_reply(&self, command: Command, inbound: &Inbound, now: chrono::DateTime<chrono::Utc>) -> Result<(String, Format), PipelineError> {
+    async fn command_reply(
+        &self,
+        command: Command,
+        inbound: &Inbound,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(String, Format), PipelineError> {
         let db = &self.ctx.db;
         let owner = self.is_owner(inbound.user_id);
         let escape = crate::telegram::escape_html;
@@ -163,7 +207,9 @@ impl Pipeline {
                 (escape(commands::STOPPED), Format::Html)
             }
             Command::Help | Command::Unknown => (escape(&commands::help(owner)), Format::Html),
-            Command::LlmStats | Command::Stats | Command::Budget if !owner => (escape(commands::OWNERS_ONLY), Format::Html),
+            Command::LlmStats | Command::Stats | Command::Budget if !owner => {
+                (escape(commands::OWNERS_ONLY), Format::Html)
+            }
             Command::LlmStats => (self.money.report_llm_stats(db, now).await?, Format::Html),
             Command::Stats => (self.money.report_stats(db, now).await?, Format::Html),
             Command::Budget => (self.money.report_budget(db, now).await?, Format::Html),
@@ -172,7 +218,12 @@ impl Pipeline {
 
     /// The answer to a chat message, and whether it is conversation (kept as history) or a
     /// notice (rate limit, budget stop, apology).
-    async fn chat_reply<T: Transport>(&self, transport: &T, inbound: &Inbound, now: chrono::DateTime<chrono::Utc>) -> Result<(String, Kind), PipelineError> {
+    async fn chat_reply<T: Transport>(
+        &self,
+        transport: &T,
+        inbound: &Inbound,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(String, Kind), PipelineError> {
         let db = &self.ctx.db;
         let metrics = &self.ctx.metrics;
         let config = &self.ctx.settings.bot;
@@ -193,11 +244,15 @@ impl Pipeline {
             return Ok((BUDGET_STOPPED_REPLY.to_owned(), Kind::Notice));
         }
 
-        let history_budget = llm_config.history_tokens.unwrap_or(LlmConfig::DEFAULT_HISTORY_TOKENS);
+        let history_budget = llm_config
+            .history_tokens
+            .unwrap_or(LlmConfig::DEFAULT_HISTORY_TOKENS);
         let request = CompletionRequest {
             system: llm_config.system_prompt.clone(),
             messages: history::recent(db, inbound.chat_id, history_budget).await?,
-            max_output_tokens: llm_config.max_output_tokens.unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
+            max_output_tokens: llm_config
+                .max_output_tokens
+                .unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
         };
         let outcome = {
             let call = self.ctx.llm.complete(&request);
@@ -215,8 +270,14 @@ impl Pipeline {
             update_id: Some(inbound.update_id),
             request_type: RequestType::Chat,
         };
-        self.money.record_call(db, metrics, call, &outcome.attempts, chrono::Utc::now()).await?;
-        if let Err(e) = self.money.check_alerts(db, &self.ctx.telegram, chrono::Utc::now()).await {
+        self.money
+            .record_call(db, metrics, call, &outcome.attempts, chrono::Utc::now())
+            .await?;
+        if let Err(e) = self
+            .money
+            .check_alerts(db, &self.ctx.telegram, chrono::Utc::now())
+            .await
+        {
             tracing::warn!(error = %e, "budget alert check failed; the scheduler checks again");
         }
         match outcome.result {
@@ -239,7 +300,9 @@ impl Pipeline {
 }
 
 fn rate_limit(config: Option<&RateLimitConfig>) -> (u32, Duration) {
-    let messages = config.and_then(|c| c.messages).unwrap_or(RateLimitConfig::DEFAULT_MESSAGES);
+    let messages = config
+        .and_then(|c| c.messages)
+        .unwrap_or(RateLimitConfig::DEFAULT_MESSAGES);
     let per = config
         .and_then(|c| c.per.as_deref())
         .and_then(|p| parse_duration(p).ok())

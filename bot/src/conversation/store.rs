@@ -38,7 +38,12 @@ impl Kind {
 
 /// Records that the lead wrote: creates the lead on first contact, moves `last_inbound_at`, and
 /// restarts the follow-up sequence (a lead who writes again is no longer quiet).
-pub async fn record_inbound(db: &Db, inbound: &Inbound, kind: Kind, now_ms: i64) -> Result<(), sqlx::Error> {
+pub async fn record_inbound(
+    db: &Db,
+    inbound: &Inbound,
+    kind: Kind,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "INSERT INTO leads (chat_id, user_id, username, first_name, first_seen_at, last_inbound_at)
@@ -83,10 +88,12 @@ pub struct StoredReply {
 }
 
 pub async fn reply_for_update(db: &Db, update_id: i64) -> Result<Option<StoredReply>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, text, kind, sent_at FROM messages WHERE update_id = $1 AND role = 'assistant'")
-        .bind(update_id)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, text, kind, sent_at FROM messages WHERE update_id = $1 AND role = 'assistant'",
+    )
+    .bind(update_id)
+    .fetch_optional(&db.pool)
+    .await?;
     row.map(|row| {
         Ok(StoredReply {
             id: row.try_get("id")?,
@@ -122,15 +129,24 @@ pub async fn store_reply(
     .await?;
     match (inserted, update_id) {
         (Some(id), _) => Ok(id),
-        (None, Some(update_id)) => sqlx::query_scalar("SELECT id FROM messages WHERE update_id = $1 AND role = 'assistant'")
+        (None, Some(update_id)) => {
+            sqlx::query_scalar(
+                "SELECT id FROM messages WHERE update_id = $1 AND role = 'assistant'",
+            )
             .bind(update_id)
             .fetch_one(&db.pool)
-            .await,
+            .await
+        }
         (None, None) => Err(sqlx::Error::RowNotFound),
     }
 }
 
-pub async fn mark_sent(db: &Db, message_id: i64, chat_id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
+pub async fn mark_sent(
+    db: &Db,
+    message_id: i64,
+    chat_id: i64,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     sqlx::query("UPDATE messages SET sent_at = $1 WHERE id = $2")
         .bind(now_ms)
@@ -146,8 +162,17 @@ pub async fn mark_sent(db: &Db, message_id: i64, chat_id: i64, now_ms: i64) -> R
 }
 
 /// `/stop`: no more follow-ups. `/start` undoes it.
-pub async fn set_opted_out(db: &Db, chat_id: i64, opted_out: bool, now_ms: i64) -> Result<(), sqlx::Error> {
-    let (status, at) = if opted_out { ("opted_out", Some(now_ms)) } else { ("active", None) };
+pub async fn set_opted_out(
+    db: &Db,
+    chat_id: i64,
+    opted_out: bool,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let (status, at) = if opted_out {
+        ("opted_out", Some(now_ms))
+    } else {
+        ("active", None)
+    };
     sqlx::query("UPDATE leads SET status = $1, opted_out_at = $2 WHERE chat_id = $3")
         .bind(status)
         .bind(at)
@@ -159,9 +184,11 @@ pub async fn set_opted_out(db: &Db, chat_id: i64, opted_out: bool, now_ms: i64) 
 
 /// Messages the user sent in the window (the rate limit's count).
 pub async fn user_messages_since(db: &Db, chat_id: i64, since_ms: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND role = 'user' AND created_at > $2")
-        .bind(chat_id)
-        .bind(since_ms)
-        .fetch_one(&db.pool)
-        .await
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND role = 'user' AND created_at > $2",
+    )
+    .bind(chat_id)
+    .bind(since_ms)
+    .fetch_one(&db.pool)
+    .await
 }

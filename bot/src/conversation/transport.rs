@@ -15,7 +15,12 @@ pub enum Format {
 }
 
 pub trait Transport: Send + Sync {
-    fn send(&self, chat_id: i64, text: &str, format: Format) -> impl Future<Output = Result<(), TelegramError>> + Send;
+    fn send(
+        &self,
+        chat_id: i64,
+        text: &str,
+        format: Format,
+    ) -> impl Future<Output = Result<(), TelegramError>> + Send;
     fn typing(&self, chat_id: i64) -> impl Future<Output = ()> + Send;
 }
 
@@ -74,5 +79,8 @@ fn strip_html(html: &str) -> String {
             _ => {}
         }
     }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
 }

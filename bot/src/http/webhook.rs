@@ -66,7 +66,9 @@ async fn receive(State(state): State<IntakeState>, request: Request) -> StatusCo
     }
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => return reject(&state, "too_large", StatusCode::PAYLOAD_TOO_LARGE),
+        Err(BodyError::TooLarge) => {
+            return reject(&state, "too_large", StatusCode::PAYLOAD_TOO_LARGE);
+        }
         Err(BodyError::Broken) => return reject(&state, "malformed", StatusCode::BAD_REQUEST),
     };
     let Some(update) = parse_update(&body) else {
@@ -74,7 +76,16 @@ async fn receive(State(state): State<IntakeState>, request: Request) -> StatusCo
     };
     let payload = String::from_utf8_lossy(&body);
     let now = chrono::Utc::now().timestamp_millis();
-    match inbox::enqueue(&state.db, update.update_id, update.chat_id, update.kind, &payload, now).await {
+    match inbox::enqueue(
+        &state.db,
+        update.update_id,
+        update.chat_id,
+        update.kind,
+        &payload,
+        now,
+    )
+    .await
+    {
         Ok(Enqueued::New) => {
             state
                 .metrics
@@ -84,11 +95,19 @@ async fn receive(State(state): State<IntakeState>, request: Request) -> StatusCo
                 })
                 .inc();
             state.wake.notify_one();
-            tracing::debug!(update_id = update.update_id, chat_id = update.chat_id, kind = update.kind, "update accepted");
+            tracing::debug!(
+                update_id = update.update_id,
+                chat_id = update.chat_id,
+                kind = update.kind,
+                "update accepted"
+            );
             StatusCode::OK
         }
         Ok(Enqueued::Duplicate) => {
-            tracing::info!(update_id = update.update_id, "repeated update acknowledged and dropped");
+            tracing::info!(
+                update_id = update.update_id,
+                "repeated update acknowledged and dropped"
+            );
             StatusCode::OK
         }
         Err(e) => {
@@ -171,7 +190,14 @@ mod tests {
     #[test]
     fn reads_update_headers() {
         let h = parse_update(br#"{"update_id":7,"message":{"message_id":1,"date":0,"chat":{"id":42,"type":"private"},"text":"hi"}}"#).unwrap();
-        assert_eq!(h, UpdateHeader { update_id: 7, chat_id: Some(42), kind: "message" });
+        assert_eq!(
+            h,
+            UpdateHeader {
+                update_id: 7,
+                chat_id: Some(42),
+                kind: "message"
+            }
+        );
         let h = parse_update(br#"{"update_id":8,"callback_query":{"id":"x","from":{"id":5},"message":{"chat":{"id":43}}}}"#).unwrap();
         assert_eq!(h.chat_id, Some(43));
         assert!(parse_update(b"{not json").is_none());
