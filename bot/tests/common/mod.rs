@@ -19,6 +19,36 @@ pub struct TestDb {
     /// Connects to the same database again (e.g. to simulate a restart).
     pub url: String,
     _dir: Option<TempDir>,
+    /// PostgreSQL: the maintenance URL and the database to drop when the test ends.
+    drop_on_exit: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((maintenance, name)) = self.drop_on_exit.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let db = Db::connect(&maintenance).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&db.pool)
+                .await?;
+                db.pool.close().await;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop a test database: {e}");
+        }
+    }
 }
 
 impl TestDb {
@@ -43,6 +73,7 @@ pub async fn sqlite() -> TestDb {
         db,
         url,
         _dir: Some(dir),
+        drop_on_exit: None,
     }
 }
 
@@ -54,25 +85,35 @@ pub async fn postgres() -> Option<TestDb> {
         .await
         .expect("connecting to the fresh database");
     db.migrate().await.expect("migrating PostgreSQL");
+    let maintenance = std::env::var("TEST_DATABASE_URL").ok()?;
+    let name = url.rsplit('/').next()?.split('?').next()?.to_owned();
     Some(TestDb {
         db,
         url,
         _dir: None,
+        drop_on_exit: Some((maintenance, name)),
     })
 }
 
 /// `(Db, TempDir)`: a fresh migrated SQLite database; keep the `TempDir` alive.
 pub async fn sqlite_db() -> (Db, TempDir) {
-    let t = sqlite().await;
-    (
-        t.db,
-        t._dir.expect("SQLite test databases live in a temp dir"),
-    )
+    let mut t = sqlite().await;
+    let dir = t
+        ._dir
+        .take()
+        .expect("SQLite test databases live in a temp dir");
+    (t.db.clone(), dir)
 }
 
-/// A fresh migrated PostgreSQL database, or `None` to skip (see [`postgres`]).
+/// A fresh migrated PostgreSQL database, or `None` to skip (see [`postgres`]). Unlike
+/// [`postgres`], the database is left behind when the test ends (nothing owns it).
 pub async fn postgres_db() -> Option<Db> {
-    postgres().await.map(|t| t.db)
+    let url = fresh_postgres_url().await?;
+    let db = Db::connect(&url)
+        .await
+        .expect("connecting to the fresh database");
+    db.migrate().await.expect("migrating PostgreSQL");
+    Some(db)
 }
 
 /// Creates an empty database with a unique name on `TEST_DATABASE_URL`'s server and returns
