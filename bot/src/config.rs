@@ -29,6 +29,8 @@ pub mod env {
     pub const WORKERS: &str = "BOTFLEET_WORKERS";
     /// Deadline for in-flight work after SIGTERM (default 20s).
     pub const SHUTDOWN_GRACE: &str = "BOTFLEET_SHUTDOWN_GRACE";
+    /// How often the scheduler looks for due follow-ups and budget alerts (default 30s).
+    pub const SCHEDULER_INTERVAL: &str = "BOTFLEET_SCHEDULER_INTERVAL";
 }
 
 pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
@@ -115,6 +117,7 @@ pub struct Settings {
     pub inbox_claim_timeout: Duration,
     pub workers: usize,
     pub shutdown_grace: Duration,
+    pub scheduler_interval: Duration,
 }
 
 /// Reads an environment variable; `lookup` is injectable for tests.
@@ -240,6 +243,7 @@ impl Settings {
             inbox_claim_timeout: duration(env::INBOX_CLAIM_TIMEOUT, "60s")?,
             workers,
             shutdown_grace: duration(env::SHUTDOWN_GRACE, "20s")?,
+            scheduler_interval: duration(env::SCHEDULER_INTERVAL, "30s")?,
             bot,
         })
     }
