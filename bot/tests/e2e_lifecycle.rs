@@ -221,3 +221,41 @@ async fn a_bad_setting_stops_the_process_with_one_clear_line() {
         bot.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_talks_to_the_same_pipeline_from_a_terminal() {
+    use std::io::Write;
+    let db = fresh_db(DbKind::Sqlite).await.unwrap();
+    let h = Harness::new(
+        db,
+        BotConfigOptions {
+            mode: "polling",
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut bot = h.spawn_with_stdio("chat", std::process::Stdio::piped());
+    let mut stdin = bot.child.stdin.take().unwrap();
+    writeln!(stdin, "hello from the terminal").unwrap();
+    writeln!(stdin, "/llm_stats").unwrap();
+    drop(stdin); // Ctrl-D
+    let status = tokio::task::spawn_blocking(move || {
+        let status = bot.child.wait().unwrap();
+        (status, bot.log())
+    })
+    .await
+    .unwrap();
+    let (status, out) = status;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("bot> reply: hello from the terminal"), "{out}");
+    // The console user is an owner: the report comes from the same ledger the reply was priced in.
+    assert!(
+        out.contains("claude-test"),
+        "the LLM stats report should list the model: {out}"
+    );
+    assert_eq!(h.llm.requests().len(), 1);
+    assert!(
+        h.telegram.calls("sendMessage").is_empty(),
+        "chat must not talk to Telegram"
+    );
+}

@@ -162,6 +162,10 @@ impl Harness {
     }
 
     pub fn spawn(&self, subcommand: &str) -> BotProcess {
+        self.spawn_with_stdio(subcommand, Stdio::null())
+    }
+
+    pub fn spawn_with_stdio(&self, subcommand: &str, stdin: Stdio) -> BotProcess {
         let http_port = free_port();
         let metrics_port = free_port();
         let log_path = self.db.dir.path().join(format!("bot-{http_port}.log"));
@@ -183,7 +187,7 @@ impl Harness {
             .env("BOTFLEET_INBOX_CLAIM_TIMEOUT", "3s")
             .env("BOTFLEET_SCHEDULER_INTERVAL", "1s")
             .env("RUST_LOG", "info,botfleet_bot=debug")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         for (k, v) in &self.extra_env {
