@@ -249,3 +249,47 @@ on_each_db!(
     stop_postgres,
     stop_opts_out_and_commands_answer
 );
+
+async fn updates_of_one_chat_are_handled_in_order(db: TestDb) {
+    let h = Harness::new(db, BotConfigOptions::default()).await;
+    // Slow answers: with eight workers, only the per-chat ordering keeps these in sequence.
+    h.llm.set_default_delay(Duration::from_millis(300));
+    let bot = h.start().await;
+    for i in 1..=4 {
+        assert_eq!(
+            bot.post_update(&text_update(10_000 + i, 48, &format!("message {i}")))
+                .await,
+            200
+        );
+    }
+    // Another chat is not held up by this one.
+    bot.post_update(&text_update(10_100, 49, "other chat"))
+        .await;
+    eventually(WAIT, "four replies", || {
+        h.telegram.sent_texts(48).len() >= 4
+    })
+    .await;
+    assert_eq!(
+        h.telegram.sent_texts(48),
+        vec![
+            "reply: message 1",
+            "reply: message 2",
+            "reply: message 3",
+            "reply: message 4"
+        ]
+    );
+    // Each call saw the previous answers: the conversation grew one turn at a time.
+    let last = h
+        .llm
+        .requests()
+        .into_iter()
+        .rfind(|r| r.to_string().contains("message 4"))
+        .unwrap();
+    assert_eq!(last["messages"].as_array().unwrap().len(), 7, "{last}");
+    assert!(!h.telegram.sent_texts(49).is_empty());
+}
+on_each_db!(
+    order_sqlite,
+    order_postgres,
+    updates_of_one_chat_are_handled_in_order
+);
