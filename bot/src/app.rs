@@ -118,8 +118,9 @@ pub async fn serve_with(
         // Embedded database: one pod, so the scheduler runs here instead of its own Deployment.
         let (ctx, money, stop) = (ctx.clone(), money.clone(), stop_intake.clone());
         tasks.spawn(async move {
-            let _ = (ctx, money, stop); // SCHEDULER-HOOK: wired when bot/src/scheduler.rs lands
-            Ok(())
+            crate::scheduler::run(ctx, money, crate::scheduler::LeadershipMode::Always, stop)
+                .await
+                .map_err(|e| std::io::Error::other(format!("scheduler: {e:#}")))
         });
     }
 

@@ -94,8 +94,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 botfleet_bot::app::shutdown_signal().await;
                 trigger.cancel();
             });
-            let _ = (ctx, money, shutdown); // SCHEDULER-HOOK
-            anyhow::bail!("scheduler: not wired yet")
+            // In a cluster one replica leads on a Lease; elsewhere this process simply runs
+            // (database claims keep each follow-up single even with two schedulers).
+            let mode = if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+                botfleet_bot::scheduler::LeadershipMode::lease_from_env()?
+            } else {
+                tracing::info!("not in a Kubernetes cluster: no leader election");
+                botfleet_bot::scheduler::LeadershipMode::Always
+            };
+            botfleet_bot::scheduler::run(ctx, money, mode, shutdown).await
         }
         Command::Chat => {
             let settings = Settings::resolve(bot, &ProcessEnv, Needs::LlmOnly)?;
