@@ -259,3 +259,34 @@ async fn chat_talks_to_the_same_pipeline_from_a_terminal() {
         "chat must not talk to Telegram"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_sqlite_runs_the_follow_up_scheduler() {
+    let db = fresh_db(DbKind::Sqlite).await.unwrap();
+    let options = BotConfigOptions {
+        extra_yaml: "followUp: {enabled: true, after: [\"2s\"]}\n".into(),
+        ..Default::default()
+    };
+    let h = Harness::new(db, options).await;
+    let bot = h.start().await;
+    bot.post_update(&text_update(9501, 63, "I might buy later"))
+        .await;
+    eventually(WAIT, "the reply and then one follow-up", || {
+        h.telegram.sent_texts(63).len() >= 2
+    })
+    .await;
+    // One step configured: one follow-up, however long the lead stays quiet.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let texts = h.telegram.sent_texts(63);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(texts[0], "reply: I might buy later");
+    let followup_calls = h.llm.requests().len();
+    assert_eq!(followup_calls, 2, "one chat call and one follow-up call");
+    let metrics = bot.metrics_text().await;
+    assert!(
+        metrics.contains("botfleet_followups_sent_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("botfleet_scheduler_leader 1"), "{metrics}");
+    assert!(metrics.contains(r#"request_type="followup""#), "{metrics}");
+}
