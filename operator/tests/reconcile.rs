@@ -726,9 +726,11 @@ async fn deletion_runs_the_finalizer_and_removes_it() {
         "the finalizer holds the bot"
     );
 
+    assert!(h.ctx.metrics.encode().contains("botfleet_managed_bots 1"));
     h.reconcile().await.unwrap();
     assert_eq!(h.telegram.count("deleteWebhook"), 1);
     assert_eq!(h.telegram.webhook(TOKEN).url, "");
+    assert!(h.ctx.metrics.encode().contains("botfleet_managed_bots 0"));
     assert!(
         h.bots.get_opt("sales-bot").await.unwrap().is_none(),
         "the bot is gone"
@@ -871,8 +873,18 @@ async fn an_api_error_fails_the_reconcile_with_a_condition_and_an_event() {
         ("True".into(), "ApplyFailed".into())
     );
     assert!(h.event_reasons().contains(&"ApplyFailed".to_string()));
+    let metrics = h.ctx.metrics.encode();
+    assert!(
+        metrics.contains("botfleet_reconcile_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
     h.server.clear_failures();
     h.reconcile().await.unwrap();
+    let metrics = h.ctx.metrics.encode();
+    assert!(
+        metrics.contains("botfleet_reconcile_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(
         cond(&h.bot().await, "Degraded"),
         ("False".into(), "AsExpected".into())

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 
 use super::discovery::MonitoringDiscovery;
+use crate::crd::TelegramBot;
 use crate::process::metrics::Metrics;
 use crate::render::RenderDefaults;
 use crate::telegram::TelegramClient;
@@ -54,6 +56,9 @@ pub struct Context {
     pub monitoring: MonitoringDiscovery,
     failures: Mutex<HashMap<String, u32>>,
     managed: Mutex<HashSet<String>>,
+    /// The controllers' caches of TelegramBots; when present they are the count of managed bots
+    /// (a deleted bot leaves them even though it is never reconciled again).
+    stores: Mutex<Vec<Store<TelegramBot>>>,
 }
 
 impl Context {
@@ -71,6 +76,7 @@ impl Context {
             metrics,
             failures: Mutex::new(HashMap::new()),
             managed: Mutex::new(HashSet::new()),
+            stores: Mutex::new(Vec::new()),
         }
     }
 
@@ -98,6 +104,66 @@ impl Context {
         } else {
             set.remove(key);
         }
-        self.metrics.set_managed_bots(set.len());
+        drop(set);
+        self.refresh_managed_bots();
+    }
+
+    /// Makes a controller's cache of bots the source of `botfleet_managed_bots`.
+    pub fn register_store(&self, store: Store<TelegramBot>) {
+        self.stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(store);
+        self.refresh_managed_bots();
+    }
+
+    /// Sets `botfleet_managed_bots`: bots in the controllers' caches that are not being
+    /// deleted, or (without a controller, e.g. in tests) the bots reconciled and not deleted.
+    pub fn refresh_managed_bots(&self) {
+        let stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+        let count = if stores.is_empty() {
+            self.managed.lock().unwrap_or_else(|e| e.into_inner()).len()
+        } else {
+            stores
+                .iter()
+                .flat_map(|s| s.state())
+                .filter(|b| b.metadata.deletion_timestamp.is_none())
+                .count()
+        };
+        self.metrics.set_managed_bots(count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_the_cap_and_resets() {
+        let client = {
+            let server = crate::fixtures::FakeApiServer::new();
+            // Building a client needs a runtime only for its background buffer task.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _guard = rt.enter();
+            server.client()
+        };
+        let ctx = Context::new(
+            client,
+            ContextConfig {
+                backoff_base: Duration::from_secs(5),
+                backoff_max: Duration::from_secs(60),
+                ..ContextConfig::default()
+            },
+            Arc::new(Metrics::new()),
+        );
+        let delays: Vec<u64> = (0..6)
+            .map(|_| ctx.next_backoff("bots/a").as_secs())
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40, 60, 60]);
+        assert_eq!(ctx.next_backoff("bots/b").as_secs(), 5, "per bot");
+        ctx.reset_backoff("bots/a");
+        assert_eq!(ctx.next_backoff("bots/a").as_secs(), 5);
     }
 }

@@ -202,7 +202,21 @@ pub async fn run_controllers(
     let controllers = scopes
         .into_iter()
         .map(|namespace| controller(client.clone(), namespace, ctx.clone(), stop.clone()));
+    // A deleted bot is never reconciled again; the gauge follows the caches on a timer too.
+    let refresher = {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(15)) => ctx.refresh_managed_bots(),
+                }
+            }
+        })
+    };
     futures::future::join_all(controllers).await;
+    refresher.abort();
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -228,30 +242,32 @@ async fn controller(
         "app.kubernetes.io/managed-by={}",
         children::FIELD_MANAGER
     ));
-    Controller::new(
+    let controller = Controller::new(
         scoped::<TelegramBot>(&client, ns),
         watcher::Config::default(),
-    )
-    .owns(scoped::<Deployment>(&client, ns), children.clone())
-    .owns(scoped::<Service>(&client, ns), children.clone())
-    .owns(scoped::<ConfigMap>(&client, ns), children.clone())
-    .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
-    .owns(scoped::<Role>(&client, ns), children.clone())
-    .owns(scoped::<RoleBinding>(&client, ns), children.clone())
-    .owns(scoped::<Ingress>(&client, ns), children.clone())
-    .owns(
-        scoped::<PersistentVolumeClaim>(&client, ns),
-        children.clone(),
-    )
-    .owns(scoped::<PodDisruptionBudget>(&client, ns), children.clone())
-    .owns(scoped::<Secret>(&client, ns), children)
-    .graceful_shutdown_on(async move { stop.cancelled().await })
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((bot, _)) => tracing::debug!(bot = %bot, "reconciled"),
-            Err(e) => tracing::debug!(error = %e, "controller event"),
-        }
-    })
-    .await;
+    );
+    ctx.register_store(controller.store());
+    controller
+        .owns(scoped::<Deployment>(&client, ns), children.clone())
+        .owns(scoped::<Service>(&client, ns), children.clone())
+        .owns(scoped::<ConfigMap>(&client, ns), children.clone())
+        .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
+        .owns(scoped::<Role>(&client, ns), children.clone())
+        .owns(scoped::<RoleBinding>(&client, ns), children.clone())
+        .owns(scoped::<Ingress>(&client, ns), children.clone())
+        .owns(
+            scoped::<PersistentVolumeClaim>(&client, ns),
+            children.clone(),
+        )
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), children.clone())
+        .owns(scoped::<Secret>(&client, ns), children)
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((bot, _)) => tracing::debug!(bot = %bot, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "controller event"),
+            }
+        })
+        .await;
 }
