@@ -77,12 +77,44 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition.
-    pub fn encode(&self) -> String {
+    pub fn encode_openmetrics(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
     }
+
+    /// Prometheus text format 0.0.4, for scrapers that do not ask for OpenMetrics.
+    pub fn encode(&self) -> String {
+        openmetrics_to_prometheus(&self.encode_openmetrics())
+    }
+}
+
+/// OpenMetrics names a counter family without `_total` (its samples carry the suffix); the
+/// Prometheus text format names the family as its samples are named, has no `# UNIT` and no
+/// `# EOF`. (The bot does the same rewrite for its own `/metrics`.)
+pub fn openmetrics_to_prometheus(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64);
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -110,5 +142,48 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("botfleet_managed_bots 3"), "{text}");
+        assert!(
+            text.contains("# TYPE botfleet_reconcile_total counter"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(metrics.encode_openmetrics().ends_with("# EOF\n"));
+    }
+
+    /// `promtool check metrics` on the exposition (skipped without promtool unless CI=true).
+    #[test]
+    fn promtool_accepts_the_exposition() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let metrics = Metrics::new();
+        metrics.record_reconcile(true, Duration::from_millis(20));
+        metrics.set_managed_bots(1);
+        let child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(_) if std::env::var("CI").as_deref() != Ok("true") => {
+                println!("skipped: promtool not installed");
+                return;
+            }
+            Err(e) => panic!("promtool is required under CI: {e}"),
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.encode().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
