@@ -190,6 +190,11 @@ pub(crate) async fn send_due_alerts(
 }
 
 /// Claims one alert; true when this caller won the claim (no one had it yet).
+///
+/// Delivery is at most once: a claim is released only when Telegram refuses the message. If
+/// the process dies between claiming and sending, that alert is not sent for this period (a
+/// lost alert is preferred to a duplicate; the `/budget` command and the spend gauges still
+/// show the state).
 async fn claim(
     db: &Db,
     period: Period,

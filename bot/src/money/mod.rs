@@ -182,7 +182,17 @@ impl Money {
         let priced = ledger::price_attempts(&self.prices, attempts)?;
         ledger::write(db, &call, &priced, at).await?;
         ledger::observe(metrics, &call, &priced);
-        Ok(priced.iter().map(|p| p.cost.nanos()).sum())
+        priced
+            .iter()
+            .try_fold(0_i64, |total, p| total.checked_add(p.cost.nanos()))
+            .ok_or_else(|| {
+                MoneyError::CostOverflow(CostOverflow {
+                    model: attempts
+                        .first()
+                        .map(|a| a.model.clone())
+                        .unwrap_or_default(),
+                })
+            })
     }
 
     /// Counts a call the gate refused (`llm_requests_total{outcome="budget_refused"}`). No
