@@ -22,6 +22,8 @@ const TOKEN: &str = "123456:test-token";
 struct Harness {
     server: FakeApiServer,
     telegram: FakeTelegram,
+    /// What the fake bot's `/api/v1/usage` reports as `spendTodayUsd`.
+    spend: Arc<std::sync::Mutex<String>>,
     ctx: Arc<Context>,
     bots: Api<TelegramBot>,
 }
@@ -30,7 +32,9 @@ impl Harness {
     async fn new() -> Self {
         let server = FakeApiServer::new();
         let telegram = FakeTelegram::start().await;
+        let (spend, usage_url) = fake_usage_endpoint().await;
         let config = ContextConfig {
+            usage_url: Some(usage_url),
             defaults: RenderDefaults {
                 telegram_api_url: telegram.url.clone(),
                 ..RenderDefaults::default()
@@ -66,6 +70,7 @@ impl Harness {
         Self {
             server,
             telegram,
+            spend,
             ctx,
             bots,
         }
@@ -125,6 +130,33 @@ impl Harness {
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         Api::namespaced_with(self.server.client(), NS, &resource)
     }
+}
+
+/// A stand-in for the bots' usage endpoints (`/{namespace}/{name}/api/v1/usage`), answering
+/// the contract's JSON with a settable `spendTodayUsd`.
+async fn fake_usage_endpoint() -> (Arc<std::sync::Mutex<String>>, String) {
+    let spend = Arc::new(std::sync::Mutex::new("0.0000".to_string()));
+    let shared = spend.clone();
+    let app = axum::Router::new().route(
+        "/bots/sales-bot/api/v1/usage",
+        axum::routing::get(move || {
+            let spend = shared.lock().unwrap().clone();
+            async move {
+                axum::Json(json!({"day": "2026-11-22", "month": "2026-11",
+                    "spendTodayNanos": 0, "spendTodayUsd": spend,
+                    "spendMonthNanos": 0, "spendMonthUsd": "0.0000",
+                    "budgetDailyNanos": null, "budgetMonthlyNanos": null,
+                    "requestsToday": 0, "unpricedCallsToday": 0, "hardStopped": false}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/{{namespace}}/{{name}}/api/v1/usage",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (spend, url)
 }
 
 fn polling_sqlite() -> Value {
@@ -317,12 +349,24 @@ async fn a_ready_deployment_makes_the_bot_ready_and_that_is_written_once() {
     );
     assert_eq!(bot.status.as_ref().unwrap().ready_replicas, Some(1));
     assert_eq!(
+        bot.status.as_ref().unwrap().spend_today.as_deref(),
+        Some("0.0000")
+    );
+    assert_eq!(
         h.writes(),
         vec!["PATCH /apis/botfleet.dev/v1alpha1/namespaces/bots/telegrambots/sales-bot/status"]
     );
     h.server.clear_requests();
     h.reconcile().await.unwrap();
     assert_eq!(h.writes(), Vec::<String>::new());
+
+    // The bot spent money: the next reconcile shows it (kubectl get tgbot: Spend Today).
+    *h.spend.lock().unwrap() = "0.4200".into();
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.bot().await.status.unwrap().spend_today.as_deref(),
+        Some("0.4200")
+    );
 }
 
 #[tokio::test]

@@ -31,6 +31,9 @@ pub struct ContextConfig {
     /// First delay after a failed reconcile; doubles per consecutive failure.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// URL template of a bot's `/api/v1/usage` (`{name}`, `{namespace}`), for
+    /// `status.spendToday`; None: do not read spend.
+    pub usage_url: Option<String>,
 }
 
 impl Default for ContextConfig {
@@ -43,6 +46,7 @@ impl Default for ContextConfig {
             resync: Duration::from_secs(300),
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
+            usage_url: Some(super::usage::DEFAULT_USAGE_URL.to_string()),
         }
     }
 }
@@ -50,6 +54,8 @@ impl Default for ContextConfig {
 pub struct Context {
     pub client: Client,
     pub telegram: TelegramClient,
+    /// Reads the bots' usage endpoints.
+    pub http: reqwest::Client,
     pub config: ContextConfig,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -70,6 +76,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             telegram: TelegramClient::new(config.telegram_timeout),
+            http: reqwest::Client::new(),
             monitoring: MonitoringDiscovery::new(config.discovery_ttl),
             client,
             config,

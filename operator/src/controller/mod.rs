@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod reconcile;
 pub mod status;
 pub mod subset;
+pub mod usage;
 pub mod webhook;
 
 use std::net::SocketAddr;

@@ -103,6 +103,7 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
                     WebhookState::NotRequired
                 },
                 monitoring,
+                spend_today: None,
                 problem: Some(Problem {
                     reason: "InvalidSpec",
                     message: message.clone(),
@@ -187,6 +188,7 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
             deployment: deployment.as_ref(),
             webhook: previous_webhook_state(&bot),
             monitoring,
+            spend_today: None,
             problem: Some(Problem {
                 reason: "ApplyFailed",
                 message: format!("{message}; the operator retries with backoff"),
@@ -231,6 +233,18 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     }
 
     let deployment = handler_deployment(ctx, &namespace, &name).await?;
+    let any_ready = deployment
+        .as_ref()
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .is_some_and(|n| n > 0);
+    let spend_today = match (&ctx.config.usage_url, any_ready) {
+        (Some(template), true) => {
+            let url = super::usage::usage_url(template, &render::names::handler(&name), &namespace);
+            super::usage::spend_today(&ctx.http, &url).await
+        }
+        _ => None,
+    };
     let webhook_failed = matches!(webhook_state, WebhookState::Failed { .. });
     let observed = Observed {
         generation: bot.meta().generation,
@@ -241,6 +255,7 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
         webhook: webhook_state,
         monitoring,
         problem: None,
+        spend_today,
     };
     write_status(&api, &bot, &observed).await?;
 
