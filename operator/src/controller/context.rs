@@ -115,6 +115,14 @@ impl Context {
         self.refresh_managed_bots();
     }
 
+    /// Forgets the caches of controllers that stopped (leadership lost and regained).
+    pub fn clear_stores(&self) {
+        self.stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Makes a controller's cache of bots the source of `botfleet_managed_bots`.
     pub fn register_store(&self, store: Store<TelegramBot>) {
         self.stores

@@ -195,6 +195,7 @@ pub async fn run_controllers(
     ctx: Arc<Context>,
     stop: CancellationToken,
 ) {
+    ctx.clear_stores();
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
