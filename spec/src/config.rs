@@ -60,7 +60,9 @@ pub struct BotConfig {
 pub struct WebhookConfig {
     /// Public DNS name that Telegram calls, e.g. `bots.example.com`. Required in webhook mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"))]
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"
+    ))]
     pub domain: Option<String>,
     /// HTTP path of the webhook endpoint. Default `/telegram/<bot name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

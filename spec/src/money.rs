@@ -89,11 +89,20 @@ mod tests {
 
     #[test]
     fn rejects_inexact_or_malformed_amounts() {
-        assert!(matches!(parse_usd_nanos("0.0000000001"), Err(MoneyError::TooPrecise(_))));
+        assert!(matches!(
+            parse_usd_nanos("0.0000000001"),
+            Err(MoneyError::TooPrecise(_))
+        ));
         for bad in ["", ".5", "5.", "-1", "1e3", "1,5", "abc", " 1"] {
-            assert!(matches!(parse_usd_nanos(bad), Err(MoneyError::NotDecimal(_))), "{bad:?}");
+            assert!(
+                matches!(parse_usd_nanos(bad), Err(MoneyError::NotDecimal(_))),
+                "{bad:?}"
+            );
         }
-        assert!(matches!(parse_usd_nanos("99999999999"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(
+            parse_usd_nanos("99999999999"),
+            Err(MoneyError::TooLarge(_))
+        ));
     }
 
     #[test]

@@ -30,7 +30,10 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
     if let Some(url) = &config.llm.base_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
-        return Err(ConfigError::new("llm.baseUrl", "must start with http:// or https://"));
+        return Err(ConfigError::new(
+            "llm.baseUrl",
+            "must start with http:// or https://",
+        ));
     }
     if config.mode == Mode::Webhook
         && let Some(path) = config.webhook.as_ref().and_then(|w| w.path.as_deref())
@@ -41,7 +44,10 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
     if let Some(n) = config.webhook.as_ref().and_then(|w| w.max_connections)
         && !(1..=100).contains(&n)
     {
-        return Err(ConfigError::new("webhook.maxConnections", "must be 1 to 100"));
+        return Err(ConfigError::new(
+            "webhook.maxConnections",
+            "must be 1 to 100",
+        ));
     }
 
     let mut seen = std::collections::HashSet::new();
@@ -203,7 +209,10 @@ mod tests {
             }),
             ..Default::default()
         });
-        assert_eq!(validate(&config).unwrap_err().field, "followUp.quietHours.start");
+        assert_eq!(
+            validate(&config).unwrap_err().field,
+            "followUp.quietHours.start"
+        );
     }
 
     #[test]
