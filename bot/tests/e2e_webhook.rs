@@ -293,3 +293,44 @@ on_each_db!(
     order_postgres,
     updates_of_one_chat_are_handled_in_order
 );
+
+async fn a_user_over_the_rate_limit_gets_a_friendly_reply(db: TestDb) {
+    let options = BotConfigOptions {
+        extra_yaml: "rateLimit: {messages: 2, per: 1m}\n".into(),
+        ..Default::default()
+    };
+    let h = Harness::new(db, options).await;
+    let bot = h.start().await;
+    for i in 1..=3 {
+        bot.post_update(&text_update(11_000 + i, 53, &format!("question {i}")))
+            .await;
+    }
+    bot.post_update(&text_update(11_100, 54, "someone else"))
+        .await;
+    eventually(WAIT, "three replies", || {
+        h.telegram.sent_texts(53).len() >= 3
+    })
+    .await;
+    let texts = h.telegram.sent_texts(53);
+    assert_eq!(&texts[..2], ["reply: question 1", "reply: question 2"]);
+    assert!(texts[2].contains("please wait a minute"), "{}", texts[2]);
+    eventually(WAIT, "the other user's reply", || {
+        !h.telegram.sent_texts(54).is_empty()
+    })
+    .await;
+    assert_eq!(
+        h.llm.requests().len(),
+        3,
+        "the limited message must not reach the LLM"
+    );
+    assert!(
+        bot.metrics_text()
+            .await
+            .contains("botfleet_rate_limited_total 1")
+    );
+}
+on_each_db!(
+    ratelimit_sqlite,
+    ratelimit_postgres,
+    a_user_over_the_rate_limit_gets_a_friendly_reply
+);
