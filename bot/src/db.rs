@@ -104,10 +104,30 @@ impl Db {
         }
     }
 
-    /// Applies pending migrations (idempotent, safe to run from several replicas at once).
+    /// Applies pending migrations (idempotent, safe to run from several processes at once).
+    ///
+    /// PostgreSQL serialises migrators with an advisory lock. sqlx takes no lock on SQLite, so
+    /// two processes can race for the same migration there; the loser's transaction rolls back
+    /// and a retry finds the migration applied.
     pub async fn migrate(&self) -> Result<(), DbError> {
-        self.migrator().run(&self.pool).await?;
-        Ok(())
+        let attempts = match self.dialect {
+            Dialect::Sqlite => 10,
+            Dialect::Postgres => 1,
+        };
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.migrator().run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < attempts => {
+                    tracing::debug!(attempt, error = %e, "migration raced another process; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// True when the database answers and every embedded migration has been applied.

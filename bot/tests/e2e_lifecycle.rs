@@ -290,3 +290,27 @@ async fn serve_on_sqlite_runs_the_follow_up_scheduler() {
     assert!(metrics.contains("botfleet_scheduler_leader 1"), "{metrics}");
     assert!(metrics.contains(r#"request_type="followup""#), "{metrics}");
 }
+
+async fn replicas_migrating_at_once_all_succeed(db: TestDb) {
+    let h = Harness::new(db, BotConfigOptions::default()).await;
+    let mut runs: Vec<_> = (0..4).map(|_| h.spawn("migrate")).collect();
+    for run in &mut runs {
+        let status = run.child.wait().unwrap();
+        assert!(status.success(), "migrate failed:\n{}", run.log());
+    }
+    let db = botfleet_bot::db::Db::connect(&h.db.url).await.unwrap();
+    assert!(db.is_ready().await, "migrations not all applied");
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/sqlite"))
+        .unwrap()
+        .count();
+    assert_eq!(applied as usize, files, "each migration recorded once");
+}
+on_each_db!(
+    migrate_sqlite,
+    migrate_postgres,
+    replicas_migrating_at_once_all_succeed
+);
