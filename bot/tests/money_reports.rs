@@ -223,14 +223,16 @@ async fn an_empty_ledger_reports_no_calls(t: TestDb) {
     assert_eq!(html.matches("No LLM calls.").count(), 2, "{html}");
 }
 
+/// chat, first_seen, last_inbound, status, opted_out_at, followups_sent, last_followup_at
+type LeadRow = (i64, i64, i64, &'static str, Option<i64>, i64, Option<i64>);
+
 async fn lead_stats_count_new_active_followed_up_and_opted_out(t: TestDb) {
     let ms = |d: DateTime<Utc>| d.timestamp_millis();
     let today = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
     let week_start = Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap();
     let ago = |d: i64| now() - chrono::Duration::days(d);
     let h = |n: i64| today + chrono::Duration::hours(n);
-    // (chat, first_seen, last_inbound, status, opted_out_at, followups_sent, last_followup_at)
-    let leads: [(i64, i64, i64, &str, Option<i64>, i64, Option<i64>); 7] = [
+    let leads: [LeadRow; 7] = [
         (1, ms(h(8)), ms(h(9)), "active", None, 0, None),
         (
             2,
