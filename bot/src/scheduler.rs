@@ -88,8 +88,10 @@ pub async fn run(
 
     // The elector stops only after the tick loop: we never work after stepping down.
     let stop_elector = CancellationToken::new();
+    // `Always` keeps its sender alive for the whole loop, so `changed()` just never fires.
+    let always = watch::channel(true);
     let (mut leading, elector_task) = match leadership {
-        LeadershipMode::Always => (watch::channel(true).1, None),
+        LeadershipMode::Always => (always.0.subscribe(), None),
         LeadershipMode::Lease(config) => {
             let client = kube::Client::try_default()
                 .await
@@ -121,7 +123,11 @@ pub async fn run(
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
-            _ = leading.changed() => {}
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("scheduler: the leader elector stopped");
+                }
+            }
         }
     }
 

@@ -22,7 +22,7 @@ use botfleet_llm::{Attempt, LlmClient, Outcome, Usage};
 use chrono::{DateTime, TimeZone, Utc};
 use common::TestDb;
 use common::fake_telegram::{FakeTelegram, TOKEN};
-use fake_llm::FakeLlm;
+use fake_llm::{FakeLlm, Scripted};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
@@ -184,6 +184,7 @@ for_each_db!(
     quiet_hours_hold_follow_ups_until_morning,
     a_reply_starts_the_sequence_over,
     a_failed_send_is_retried_and_delivered_once,
+    an_llm_failure_leaves_the_follow_up_for_the_next_tick,
     no_follow_up_when_the_budget_is_stopped,
     two_schedulers_send_every_follow_up_exactly_once,
     the_scheduler_loop_sends_while_it_leads,
@@ -360,6 +361,24 @@ async fn a_failed_send_is_retried_and_delivered_once(db: TestDb) {
     assert_eq!(report.sent, 0, "{report:?}");
     assert_eq!(w.sent_to(1).len(), 1, "delivered exactly once");
     assert_eq!(w.followups_sent(1).await, 1);
+}
+
+async fn an_llm_failure_leaves_the_follow_up_for_the_next_tick(db: TestDb) {
+    let w = World::new(db).await;
+    let bot = w.bot(PLAIN_FOLLOW_UP, "sched-a").await;
+    let now = noon();
+    w.lead(1, now, 25, "active", 0, None).await;
+    w.llm.script([Scripted::status(500)]);
+    let report = bot.tick(now).await;
+    assert_eq!((report.sent, report.retry_later), (0, 1), "{report:?}");
+    assert!(w.telegram.sent().is_empty(), "nothing sent without a text");
+    assert_eq!(w.followups_sent(1).await, 0);
+    let failed = w
+        .count("SELECT COUNT(*) FROM llm_ledger WHERE request_type = 'followup' AND outcome = 'server_error'")
+        .await;
+    assert_eq!(failed, 1, "the failed call is in the ledger");
+    assert_eq!(bot.tick(now + chrono::Duration::seconds(30)).await.sent, 1);
+    assert_eq!(w.sent_to(1).len(), 1);
 }
 
 async fn no_follow_up_when_the_budget_is_stopped(db: TestDb) {
