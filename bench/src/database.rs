@@ -1,0 +1,131 @@
+//! A fresh database per run: a SQLite file in a scratch directory, or a new PostgreSQL database
+//! created next to the one `admin_url` names (dropped again by [`Database::drop_now`]).
+
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sqlite => "SQLite",
+            Kind::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Kind::Sqlite),
+            "postgres" | "postgresql" | "pg" => Ok(Kind::Postgres),
+            other => Err(format!("unknown database {other:?} (sqlite, postgres)")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("scratch directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("PostgreSQL at the admin URL: {0}")]
+    Postgres(#[from] sqlx::Error),
+}
+
+/// A throwaway database and the scratch directory the run keeps its files in.
+pub struct Database {
+    pub kind: Kind,
+    pub url: String,
+    pub dir: PathBuf,
+    admin_url: Option<String>,
+    pg_name: Option<String>,
+}
+
+/// A scratch directory unique to this process and call.
+pub fn scratch_dir(label: &str) -> Result<PathBuf, DatabaseError> {
+    let path = std::env::temp_dir().join(format!(
+        "botfleet-bench-{label}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&path).map_err(|source| DatabaseError::Dir {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+impl Database {
+    pub async fn fresh(kind: Kind, admin_url: &str) -> Result<Self, DatabaseError> {
+        let dir = scratch_dir(&kind.name().to_ascii_lowercase())?;
+        match kind {
+            Kind::Sqlite => Ok(Self {
+                kind,
+                url: format!("sqlite://{}?mode=rwc", dir.join("bot.db").display()),
+                dir,
+                admin_url: None,
+                pg_name: None,
+            }),
+            Kind::Postgres => {
+                let name = format!("botfleet_bench_{:016x}", rand::random::<u64>());
+                sqlx::any::install_default_drivers();
+                let mut admin =
+                    <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
+                // The name is ours (hex digits), not input.
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await?;
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .unwrap_or(admin_url);
+                Ok(Self {
+                    kind,
+                    url: format!("{base}/{name}"),
+                    dir,
+                    admin_url: Some(admin_url.to_owned()),
+                    pg_name: Some(name),
+                })
+            }
+        }
+    }
+
+    /// Updates acknowledged but not yet answered (rows of the bot's inbox not done).
+    pub async fn pending_updates(&self) -> Result<i64, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.url).await?;
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")
+            .fetch_one(&mut conn)
+            .await
+    }
+
+    /// Removes the scratch directory and drops the PostgreSQL database (after the bot exited).
+    pub async fn drop_now(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.pg_name) {
+            let dropped = async {
+                let mut admin =
+                    <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
+                Ok::<_, sqlx::Error>(())
+            }
+            .await;
+            if let Err(e) = dropped {
+                eprintln!("warning: could not drop database {name}: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! A tiny `--flag value` parser with environment fallbacks: benchmarks take few parameters and
+//! print every one of them in their table, so no derive machinery is needed.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// One accepted flag: its name (without `--`), an environment variable that may set it, its
+/// default (as text, shown in `--help`) and what it means.
+pub struct Flag {
+    pub name: &'static str,
+    pub env: Option<&'static str>,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+pub struct Flags {
+    values: HashMap<&'static str, String>,
+}
+
+impl Flags {
+    /// Parses the process arguments; `--help` prints the flags and exits, an unknown flag or a
+    /// missing value exits with status 2.
+    pub fn parse(about: &str, known: &[Flag]) -> Self {
+        Self::parse_from(about, known, std::env::args().skip(1))
+    }
+
+    pub fn parse_from(about: &str, known: &[Flag], args: impl IntoIterator<Item = String>) -> Self {
+        let mut values = HashMap::new();
+        for flag in known {
+            let from_env = flag
+                .env
+                .and_then(|name| std::env::var(name).ok())
+                .filter(|v| !v.is_empty());
+            values.insert(
+                flag.name,
+                from_env.unwrap_or_else(|| flag.default.to_owned()),
+            );
+        }
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--help" || arg == "-h" {
+                println!("{about}\n\nFlags:");
+                for flag in known {
+                    let env = flag.env.map(|e| format!(", env {e}")).unwrap_or_default();
+                    println!(
+                        "  --{:<18} {} (default {:?}{env})",
+                        flag.name, flag.help, flag.default
+                    );
+                }
+                std::process::exit(0);
+            }
+            let (name, inline) = match arg.strip_prefix("--") {
+                Some(rest) => match rest.split_once('=') {
+                    Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                    None => (rest.to_owned(), None),
+                },
+                None => usage_error(&format!("unexpected argument {arg:?}")),
+            };
+            let Some(flag) = known.iter().find(|f| f.name == name) else {
+                usage_error(&format!("unknown flag --{name} (see --help)"))
+            };
+            let value = inline
+                .or_else(|| args.next())
+                .unwrap_or_else(|| usage_error(&format!("--{name} needs a value")));
+            values.insert(flag.name, value);
+        }
+        Self { values }
+    }
+
+    /// The raw text of a flag.
+    pub fn text(&self, name: &str) -> String {
+        self.values
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("flag --{name} was not declared"))
+    }
+
+    /// A flag parsed as `T`; exits with a message naming the flag when it does not parse.
+    pub fn get<T: FromStr>(&self, name: &str) -> T {
+        let text = self.text(name);
+        text.parse()
+            .unwrap_or_else(|_| usage_error(&format!("--{name}: cannot parse {text:?}")))
+    }
+
+    /// A comma-separated list, e.g. `--workers 1,8,32`.
+    pub fn list<T: FromStr>(&self, name: &str) -> Vec<T> {
+        self.text(name)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .unwrap_or_else(|_| usage_error(&format!("--{name}: cannot parse {s:?}")))
+            })
+            .collect()
+    }
+}
+
+fn usage_error(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
+}
