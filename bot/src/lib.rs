@@ -17,5 +17,4 @@ pub mod money;
 pub mod polling;
 pub mod scheduler;
 pub mod telegram;
-pub mod telemetry;
 pub mod worker;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use botfleet_bot::config::{self, Needs, ProcessEnv, Settings, env};
 use botfleet_spec::BotConfig;
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "botfleet-bot", version, about = "An LLM-powered Telegram bot")]
@@ -52,7 +51,7 @@ fn load(cli: &Cli) -> Result<BotConfig, config::ConfigLoadError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    botfleet_bot::telemetry::init(std::env::var(env::LOG_FORMAT).ok().as_deref());
+    botfleet_telemetry::init_logging(&std::env::var(env::LOG_FORMAT).unwrap_or_default());
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -77,23 +76,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let settings = Settings::resolve(bot, &ProcessEnv, Needs::TelegramAndLlm)?;
-            let shutdown = CancellationToken::new();
-            let trigger = shutdown.clone();
-            tokio::spawn(async move {
-                botfleet_bot::app::shutdown_signal().await;
-                trigger.cancel();
-            });
+            let shutdown = botfleet_telemetry::shutdown_on_signals();
             botfleet_bot::app::serve(settings, shutdown).await
         }
         Command::Scheduler => {
             let settings = Settings::resolve(bot, &ProcessEnv, Needs::TelegramAndLlm)?;
             let (ctx, money) = botfleet_bot::app::build_context(settings).await?;
-            let shutdown = CancellationToken::new();
-            let trigger = shutdown.clone();
-            tokio::spawn(async move {
-                botfleet_bot::app::shutdown_signal().await;
-                trigger.cancel();
-            });
+            let shutdown = botfleet_telemetry::shutdown_on_signals();
             // In a cluster one replica leads on a Lease; elsewhere this process simply runs
             // (database claims keep each follow-up single even with two schedulers).
             let mode = if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {

@@ -193,79 +193,18 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    /// OpenMetrics text, as prometheus-client writes it.
-    pub fn encode_openmetrics(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
-    /// Prometheus text format 0.0.4, for scrapers that do not ask for OpenMetrics.
+    /// Prometheus text format (what `/metrics` serves unless OpenMetrics is asked for).
     pub fn encode(&self) -> String {
-        openmetrics_to_prometheus(&self.encode_openmetrics())
+        botfleet_telemetry::encode_prometheus(&self.registry)
     }
-}
-
-/// OpenMetrics names a counter family without `_total` (its samples carry the suffix); the
-/// Prometheus text format names the family as its samples are named. Without this rewrite a
-/// text-format scraper sees counters as untyped series with no help.
-pub fn openmetrics_to_prometheus(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len() + 64);
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        match rewritten {
-            Some(line) => out.push_str(&line),
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
 }
 
 pub fn model_labels(model: &str) -> ModelLabels {
     ModelLabels {
         model: model.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_keep_their_total_suffix_in_prometheus_text() {
-        let metrics = Metrics::new();
-        metrics.messages_sent.inc();
-        let text = metrics.encode();
-        assert!(
-            text.contains("# TYPE botfleet_messages_sent_total counter"),
-            "{text}"
-        );
-        assert!(
-            text.contains("# HELP botfleet_messages_sent_total Messages sent to Telegram"),
-            "{text}"
-        );
-        assert!(text.contains("botfleet_messages_sent_total 1"), "{text}");
-        assert!(
-            text.contains("# TYPE botfleet_inbox_pending gauge"),
-            "{text}"
-        );
-        assert!(!text.contains("# EOF"));
-        assert!(metrics.encode_openmetrics().ends_with("# EOF\n"));
     }
 }

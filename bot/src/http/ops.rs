@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -47,29 +47,7 @@ async fn readyz(State(state): State<OpsState>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics(State(state): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    let wants_openmetrics = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
-    if wants_openmetrics {
-        (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            state.metrics.encode_openmetrics(),
-        )
-            .into_response()
-    } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            state.metrics.encode(),
-        )
-            .into_response()
-    }
+    botfleet_telemetry::metrics_response(state.metrics.registry(), &headers)
 }
 
 async fn usage(State(state): State<OpsState>) -> Response {

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
@@ -32,28 +32,8 @@ pub fn router(state: HttpState) -> Router {
 }
 
 /// Prometheus text format, or OpenMetrics when the scraper asks for it.
-async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> impl IntoResponse {
-    let openmetrics = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
-    if openmetrics {
-        (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            state.metrics.encode_openmetrics(),
-        )
-    } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            state.metrics.encode(),
-        )
-    }
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    botfleet_telemetry::metrics_response(state.metrics.registry(), &headers)
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {

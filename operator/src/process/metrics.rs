@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -76,45 +75,14 @@ impl Metrics {
         self.managed_bots.set(count as i64);
     }
 
-    /// The OpenMetrics text exposition.
-    pub fn encode_openmetrics(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
-    /// Prometheus text format 0.0.4, for scrapers that do not ask for OpenMetrics.
+    /// Prometheus text format 0.0.4.
     pub fn encode(&self) -> String {
-        openmetrics_to_prometheus(&self.encode_openmetrics())
+        botfleet_telemetry::encode_prometheus(&self.registry)
     }
-}
-
-/// OpenMetrics names a counter family without `_total` (its samples carry the suffix); the
-/// Prometheus text format names the family as its samples are named, has no `# UNIT` and no
-/// `# EOF`. (The bot does the same rewrite for its own `/metrics`.)
-pub fn openmetrics_to_prometheus(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len() + 64);
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        out.push_str(rewritten.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -147,7 +115,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("# EOF"), "{text}");
-        assert!(metrics.encode_openmetrics().ends_with("# EOF\n"));
+        assert!(botfleet_telemetry::encode_openmetrics(metrics.registry()).ends_with("# EOF\n"));
     }
 
     /// `promtool check metrics` on the exposition (skipped without promtool unless CI=true).
