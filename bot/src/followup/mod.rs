@@ -39,8 +39,6 @@ const CONCURRENCY: usize = 4;
 const SEND_INTERVAL: Duration = Duration::from_millis(40);
 /// A lead due for longer than this counts as overdue (`botfleet_followups_overdue`).
 const OVERDUE_AFTER_MS: i64 = 3_600_000;
-/// Conversation messages the LLM reads to write a follow-up.
-const CONVERSATION_MESSAGES: i64 = 20;
 
 /// Instruction given to the LLM when `followUp.prompt` is not set.
 pub const DEFAULT_PROMPT: &str = "The customer has not replied for a while. Write one short, \
@@ -326,10 +324,14 @@ impl FollowUpRunner {
         lead: &DueLead,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, FollowUpError> {
-        let history = store::recent_conversation(&ctx.db, lead.chat_id, CONVERSATION_MESSAGES)
+        let llm_config = &ctx.settings.bot.llm;
+        let history_budget = llm_config
+            .history_tokens
+            .unwrap_or(LlmConfig::DEFAULT_HISTORY_TOKENS);
+        // The same history a chat reply sees, within the same token budget.
+        let history = crate::conversation::history::recent(&ctx.db, lead.chat_id, history_budget)
             .await
             .ctx("loading the conversation")?;
-        let llm_config = &ctx.settings.bot.llm;
         let silent = Duration::from_millis(
             u64::try_from(now.timestamp_millis() - lead.last_inbound_ms).unwrap_or(0),
         );

@@ -6,7 +6,6 @@
 //! A lead who writes again bumps `last_inbound_at`, resets `followups_sent` and clears the
 //! claim (see `conversation::store::record_inbound`), which voids a claim in flight.
 
-use botfleet_llm::{ChatMessage, Role};
 use sqlx::Row;
 
 use crate::db::Db;
@@ -169,41 +168,4 @@ pub async fn give_up(
     .execute(&db.pool)
     .await?;
     Ok(())
-}
-
-/// The last `limit` conversation messages of the chat (chat replies and follow-ups), oldest
-/// first, opening with the user's turn: what the LLM reads to write the follow-up.
-pub async fn recent_conversation(
-    db: &Db,
-    chat_id: i64,
-    limit: i64,
-) -> Result<Vec<ChatMessage>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT role, text FROM messages
-         WHERE chat_id = $1 AND kind IN ('chat', 'followup')
-         ORDER BY id DESC LIMIT $2",
-    )
-    .bind(chat_id)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
-    let mut messages = rows
-        .iter()
-        .map(|row| {
-            let role: String = row.try_get("role")?;
-            let text: String = row.try_get("text")?;
-            let role = if role == "assistant" {
-                Role::Assistant
-            } else {
-                Role::User
-            };
-            Ok(ChatMessage { role, text })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    messages.reverse();
-    let first_user = messages
-        .iter()
-        .position(|m| m.role == Role::User)
-        .unwrap_or(messages.len());
-    Ok(messages.split_off(first_user))
 }
