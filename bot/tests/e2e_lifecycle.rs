@@ -47,7 +47,7 @@ async fn polling_mode_answers(db: TestDb) {
         "the bot must never delete a webhook"
     );
 }
-on_each_db!(polling_sqlite, polling_postgres, polling_mode_answers);
+for_each_db!(polling_mode_answers);
 
 async fn a_crash_after_the_200_loses_nothing(db: TestDb) {
     let h = Harness::new(db, BotConfigOptions::default()).await;
@@ -74,11 +74,7 @@ async fn a_crash_after_the_200_loses_nothing(db: TestDb) {
     .await;
     assert_eq!(h.telegram.sent_texts(61), vec!["reply: don't lose me"]);
 }
-on_each_db!(
-    crash_sqlite,
-    crash_postgres,
-    a_crash_after_the_200_loses_nothing
-);
+for_each_db!(a_crash_after_the_200_loses_nothing);
 
 async fn sigterm_finishes_in_flight_work(db: TestDb) {
     let h = Harness::new(db, BotConfigOptions::default())
@@ -126,11 +122,7 @@ async fn sigterm_finishes_in_flight_work(db: TestDb) {
         "in-flight work finished before exit"
     );
 }
-on_each_db!(
-    sigterm_sqlite,
-    sigterm_postgres,
-    sigterm_finishes_in_flight_work
-);
+for_each_db!(sigterm_finishes_in_flight_work);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database() {
@@ -309,8 +301,14 @@ async fn replicas_migrating_at_once_all_succeed(db: TestDb) {
         .count();
     assert_eq!(applied as usize, files, "each migration recorded once");
 }
-on_each_db!(
-    migrate_sqlite,
-    migrate_postgres,
-    replicas_migrating_at_once_all_succeed
-);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_migrating_at_once_all_succeed_on_sqlite() {
+    replicas_migrating_at_once_all_succeed(fresh_db(DbKind::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_migrating_at_once_all_succeed_on_postgres() {
+    if let Some(db) = fresh_db(DbKind::Postgres).await {
+        replicas_migrating_at_once_all_succeed(db).await;
+    }
+}

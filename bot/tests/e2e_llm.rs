@@ -43,7 +43,7 @@ async fn rate_limited_then_answers(db: TestDb) {
         ]
     );
 }
-on_each_db!(rl_sqlite, rl_postgres, rate_limited_then_answers);
+for_each_db!(rate_limited_then_answers);
 
 async fn primary_down_fallback_answers(db: TestDb) {
     let h = Harness::new(
@@ -77,11 +77,7 @@ async fn primary_down_fallback_answers(db: TestDb) {
     assert!(metrics.contains(r#"botfleet_llm_requests_total{model="claude-fallback",request_type="chat",outcome="ok"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"botfleet_llm_requests_total{model="claude-test",request_type="chat",outcome="overloaded"} 1"#), "{metrics}");
 }
-on_each_db!(
-    fallback_sqlite,
-    fallback_postgres,
-    primary_down_fallback_answers
-);
+for_each_db!(primary_down_fallback_answers);
 
 async fn everything_fails_user_gets_an_apology(db: TestDb) {
     let h = Harness::new(
@@ -107,8 +103,4 @@ async fn everything_fails_user_gets_an_apology(db: TestDb) {
     let log = bot.log();
     assert!(log.contains("every LLM attempt failed"), "{log}");
 }
-on_each_db!(
-    allfail_sqlite,
-    allfail_postgres,
-    everything_fails_user_gets_an_apology
-);
+for_each_db!(everything_fails_user_gets_an_apology);

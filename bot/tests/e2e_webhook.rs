@@ -57,7 +57,7 @@ async fn answers_with_the_llms_text(db: TestDb) {
         "update id missing from the update's log lines: {log}"
     );
 }
-on_each_db!(answers_sqlite, answers_postgres, answers_with_the_llms_text);
+for_each_db!(answers_with_the_llms_text);
 
 async fn rejects_bad_requests_and_counts_them(db: TestDb) {
     let h = Harness::new(db, BotConfigOptions::default()).await;
@@ -122,11 +122,7 @@ async fn rejects_bad_requests_and_counts_them(db: TestDb) {
     );
     assert!(h.telegram.sent_texts(43).is_empty());
 }
-on_each_db!(
-    rejects_sqlite,
-    rejects_postgres,
-    rejects_bad_requests_and_counts_them
-);
+for_each_db!(rejects_bad_requests_and_counts_them);
 
 async fn a_repeated_update_is_answered_once(db: TestDb) {
     let h = Harness::new(db, BotConfigOptions::default()).await;
@@ -140,11 +136,7 @@ async fn a_repeated_update_is_answered_once(db: TestDb) {
     assert_eq!(h.telegram.sent_texts(44).len(), 1);
     assert_eq!(h.llm.requests().len(), 1);
 }
-on_each_db!(
-    repeat_sqlite,
-    repeat_postgres,
-    a_repeated_update_is_answered_once
-);
+for_each_db!(a_repeated_update_is_answered_once);
 
 async fn a_long_answer_is_split_in_order(db: TestDb) {
     let h = Harness::new(db, BotConfigOptions::default()).await;
@@ -170,11 +162,7 @@ async fn a_long_answer_is_split_in_order(db: TestDb) {
     }
     assert_eq!(parts.join(" "), answer);
 }
-on_each_db!(
-    split_sqlite,
-    split_postgres,
-    a_long_answer_is_split_in_order
-);
+for_each_db!(a_long_answer_is_split_in_order);
 
 async fn telegram_429_is_waited_out(db: TestDb) {
     let h = Harness::new(db, BotConfigOptions::default()).await;
@@ -197,7 +185,7 @@ async fn telegram_429_is_waited_out(db: TestDb) {
     );
     assert_eq!(h.telegram.sent_texts(46), vec!["reply: hello"]);
 }
-on_each_db!(tg429_sqlite, tg429_postgres, telegram_429_is_waited_out);
+for_each_db!(telegram_429_is_waited_out);
 
 async fn stop_opts_out_and_commands_answer(db: TestDb) {
     let h = Harness::new(
@@ -244,11 +232,7 @@ async fn stop_opts_out_and_commands_answer(db: TestDb) {
         .unwrap();
     assert_eq!(status, "opted_out");
 }
-on_each_db!(
-    stop_sqlite,
-    stop_postgres,
-    stop_opts_out_and_commands_answer
-);
+for_each_db!(stop_opts_out_and_commands_answer);
 
 async fn updates_of_one_chat_are_handled_in_order(db: TestDb) {
     let h = Harness::new(db, BotConfigOptions::default()).await;
@@ -288,11 +272,7 @@ async fn updates_of_one_chat_are_handled_in_order(db: TestDb) {
     assert_eq!(last["messages"].as_array().unwrap().len(), 7, "{last}");
     assert!(!h.telegram.sent_texts(49).is_empty());
 }
-on_each_db!(
-    order_sqlite,
-    order_postgres,
-    updates_of_one_chat_are_handled_in_order
-);
+for_each_db!(updates_of_one_chat_are_handled_in_order);
 
 async fn a_user_over_the_rate_limit_gets_a_friendly_reply(db: TestDb) {
     let options = BotConfigOptions {
@@ -329,8 +309,4 @@ async fn a_user_over_the_rate_limit_gets_a_friendly_reply(db: TestDb) {
             .contains("botfleet_rate_limited_total 1")
     );
 }
-on_each_db!(
-    ratelimit_sqlite,
-    ratelimit_postgres,
-    a_user_over_the_rate_limit_gets_a_friendly_reply
-);
+for_each_db!(a_user_over_the_rate_limit_gets_a_friendly_reply);

@@ -3,10 +3,8 @@
 //! given its `now`, so nothing sleeps.
 
 #[macro_use]
-mod common;
-#[path = "support/fake_llm.rs"]
-#[allow(dead_code)]
-mod fake_llm;
+mod support;
+use support::fake_llm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +18,10 @@ use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_bot::scheduler::{self, LeadershipMode};
 use botfleet_llm::{Attempt, LlmClient, Outcome, Usage};
 use chrono::{DateTime, TimeZone, Utc};
-use common::TestDb;
-use common::fake_telegram::{FakeTelegram, TOKEN};
 use fake_llm::{FakeLlm, Scripted};
 use sqlx::Row;
+use support::TestDb;
+use support::fake_telegram::{FakeTelegram, TOKEN};
 use tokio_util::sync::CancellationToken;
 
 const HOUR_MS: i64 = 3_600_000;

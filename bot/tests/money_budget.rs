@@ -2,7 +2,7 @@
 //! next one, state that survives a restart, gauges and the `/api/v1/usage` body.
 
 #[macro_use]
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use botfleet_bot::money::{BudgetGate, CallContext, Money, Period, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
 use botfleet_spec::{BotConfig, BudgetConfig, ModelPrice};
 use chrono::{DateTime, TimeZone, Utc};
-use common::TestDb;
-use common::fake_telegram::FakeTelegram;
+use support::TestDb;
+use support::fake_telegram::FakeTelegram;
 
 const OWNERS: [i64; 2] = [111, 222];
 

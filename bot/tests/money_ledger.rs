@@ -1,7 +1,7 @@
 //! The ledger: one row per LLM API call, the daily rollup in the same transaction, metrics.
 
 #[macro_use]
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
 use botfleet_spec::{BotConfig, ModelPrice};
 use chrono::{DateTime, TimeZone, Utc};
-use common::TestDb;
+use support::TestDb;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()

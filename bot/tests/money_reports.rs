@@ -2,7 +2,7 @@
 //! HTML that escapes what came from outside.
 
 #[macro_use]
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use botfleet_bot::money::{CallContext, LeadStats, Money, RequestType, UsageTotal
 use botfleet_llm::{Attempt, Outcome, Usage};
 use botfleet_spec::{BotConfig, ModelPrice};
 use chrono::{DateTime, TimeZone, Utc};
-use common::TestDb;
+use support::TestDb;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()

@@ -18,6 +18,17 @@ pub struct Call {
     pub body: Value,
 }
 
+/// The bot token the fake expects in tests that build a client themselves.
+pub const TOKEN: &str = "123456:TEST-token_for-e2e";
+
+/// One `sendMessage` Telegram accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentMessage {
+    pub chat_id: i64,
+    pub text: String,
+    pub parse_mode: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Failure {
     /// HTTP 429 with `parameters.retry_after` seconds.
@@ -33,6 +44,10 @@ struct Inner {
     send_failures: VecDeque<Failure>,
     /// Updates handed to getUpdates.
     updates: Vec<Value>,
+    /// While set, every sendMessage fails with 500.
+    failing: bool,
+    /// sendMessage calls refused while failing.
+    rejected: u32,
 }
 
 #[derive(Clone)]
@@ -53,9 +68,36 @@ impl FakeTelegram {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
             url,
-            token: "123456:TEST-token_for-e2e".into(),
+            token: TOKEN.into(),
             inner,
         }
+    }
+
+    /// A client of the bot's own Telegram module, pointed at this fake.
+    pub fn client(&self) -> botfleet_bot::telegram::TelegramClient {
+        botfleet_bot::telegram::TelegramClient::new(&self.token, &self.url).unwrap()
+    }
+
+    /// While failing, every `sendMessage` gets a 500 and is not recorded as sent.
+    pub fn set_failing(&self, failing: bool) {
+        self.inner.lock().unwrap().failing = failing;
+    }
+
+    /// How many `sendMessage` calls were refused while failing.
+    pub fn rejected(&self) -> u32 {
+        self.inner.lock().unwrap().rejected
+    }
+
+    /// Messages accepted so far, in order.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.calls("sendMessage.ok")
+            .into_iter()
+            .map(|c| SentMessage {
+                chat_id: c.body["chat_id"].as_i64().unwrap_or_default(),
+                text: c.body["text"].as_str().unwrap_or_default().to_owned(),
+                parse_mode: c.body["parse_mode"].as_str().map(str::to_owned),
+            })
+            .collect()
     }
 
     pub fn fail_next_sends(&self, failures: impl IntoIterator<Item = Failure>) {
@@ -104,7 +146,12 @@ async fn handle(
                     method: method.clone(),
                     body: body.clone(),
                 });
-                inner.send_failures.pop_front()
+                if inner.failing {
+                    inner.rejected += 1;
+                    Some(Failure::ServerError)
+                } else {
+                    inner.send_failures.pop_front()
+                }
             };
             match failure {
                 Some(Failure::RetryAfter(secs)) => (

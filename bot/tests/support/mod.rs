@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod db;
 pub mod fake_llm;
 pub mod fake_telegram;
 pub mod proxy;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use db::TestDb;
 use fake_llm::FakeLlm;
 use fake_telegram::FakeTelegram;
 
@@ -24,71 +26,12 @@ pub enum DbKind {
     Postgres,
 }
 
-/// A database for one test. The SQLite file lives in `dir`.
-pub struct TestDb {
-    pub kind: DbKind,
-    pub url: String,
-    pub dir: tempfile::TempDir,
-}
-
-/// A fresh database of `kind`; `None` to skip (PostgreSQL without TEST_DATABASE_URL, outside CI).
+/// A fresh, unmigrated database of `kind` (the bot under test migrates it); `None` to skip.
 pub async fn fresh_db(kind: DbKind) -> Option<TestDb> {
-    let dir = tempfile::tempdir().unwrap();
     match kind {
-        DbKind::Sqlite => {
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("bot.db").display());
-            Some(TestDb { kind, url, dir })
-        }
-        DbKind::Postgres => {
-            let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!(
-                        "CI=true but TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI"
-                    );
-                }
-                eprintln!("skipped: TEST_DATABASE_URL not set");
-                return None;
-            };
-            let name = format!("botfleet_e2e_{:016x}", rand::random::<u64>());
-            sqlx::any::install_default_drivers();
-            let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
-            // The name is ours (hex digits), not input.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let base = admin_url
-                .rsplit_once('/')
-                .map(|(base, _)| base)
-                .unwrap_or(&admin_url);
-            Some(TestDb {
-                kind,
-                url: format!("{base}/{name}"),
-                dir,
-            })
-        }
+        DbKind::Sqlite => Some(db::sqlite_fresh(false).await),
+        DbKind::Postgres => db::postgres_fresh(false).await,
     }
-}
-
-/// Runs `body` once per database kind available.
-#[macro_export]
-macro_rules! on_each_db {
-    ($sqlite:ident, $postgres:ident, $body:path) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            if let Some(db) = $crate::support::fresh_db($crate::support::DbKind::Sqlite).await {
-                $body(db).await;
-            }
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            if let Some(db) = $crate::support::fresh_db($crate::support::DbKind::Postgres).await {
-                $body(db).await;
-            }
-        }
-    };
 }
 
 pub fn free_port() -> u16 {
@@ -104,6 +47,8 @@ pub struct Harness {
     pub telegram: FakeTelegram,
     pub llm: FakeLlm,
     pub db: TestDb,
+    /// Config file and process logs.
+    pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub extra_env: Vec<(String, String)>,
 }
@@ -138,12 +83,14 @@ impl Harness {
             url = llm.url,
             extra = options.extra_yaml,
         );
-        let config_path = db.dir.path().join("config.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         Self {
             telegram,
             llm,
             db,
+            dir,
             config_path,
             extra_env: vec![],
         }
@@ -168,7 +115,7 @@ impl Harness {
     pub fn spawn_with_stdio(&self, subcommand: &str, stdin: Stdio) -> BotProcess {
         let http_port = free_port();
         let metrics_port = free_port();
-        let log_path = self.db.dir.path().join(format!("bot-{http_port}.log"));
+        let log_path = self.dir.path().join(format!("bot-{http_port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_botfleet-bot"));
         command

@@ -3,9 +3,6 @@
 //!
 //! Use from a test file with `#[macro_use] mod common;`, then `for_each_db!(my_case);` where
 //! `async fn my_case(t: TestDb)` runs the case on both databases.
-#![allow(dead_code, unused_macros)]
-
-pub mod fake_telegram;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -61,14 +58,21 @@ impl TestDb {
 }
 
 /// A fresh SQLite database file in a temp dir, migrated.
+/// A fresh SQLite database, migrated.
 pub async fn sqlite() -> TestDb {
+    sqlite_fresh(true).await
+}
+
+pub async fn sqlite_fresh(migrate: bool) -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("botfleet.db").display()
     );
     let db = Db::connect(&url).await.expect("opening SQLite");
-    db.migrate().await.expect("migrating SQLite");
+    if migrate {
+        db.migrate().await.expect("migrating SQLite");
+    }
     TestDb {
         db,
         url,
@@ -79,12 +83,19 @@ pub async fn sqlite() -> TestDb {
 
 /// A fresh PostgreSQL database (created under `TEST_DATABASE_URL`'s server), migrated. `None`
 /// (with a printed line) when `TEST_DATABASE_URL` is unset; panics instead when `CI=true`.
+/// A fresh PostgreSQL database under `TEST_DATABASE_URL`, migrated; `None` to skip.
 pub async fn postgres() -> Option<TestDb> {
+    postgres_fresh(true).await
+}
+
+pub async fn postgres_fresh(migrate: bool) -> Option<TestDb> {
     let url = fresh_postgres_url().await?;
     let db = Db::connect(&url)
         .await
         .expect("connecting to the fresh database");
-    db.migrate().await.expect("migrating PostgreSQL");
+    if migrate {
+        db.migrate().await.expect("migrating PostgreSQL");
+    }
     let maintenance = std::env::var("TEST_DATABASE_URL").ok()?;
     let name = url.rsplit('/').next()?.split('?').next()?.to_owned();
     Some(TestDb {
@@ -157,14 +168,14 @@ pub async fn fresh_postgres_url() -> Option<String> {
 macro_rules! for_each_db {
     ($($case:ident),+ $(,)?) => {$(
         mod $case {
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$case($crate::common::sqlite().await).await;
+                super::$case($crate::support::db::sqlite().await).await;
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(db) = $crate::common::postgres().await {
+                if let Some(db) = $crate::support::db::postgres().await {
                     super::$case(db).await;
                 }
             }
