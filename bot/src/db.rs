@@ -60,6 +60,10 @@ impl Db {
             let scheme = url.split(':').next().unwrap_or_default().to_owned();
             return Err(DbError::UnsupportedUrl(scheme));
         };
+        let url = match dialect {
+            Dialect::Sqlite => with_create_if_missing(url),
+            Dialect::Postgres => url.to_owned(),
+        };
         let options: AnyConnectOptions = url
             .parse::<AnyConnectOptions>()
             .map_err(|source| DbError::Connect { dialect, source })?
@@ -142,6 +146,19 @@ impl Db {
     }
 }
 
+/// The embedded database is created on first start (a fresh volume has no file yet): a SQLite
+/// URL that names no `mode` gets `mode=rwc`.
+fn with_create_if_missing(url: &str) -> String {
+    let has_mode = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|kv| kv.starts_with("mode=")));
+    match (has_mode, url.contains('?')) {
+        (true, _) => url.to_owned(),
+        (false, true) => format!("{url}&mode=rwc"),
+        (false, false) => format!("{url}?mode=rwc"),
+    }
+}
+
 /// Milliseconds since the Unix epoch: the one time format stored in the database.
 pub fn to_millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_millis()
@@ -149,4 +166,38 @@ pub fn to_millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
 
 pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file_unless_told_otherwise() {
+        assert_eq!(
+            with_create_if_missing("sqlite:///data/botfleet.db"),
+            "sqlite:///data/botfleet.db?mode=rwc"
+        );
+        assert_eq!(
+            with_create_if_missing("sqlite://x.db?cache=shared"),
+            "sqlite://x.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(
+            with_create_if_missing("sqlite://x.db?mode=ro"),
+            "sqlite://x.db?mode=ro"
+        );
+    }
+
+    /// The URL the operator gives pods on embedded SQLite, on an empty volume.
+    #[tokio::test]
+    async fn a_fresh_volume_gets_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("botfleet.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        assert!(db.is_ready().await);
+        assert!(path.exists());
+    }
 }
