@@ -27,6 +27,8 @@ COPY --from=builder /out/botfleet-bot /usr/local/bin/botfleet-bot
 # /data, writable by the nonroot user, for `docker run` without a volume (the quickstart).
 COPY --from=builder --chown=65532:65532 /out/data /data
 USER 65532:65532
+# The default DATABASE_URL is ./botfleet.db: run where the nonroot user can write.
+WORKDIR /data
 # 8080: the Telegram webhook; 9090: /metrics, /healthz, /readyz, /api/v1/usage.
 EXPOSE 8080 9090
 # Embedded SQLite lives in /data (a PersistentVolumeClaim in Kubernetes; a volume with docker run).
