@@ -64,7 +64,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let bot = load(&cli)?;
+    // `migrate` needs only the database; everything else needs the config.
+    let bot = match cli.command {
+        Command::Migrate => BotConfig::default(),
+        _ => load(&cli)?,
+    };
     match cli.command {
         Command::Migrate => {
             let url = std::env::var(env::DATABASE_URL)
