@@ -260,3 +260,106 @@ fn each_pod_resolves_to_the_ports_paths_and_endpoints_the_operator_routes_to() {
         }
     }
 }
+
+/// Every bot metric the rendered alert rules query is one the bot exports (an alert on a
+/// misspelt metric never fires, and promtool cannot tell).
+#[test]
+fn the_alert_rules_query_metrics_the_bot_exports() {
+    use botfleet_bot::metrics::{
+        CostLabels, KindLabels, Metrics, ModelLabels, PeriodLabels, ReasonLabels, RequestLabels,
+        TokenLabels,
+    };
+    // Labelled families appear in the exposition once they have a series.
+    let metrics = Metrics::new();
+    let (model, request_type) = ("m".to_owned(), "chat".to_owned());
+    metrics
+        .telegram_updates
+        .get_or_create(&KindLabels {
+            kind: "message".into(),
+        })
+        .inc();
+    metrics
+        .webhook_rejected
+        .get_or_create(&ReasonLabels {
+            reason: "bad_secret".into(),
+        })
+        .inc();
+    metrics
+        .llm_requests
+        .get_or_create(&RequestLabels {
+            model: model.clone(),
+            request_type: request_type.clone(),
+            outcome: "ok".into(),
+        })
+        .inc();
+    metrics
+        .llm_request_duration
+        .get_or_create(&ModelLabels {
+            model: model.clone(),
+        })
+        .observe(1.0);
+    metrics
+        .llm_tokens
+        .get_or_create(&TokenLabels {
+            model: model.clone(),
+            request_type: request_type.clone(),
+            token_type: "input".into(),
+        })
+        .inc();
+    metrics
+        .llm_cost_usd
+        .get_or_create(&CostLabels {
+            model: model.clone(),
+            request_type,
+        })
+        .inc();
+    metrics
+        .llm_unpriced_calls
+        .get_or_create(&ModelLabels { model })
+        .inc();
+    metrics
+        .llm_spend_usd
+        .get_or_create(&PeriodLabels {
+            period: "day".into(),
+        })
+        .set(1.0);
+    metrics
+        .llm_budget_usd
+        .get_or_create(&PeriodLabels {
+            period: "day".into(),
+        })
+        .set(1.0);
+    let exported = metrics.encode();
+    let families: std::collections::BTreeSet<&str> = exported
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let known = |name: &str| {
+        families.contains(name)
+            || ["_bucket", "_count", "_sum"].iter().any(|s| {
+                name.strip_suffix(s)
+                    .is_some_and(|base| families.contains(base))
+            })
+    };
+    for (file, bot) in example_bots() {
+        let children = render::render_all(&bot, &RenderDefaults::default()).unwrap();
+        let Some(rule) = children.prometheus_rule.as_ref() else {
+            continue;
+        };
+        let rules = render::monitoring::prometheus_rules_file(rule);
+        let mut queried: Vec<&str> = rules
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("botfleet_") && *w != "botfleet_bot")
+            .collect();
+        queried.sort_unstable();
+        queried.dedup();
+        assert!(!queried.is_empty(), "{file}: no bot metric in the rules");
+        for name in queried {
+            assert!(
+                known(name),
+                "{file}: the rules query {name}, which the bot does not export; it exports {families:?}"
+            );
+        }
+    }
+}
