@@ -99,6 +99,31 @@ impl Database {
         }
     }
 
+    /// `ALTER DATABASE <this> SET plan_cache_mode = <mode>` (PostgreSQL only; a diagnostic: the
+    /// bot's sessions then plan its prepared statements that way). Empty: leave the default.
+    pub async fn set_plan_cache_mode(&self, mode: &str) -> Result<(), sqlx::Error> {
+        let (Some(admin_url), Some(name)) = (&self.admin_url, &self.pg_name) else {
+            return Ok(());
+        };
+        if mode.is_empty() {
+            return Ok(());
+        }
+        if !matches!(mode, "auto" | "force_custom_plan" | "force_generic_plan") {
+            return Err(sqlx::Error::Configuration(
+                format!("plan_cache_mode {mode:?}: auto, force_custom_plan or force_generic_plan")
+                    .into(),
+            ));
+        }
+        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
+        // Both the name (hex digits) and the mode (checked above) are ours, not input.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} SET plan_cache_mode = {mode}"
+        )))
+        .execute(&mut admin)
+        .await?;
+        Ok(())
+    }
+
     /// Updates acknowledged but not yet answered (rows of the bot's inbox not done).
     pub async fn pending_updates(&self) -> Result<i64, sqlx::Error> {
         sqlx::any::install_default_drivers();

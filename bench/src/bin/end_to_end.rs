@@ -74,9 +74,16 @@ const FLAGS: &[Flag] = &[
         default: "32",
         help: "concurrent webhook connections of the burst",
     },
+    Flag {
+        name: "pg-plan-cache-mode",
+        env: None,
+        default: "",
+        help: "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
+    },
 ];
 
 struct Inputs {
+    plan_cache_mode: String,
     dbs: Vec<Kind>,
     admin_url: String,
     bot_bin: PathBuf,
@@ -91,6 +98,7 @@ fn inputs() -> Inputs {
     let flags = Flags::parse("End-to-end answered updates/s of botfleet-bot serve", FLAGS);
     let bot_bin = flags.text("bot-bin");
     Inputs {
+        plan_cache_mode: flags.text("pg-plan-cache-mode"),
         dbs: flags.list("db"),
         admin_url: flags.text("database-url"),
         bot_bin: if bot_bin.is_empty() {
@@ -142,6 +150,7 @@ async fn run(
     inputs: &Inputs,
 ) -> Result<RunResult, Box<dyn std::error::Error>> {
     let db = Database::fresh(kind, &inputs.admin_url).await?;
+    db.set_plan_cache_mode(&inputs.plan_cache_mode).await?;
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start(inputs.llm_latency).await;
     let mut bot = BotProcess::start(BotOptions {

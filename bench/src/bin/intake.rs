@@ -97,9 +97,16 @@ const FLAGS: &[Flag] = &[
         default: "512",
         help: "requests in flight before sends are shed (counted as errors)",
     },
+    Flag {
+        name: "pg-plan-cache-mode",
+        env: None,
+        default: "",
+        help: "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
+    },
 ];
 
 struct Inputs {
+    plan_cache_mode: String,
     dbs: Vec<Kind>,
     admin_url: String,
     bot_bin: PathBuf,
@@ -119,6 +126,7 @@ fn inputs() -> Inputs {
     let bot_bin = flags.text("bot-bin");
     let workers = flags.text("workers");
     Inputs {
+        plan_cache_mode: flags.text("pg-plan-cache-mode"),
         dbs: flags.list("db"),
         admin_url: flags.text("database-url"),
         bot_bin: if bot_bin.is_empty() {
@@ -152,6 +160,7 @@ struct DbResult {
 
 async fn run_on(kind: Kind, inputs: &Inputs) -> Result<DbResult, Box<dyn std::error::Error>> {
     let db = Database::fresh(kind, &inputs.admin_url).await?;
+    db.set_plan_cache_mode(&inputs.plan_cache_mode).await?;
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start(inputs.llm_latency).await;
     let mut bot = BotProcess::start(BotOptions {
