@@ -181,7 +181,7 @@ async fn pass(
     }
 }
 
-/// `GET`, `PATCH apply`, `PATCH merge`, `POST`, ... with the resource kind, for the breakdown.
+/// `GET`, `LIST`, `PATCH (apply)`, `PATCH (merge)`, `POST`, ... with the resource, for the breakdown.
 fn request_kind(r: &RecordedRequest) -> String {
     let mut verb = r.method.to_string();
     if r.method.as_str() == "PATCH" {
@@ -201,6 +201,10 @@ fn request_kind(r: &RecordedRequest) -> String {
     let resource = match segments.iter().position(|s| *s == "namespaces") {
         Some(i) if segments.len() > i + 2 => {
             let plural = segments[i + 2];
+            if segments.len() == i + 3 && verb == "GET" {
+                // A collection: a list (watches are not made by a reconcile).
+                verb = "LIST".into();
+            }
             match segments.get(i + 4) {
                 Some(sub) => format!("{plural}/{sub}"),
                 None => plural.to_string(),
