@@ -18,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use botfleet_bench::database::{Database, Kind};
 use botfleet_bot::db::Db;
 use botfleet_bot::followup::{DEFAULT_BATCH, FollowUpPlan, store};
 use botfleet_spec::FollowUpConfig;
@@ -91,22 +92,18 @@ fn ms(d: Duration) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
-    let name = format!("botfleet_bench_followup_{}", std::process::id());
-    let admin = Db::connect(&args.url).await.expect("connecting to --url");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin.pool)
+    // A fresh database next to --url, dropped at the end unless --keep.
+    let scratch = Database::fresh(Kind::Postgres, &args.url)
         .await
         .expect("creating the bench database");
-    let mut url = reqwest::Url::parse(&args.url).expect("--url is a URL");
-    url.set_path(&format!("/{name}"));
-    let db = Db::connect(url.as_str())
+    let db = Db::connect(&scratch.url)
         .await
         .expect("connecting to the bench database");
     db.migrate().await.expect("migrating");
 
     let now = Utc::now();
     let now_ms = now.timestamp_millis();
-    eprintln!("seeding {} leads into {name} …", args.leads);
+    eprintln!("seeding {} leads …", args.leads);
     let seed_started = Instant::now();
     let batch = 100_000_i64;
     let mut from = 1_i64;
@@ -245,10 +242,9 @@ async fn main() {
     );
 
     db.pool.close().await;
-    if !args.keep {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-            .execute(&admin.pool)
-            .await
-            .expect("dropping the bench database");
+    if args.keep {
+        eprintln!("kept the bench database: {}", scratch.url);
+    } else {
+        scratch.drop_now().await;
     }
 }
