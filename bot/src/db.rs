@@ -40,6 +40,26 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
 }
 
+/// A database error with what we were doing when it happened.
+#[derive(Debug, thiserror::Error)]
+#[error("database error while {action}: {source}")]
+pub struct SqlError {
+    pub action: &'static str,
+    #[source]
+    pub source: sqlx::Error,
+}
+
+/// Adds what we were doing to a database error: `query.await.ctx("counting leads")?`.
+pub trait SqlContext<T> {
+    fn ctx(self, action: &'static str) -> Result<T, SqlError>;
+}
+
+impl<T> SqlContext<T> for Result<T, sqlx::Error> {
+    fn ctx(self, action: &'static str) -> Result<T, SqlError> {
+        self.map_err(|source| SqlError { action, source })
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {

@@ -22,6 +22,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
+use crate::db::{SqlContext, SqlError};
 use crate::money::{BudgetGate, CallContext, Money, MoneyError, RequestType};
 
 pub use plan::{FollowUpPlan, LeadState, QuietWindow};
@@ -48,24 +49,10 @@ text only.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowUpError {
-    #[error("database error while {action}: {source}")]
-    Sql {
-        action: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    Sql(#[from] SqlError),
     #[error(transparent)]
     Money(#[from] MoneyError),
-}
-
-trait SqlContext<T> {
-    fn ctx(self, action: &'static str) -> Result<T, FollowUpError>;
-}
-
-impl<T> SqlContext<T> for Result<T, sqlx::Error> {
-    fn ctx(self, action: &'static str) -> Result<T, FollowUpError> {
-        self.map_err(|source| FollowUpError::Sql { action, source })
-    }
 }
 
 /// What one tick did.

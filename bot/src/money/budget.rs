@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::MoneyError;
 use super::period::{Period, day_key};
-use super::{MoneyError, SqlContext};
+use crate::db::SqlContext;
 use crate::db::{Db, to_millis};
 use crate::telegram::TelegramClient;
 use botfleet_spec::format_usd;

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 use super::pricing::{Cost, CostOverflow, PriceTable, Rates};
-use super::{CallContext, MoneyError, SqlContext, period::day_key};
+use super::{CallContext, MoneyError, period::day_key};
+use crate::db::SqlContext;
 use crate::db::{Db, to_millis};
 use crate::metrics::{CostLabels, Metrics, RequestLabels, TokenLabels, model_labels};
 

@@ -15,7 +15,7 @@ mod usage_api;
 
 use chrono::{DateTime, Utc};
 
-use crate::db::Db;
+use crate::db::{Db, SqlError};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::telegram::TelegramClient;
 use botfleet_spec::{BotConfig, ConfigError, parse_usd_nanos};
@@ -36,27 +36,12 @@ pub const BUDGET_REFUSED_OUTCOME: &str = "budget_refused";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MoneyError {
-    #[error("database error while {action}: {source}")]
-    Sql {
-        action: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    Sql(#[from] SqlError),
     #[error(transparent)]
     CostOverflow(#[from] CostOverflow),
     #[error("a token count of {0} does not fit the ledger's 64-bit columns")]
     TokensOutOfRange(u64),
-}
-
-/// Adds what we were doing to a database error.
-pub(crate) trait SqlContext<T> {
-    fn ctx(self, action: &'static str) -> Result<T, MoneyError>;
-}
-
-impl<T> SqlContext<T> for Result<T, sqlx::Error> {
-    fn ctx(self, action: &'static str) -> Result<T, MoneyError> {
-        self.map_err(|source| MoneyError::Sql { action, source })
-    }
 }
 
 /// Why the LLM was called; the `request_type` label and ledger column.

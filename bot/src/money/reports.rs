@@ -4,11 +4,12 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
+use super::MoneyError;
 use super::budget::{BudgetLimits, Spend, percent_of, reached};
 use super::period::{Period, day_start_millis, window_first_day};
 use super::stats::group;
-use super::{MoneyError, SqlContext};
 use crate::db::Db;
+use crate::db::SqlContext;
 use botfleet_spec::format_usd;
 
 /// Lead counts behind `/stats`. "Today" is the UTC day; "7 days" includes today.

@@ -6,9 +6,10 @@ use std::fmt::Write;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::MoneyError;
 use super::period::{day_key, window_first_day};
-use super::{MoneyError, SqlContext};
 use crate::db::Db;
+use crate::db::SqlContext;
 use crate::telegram::escape_html;
 use botfleet_spec::format_usd;
 
