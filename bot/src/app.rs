@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use botfleet_spec::Mode;
+use botfleet_api::Mode;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

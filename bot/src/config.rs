@@ -1,5 +1,5 @@
 //! Settings of one bot process: the config file (the `TelegramBot` spec's vocabulary, see
-//! `botfleet_spec::BotConfig`) plus secrets and endpoints from the environment.
+//! `botfleet_api::BotConfig`) plus secrets and endpoints from the environment.
 //!
 //! Anything missing or invalid stops the process at start with one line that names the field.
 
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use botfleet_spec::{BotConfig, ConfigError, Mode, parse_duration};
+use botfleet_api::{BotConfig, ConfigError, Mode, parse_duration};
 
 /// Environment variable names: a contract with the operator, which sets them in the pod.
 pub mod env {
@@ -72,7 +72,7 @@ pub fn load_config_str(text: &str) -> Result<BotConfig, ConfigLoadError> {
             ConfigLoadError::Parse(format!("{path}: {inner}"))
         }
     })?;
-    botfleet_spec::validate(&config)?;
+    botfleet_api::validate(&config)?;
     Ok(config)
 }
 

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use botfleet_api::BotConfig;
 use botfleet_bot::config::{self, Needs, ProcessEnv, Settings, env};
-use botfleet_spec::BotConfig;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

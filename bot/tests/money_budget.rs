@@ -6,10 +6,10 @@ mod support;
 
 use std::time::Duration;
 
+use botfleet_api::{BotConfig, BudgetConfig, ModelPrice};
 use botfleet_bot::metrics::Metrics;
 use botfleet_bot::money::{BudgetGate, CallContext, Money, Period, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
-use botfleet_spec::{BotConfig, BudgetConfig, ModelPrice};
 use chrono::{DateTime, TimeZone, Utc};
 use support::TestDb;
 use support::fake_telegram::FakeTelegram;

@@ -5,10 +5,10 @@ mod support;
 
 use std::time::Duration;
 
+use botfleet_api::{BotConfig, ModelPrice};
 use botfleet_bot::metrics::Metrics;
 use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
-use botfleet_spec::{BotConfig, ModelPrice};
 use chrono::{DateTime, TimeZone, Utc};
 use support::TestDb;
 

@@ -1,8 +1,8 @@
 //! Pricing: exact nano-USD per call, per token class, tier and model (pure, no database).
 
+use botfleet_api::{BotConfig, BudgetConfig, LongPromptPrice, ModelPrice, format_usd};
 use botfleet_bot::money::{Cost, Money, PriceTable, Rates};
 use botfleet_llm::Usage;
-use botfleet_spec::{BotConfig, BudgetConfig, LongPromptPrice, ModelPrice, format_usd};
 
 fn price(model: &str, input: &str, output: &str, cache: [Option<&str>; 3]) -> ModelPrice {
     let [read, write_5m, write_1h] = cache.map(|c| c.map(str::to_owned));

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use botfleet_spec::LlmConfig;
+use botfleet_api::LlmConfig;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -84,7 +84,7 @@ impl LlmClient {
             ));
         }
 
-        let timeout = botfleet_spec::parse_duration(
+        let timeout = botfleet_api::parse_duration(
             config
                 .timeout
                 .as_deref()

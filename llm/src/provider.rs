@@ -141,11 +141,11 @@ impl Provider {
     }
 }
 
-impl From<botfleet_spec::LlmProvider> for Provider {
-    fn from(provider: botfleet_spec::LlmProvider) -> Self {
+impl From<botfleet_api::LlmProvider> for Provider {
+    fn from(provider: botfleet_api::LlmProvider) -> Self {
         match provider {
-            botfleet_spec::LlmProvider::Anthropic => Provider::Anthropic,
-            botfleet_spec::LlmProvider::Openai => Provider::OpenAi,
+            botfleet_api::LlmProvider::Anthropic => Provider::Anthropic,
+            botfleet_api::LlmProvider::Openai => Provider::OpenAi,
         }
     }
 }

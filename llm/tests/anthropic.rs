@@ -4,8 +4,8 @@ mod fake_llm;
 
 use std::time::{Duration, Instant};
 
+use botfleet_api::LlmProvider;
 use botfleet_llm::{ChatMessage, CompletionRequest, LlmClient, LlmError, Outcome, Usage};
-use botfleet_spec::LlmProvider;
 use fake_llm::{FakeLlm, Reply, anthropic_answer, anthropic_error, config};
 use serde_json::json;
 

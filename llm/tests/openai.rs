@@ -4,8 +4,8 @@ mod fake_llm;
 
 use std::time::Duration;
 
+use botfleet_api::LlmProvider;
 use botfleet_llm::{ChatMessage, CompletionRequest, LlmClient, Outcome, Usage};
-use botfleet_spec::LlmProvider;
 use fake_llm::{FakeLlm, Reply, config};
 use serde_json::json;
 

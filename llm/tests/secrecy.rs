@@ -5,8 +5,8 @@ mod fake_llm;
 
 use std::time::Duration;
 
+use botfleet_api::{LlmConfig, LlmProvider};
 use botfleet_llm::{ChatMessage, CompletionRequest, LlmClient, LlmError};
-use botfleet_spec::{LlmConfig, LlmProvider};
 use fake_llm::{FakeLlm, Reply, anthropic_error, config};
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! The `TelegramBot` custom resource (`telegrambots.botfleet.dev/v1alpha1`).
 //!
-//! The spec reuses the section types of `botfleet-spec` (`llm`, `pricing`, `budget`, ...) so the
+//! The spec reuses the section types of `botfleet-api` (`llm`, `pricing`, `budget`, ...) so the
 //! resource, the operator and the bot share one vocabulary; the sections only the operator needs
 //! (image, replicas, Secrets, database, scheduler, monitoring, resources) are defined here.
 //!
@@ -10,7 +10,7 @@
 //! API server rejects a bad resource at `kubectl apply`, and in [`validate_spec`], so the operator
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
-use botfleet_spec::{
+use botfleet_api::{
     BotConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice, RateLimitConfig,
     SecretKeyRef, WebhookConfig,
 };
@@ -442,7 +442,7 @@ impl TelegramBotSpec {
 
 /// Checks a `TelegramBot` in code: the cross-field rules of [`SPEC_CEL_RULES`] (clusters before
 /// 1.25 do not evaluate them), the constraints of the schema that matter to rendering, and
-/// [`botfleet_spec::validate`] of the bot config the operator would render. Every problem is
+/// [`botfleet_api::validate`] of the bot config the operator would render. Every problem is
 /// reported, each as one line naming the field.
 pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
     let spec = &bot.spec;
@@ -541,7 +541,7 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
     }
 
     let name = bot.metadata.name.as_deref().unwrap_or("bot");
-    if let Err(e) = botfleet_spec::validate(&spec.bot_config(name)) {
+    if let Err(e) = botfleet_api::validate(&spec.bot_config(name)) {
         let line = format!("spec.{e}");
         // A model priced twice is already reported above, with the spec's own path.
         let duplicate_price = e.field.starts_with("pricing[") && e.message.contains("priced twice");

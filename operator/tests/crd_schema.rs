@@ -127,16 +127,16 @@ fn enums_defaults_and_patterns_are_in_the_schema() {
     );
     assert_eq!(
         spec["pricing"]["items"]["properties"]["input"]["pattern"],
-        botfleet_spec::DECIMAL_PATTERN
+        botfleet_api::DECIMAL_PATTERN
     );
     assert_eq!(
         spec["budget"]["properties"]["daily"]["pattern"],
-        botfleet_spec::DECIMAL_PATTERN
+        botfleet_api::DECIMAL_PATTERN
     );
     assert_eq!(
         spec["followUp"]["properties"]["after"]["items"]["pattern"],
         Value::Null,
-        "durations are checked by validate_spec (botfleet_spec::validate)"
+        "durations are checked by validate_spec (botfleet_api::validate)"
     );
     // Prices are a map keyed by model: the API server itself refuses a model priced twice.
     assert_eq!(spec["pricing"]["x-kubernetes-list-type"], "map");
@@ -394,7 +394,7 @@ fn validate_spec_reports_every_problem_with_its_field() {
         "{errors:?}"
     );
 
-    // Rules the schema cannot say, from botfleet_spec::validate of the rendered config.
+    // Rules the schema cannot say, from botfleet_api::validate of the rendered config.
     let mut bot = common::polling_sqlite();
     bot.spec.pricing[0].cache_read = Some("0.0375".into());
     let errors = validate_spec(&bot).unwrap_err();
@@ -405,7 +405,7 @@ fn validate_spec_reports_every_problem_with_its_field() {
     );
 
     let mut bot = common::polling_sqlite();
-    bot.spec.follow_up = Some(botfleet_spec::FollowUpConfig {
+    bot.spec.follow_up = Some(botfleet_api::FollowUpConfig {
         enabled: true,
         after: vec![],
         ..Default::default()

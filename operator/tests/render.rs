@@ -180,7 +180,7 @@ fn webhook_postgres_scales_handlers_and_runs_a_separate_scheduler() {
 
     // Polling on PostgreSQL: still one poller, recreated, never rolled over a second one.
     let mut bot = common::webhook_postgres();
-    bot.spec.mode = botfleet_spec::Mode::Polling;
+    bot.spec.mode = botfleet_api::Mode::Polling;
     bot.spec.replicas = 1;
     let c = render(&bot);
     assert_eq!(
@@ -462,7 +462,7 @@ fn the_bot_gets_its_config_secrets_and_endpoints_from_the_environment() {
 
     // A given webhook secret replaces the generated one.
     let mut bot = common::webhook_postgres();
-    bot.spec.telegram.webhook_secret_ref = Some(botfleet_spec::SecretKeyRef {
+    bot.spec.telegram.webhook_secret_ref = Some(botfleet_api::SecretKeyRef {
         name: "my-webhook".into(),
         key: "token".into(),
     });
@@ -498,7 +498,7 @@ fn the_config_map_holds_the_spec_vocabulary_with_the_webhook_path_resolved() {
         Some("sales-bot-config")
     );
     let text = &c.config_map.data.as_ref().unwrap()["config.yaml"];
-    let config: botfleet_spec::BotConfig = serde_yaml_ng::from_str(text).unwrap();
+    let config: botfleet_api::BotConfig = serde_yaml_ng::from_str(text).unwrap();
     assert_eq!(config, render::render_bot_config(&bot));
     assert_eq!(
         config.webhook.unwrap().path.as_deref(),
@@ -597,7 +597,7 @@ fn the_ingress_routes_the_webhook_path_with_tls_from_cert_manager_or_a_secret() 
     );
 
     let mut bot = common::webhook_postgres();
-    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_spec::WebhookTls {
+    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_api::WebhookTls {
         issuer: Some("team-issuer".into()),
         ..Default::default()
     });
@@ -615,7 +615,7 @@ fn the_ingress_routes_the_webhook_path_with_tls_from_cert_manager_or_a_secret() 
     );
 
     let mut bot = common::webhook_postgres();
-    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_spec::WebhookTls {
+    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_api::WebhookTls {
         secret_name: Some("wildcard-example-com".into()),
         ..Default::default()
     });

@@ -18,10 +18,10 @@
 
 use std::time::{Duration, Instant};
 
+use botfleet_api::FollowUpConfig;
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bot::db::Db;
 use botfleet_bot::followup::{DEFAULT_BATCH, FollowUpPlan, store};
-use botfleet_spec::FollowUpConfig;
 use chrono::Utc;
 
 struct Args {

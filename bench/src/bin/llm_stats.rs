@@ -13,12 +13,12 @@
 
 use std::time::{Duration, Instant};
 
+use botfleet_api::{BotConfig, BudgetConfig, ModelPrice};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bot::db::Db;
 use botfleet_bot::metrics::Metrics;
 use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
-use botfleet_spec::{BotConfig, BudgetConfig, ModelPrice};
 use chrono::Utc;
 
 struct Args {

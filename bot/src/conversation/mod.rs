@@ -13,8 +13,8 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
+use botfleet_api::{LlmConfig, RateLimitConfig, parse_duration};
 use botfleet_llm::CompletionRequest;
-use botfleet_spec::{LlmConfig, RateLimitConfig, parse_duration};
 use serde_json::Value;
 
 use crate::context::Context;

@@ -13,8 +13,8 @@ pub mod store;
 
 use std::time::Duration;
 
+use botfleet_api::{ConfigError, LlmConfig};
 use botfleet_llm::{ChatMessage, CompletionRequest, Role};
-use botfleet_spec::{ConfigError, LlmConfig};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::Mutex;

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use botfleet_spec::validate::parse_time_of_day;
-use botfleet_spec::{ConfigError, FollowUpConfig, QuietHours, parse_duration};
+use botfleet_api::validate::parse_time_of_day;
+use botfleet_api::{ConfigError, FollowUpConfig, QuietHours, parse_duration};
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 

@@ -8,7 +8,7 @@ use super::period::{Period, day_key};
 use crate::db::SqlContext;
 use crate::db::{Db, to_millis};
 use crate::telegram::TelegramClient;
-use botfleet_spec::format_usd;
+use botfleet_api::format_usd;
 
 /// Limits, thresholds and the hard-stop switch, from the config's `budget`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

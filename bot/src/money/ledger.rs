@@ -240,5 +240,5 @@ pub(crate) fn observe(metrics: &Metrics, call: &CallContext, priced: &[PricedAtt
 
 /// USD as a float, for Prometheus only.
 pub(crate) fn nanos_to_usd_f64(nanos: i64) -> f64 {
-    nanos as f64 / botfleet_spec::NANOS_PER_USD as f64
+    nanos as f64 / botfleet_api::NANOS_PER_USD as f64
 }

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::db::{Db, SqlError};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::telegram::TelegramClient;
-use botfleet_spec::{BotConfig, ConfigError, parse_usd_nanos};
+use botfleet_api::{BotConfig, ConfigError, parse_usd_nanos};
 
 pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
 pub use period::Period;

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use botfleet_api::{ConfigError, LongPromptPrice, ModelPrice, parse_usd_per_mtok};
 use botfleet_llm::Usage;
-use botfleet_spec::{ConfigError, LongPromptPrice, ModelPrice, parse_usd_per_mtok};
 
 /// Nano-USD per token of each token class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::period::{Period, day_start_millis, window_first_day};
 use super::stats::group;
 use crate::db::Db;
 use crate::db::SqlContext;
-use botfleet_spec::format_usd;
+use botfleet_api::format_usd;
 
 /// Lead counts behind `/stats`. "Today" is the UTC day; "7 days" includes today.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

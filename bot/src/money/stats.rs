@@ -11,7 +11,7 @@ use super::period::{day_key, window_first_day};
 use crate::db::Db;
 use crate::db::SqlContext;
 use crate::telegram::escape_html;
-use botfleet_spec::format_usd;
+use botfleet_api::format_usd;
 
 /// Summed rollup counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

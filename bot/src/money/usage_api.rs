@@ -25,5 +25,5 @@ pub struct UsageSummary {
 
 /// `"0.0001"`: USD with 4 decimals and no currency sign.
 pub fn usd_plain(nanos: i64) -> String {
-    botfleet_spec::format_usd(nanos, 4).replacen('$', "", 1)
+    botfleet_api::format_usd(nanos, 4).replacen('$', "", 1)
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Response, Uri};
-use botfleet_spec::{LlmConfig, LlmProvider};
+use botfleet_api::{LlmConfig, LlmProvider};
 use serde_json::Value;
 
 /// One scripted answer.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use botfleet_spec::Mode;
+use botfleet_api::Mode;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -355,7 +355,7 @@ async fn register_webhook(
             .webhook
             .as_ref()
             .and_then(|w| w.max_connections)
-            .unwrap_or(botfleet_spec::WebhookConfig::DEFAULT_MAX_CONNECTIONS);
+            .unwrap_or(botfleet_api::WebhookConfig::DEFAULT_MAX_CONNECTIONS);
         let registration = WebhookRegistration::new(url.clone(), secret_token, max_connections);
         let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
         match webhook::register(&ctx.telegram, api, bot, &api_url, &token, &registration).await {

@@ -5,7 +5,7 @@
 //! added before the first `setWebhook`, removed after `deleteWebhook` (on deletion, or when the
 //! bot switches to polling). A polling bot never gets it and never costs a Telegram call.
 
-use botfleet_spec::SecretKeyRef;
+use botfleet_api::SecretKeyRef;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};

@@ -1,6 +1,6 @@
 //! The bot's config file and its ConfigMap.
 
-use botfleet_spec::BotConfig;
+use botfleet_api::BotConfig;
 use k8s_openapi::api::core::v1::ConfigMap;
 use sha2::{Digest, Sha256};
 

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::contract;
 use super::meta::{Component, Ctx};
 use super::names;
-use botfleet_spec::Mode;
+use botfleet_api::Mode;
 
 /// Annotation that makes cert-manager issue the Ingress certificate from a ClusterIssuer.
 pub const CLUSTER_ISSUER_ANNOTATION: &str = "cert-manager.io/cluster-issuer";

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::contract::{self, env};
 use super::meta::{Component, Ctx};
 use super::{CONFIG_CHECKSUM_ANNOTATION, names};
-use botfleet_spec::{Mode, SecretKeyRef};
+use botfleet_api::{Mode, SecretKeyRef};
 
 /// Requests and limits of a bot container when `spec.resources` is not set.
 pub fn default_resources() -> ResourceRequirements {
