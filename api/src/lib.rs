@@ -5,9 +5,12 @@
 //! embeds these sections in the CRD and renders them into the bot's ConfigMap) and the bot
 //! (which loads that ConfigMap). Field names and nesting are the resource's `spec`, camelCase.
 //!
+//! [`contract`] holds the names both sides must agree on: environment variables, ports, paths.
+//!
 //! Everything here is pure: parsing and validation, no I/O.
 
 pub mod config;
+pub mod contract;
 pub mod duration;
 pub mod money;
 pub mod validate;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use botfleet_api::contract::{self, env};
+
 use crate::fakes::{llm, telegram};
 
 pub const WEBHOOK_SECRET: &str = "bench-webhook-secret_0123456789abcdef";
@@ -81,7 +83,7 @@ impl BotProcess {
             let path = path.to_owned();
             move |source| BotError::Io { path, source }
         };
-        let config_path = options.dir.join("config.yaml");
+        let config_path = options.dir.join(contract::CONFIG_FILE);
         std::fs::write(&config_path, config_yaml(options.llm_url)).map_err(io(&config_path))?;
         let http_port = free_port();
         let metrics_port = free_port();
@@ -90,18 +92,21 @@ impl BotProcess {
         let log_err = log.try_clone().map_err(io(&log_path))?;
         let mut command = Command::new(options.bin);
         command
-            .arg("serve")
+            .arg(contract::command::SERVE)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BOTFLEET_CONFIG", &config_path)
-            .env("TELEGRAM_BOT_TOKEN", telegram::TOKEN)
-            .env("TELEGRAM_API_URL", options.telegram_url)
-            .env("LLM_API_KEY", llm::API_KEY)
-            .env("DATABASE_URL", options.database_url)
-            .env("WEBHOOK_SECRET_TOKEN", WEBHOOK_SECRET)
-            .env("BOTFLEET_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("BOTFLEET_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-            .env("BOTFLEET_LOG_FORMAT", "json")
+            .env(env::BOTFLEET_CONFIG, &config_path)
+            .env(env::TELEGRAM_BOT_TOKEN, telegram::TOKEN)
+            .env(env::TELEGRAM_API_URL, options.telegram_url)
+            .env(env::LLM_API_KEY, llm::API_KEY)
+            .env(env::DATABASE_URL, options.database_url)
+            .env(env::WEBHOOK_SECRET_TOKEN, WEBHOOK_SECRET)
+            .env(env::BOTFLEET_HTTP_ADDR, format!("127.0.0.1:{http_port}"))
+            .env(
+                env::BOTFLEET_METRICS_ADDR,
+                format!("127.0.0.1:{metrics_port}"),
+            )
+            .env(env::BOTFLEET_LOG_FORMAT, "json")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
@@ -109,7 +114,7 @@ impl BotProcess {
             command.env("RUST_LOG", filter);
         }
         if let Some(workers) = options.workers {
-            command.env("BOTFLEET_WORKERS", workers.to_string());
+            command.env(env::BOTFLEET_WORKERS, workers.to_string());
         }
         let child = command.spawn().map_err(|source| BotError::Spawn {
             bin: options.bin.to_owned(),

@@ -51,7 +51,10 @@ impl Target {
         let sent = self
             .client
             .post(&self.url)
-            .header("x-telegram-bot-api-secret-token", WEBHOOK_SECRET)
+            .header(
+                botfleet_api::contract::WEBHOOK_SECRET_HEADER,
+                WEBHOOK_SECRET,
+            )
             .header("content-type", "application/json")
             .body(body)
             .send()

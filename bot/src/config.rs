@@ -10,33 +10,11 @@ use std::time::Duration;
 use botfleet_api::{BotConfig, ConfigError, Mode, parse_duration};
 
 /// Environment variable names: a contract with the operator, which sets them in the pod.
-pub mod env {
-    pub const CONFIG: &str = "BOTFLEET_CONFIG";
-    pub const TELEGRAM_BOT_TOKEN: &str = "TELEGRAM_BOT_TOKEN";
-    pub const LLM_API_KEY: &str = "LLM_API_KEY";
-    pub const DATABASE_URL: &str = "DATABASE_URL";
-    pub const WEBHOOK_SECRET_TOKEN: &str = "WEBHOOK_SECRET_TOKEN";
-    pub const TELEGRAM_API_URL: &str = "TELEGRAM_API_URL";
-    pub const LOG_FORMAT: &str = "BOTFLEET_LOG_FORMAT";
-    pub const HTTP_ADDR: &str = "BOTFLEET_HTTP_ADDR";
-    pub const METRICS_ADDR: &str = "BOTFLEET_METRICS_ADDR";
-    pub const POD_NAME: &str = "POD_NAME";
-    pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
-    pub const LEASE_NAME: &str = "BOTFLEET_LEASE_NAME";
-    /// How long a worker's claim on an inbox row lasts before another worker may take it.
-    pub const INBOX_CLAIM_TIMEOUT: &str = "BOTFLEET_INBOX_CLAIM_TIMEOUT";
-    /// Concurrent update workers (default 8).
-    pub const WORKERS: &str = "BOTFLEET_WORKERS";
-    /// Deadline for in-flight work after SIGTERM (default 20s).
-    pub const SHUTDOWN_GRACE: &str = "BOTFLEET_SHUTDOWN_GRACE";
-    /// How often the scheduler looks for due follow-ups and budget alerts (default 30s).
-    pub const SCHEDULER_INTERVAL: &str = "BOTFLEET_SCHEDULER_INTERVAL";
-}
+pub use botfleet_api::contract::env;
 
-pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
-pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
-pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9090";
-pub const DEFAULT_WEBHOOK_PATH: &str = "/telegram";
+pub use botfleet_api::contract::DEFAULT_TELEGRAM_API_URL;
+/// The webhook path when `webhook.path` is not set.
+pub const DEFAULT_WEBHOOK_PATH: &str = botfleet_api::contract::WEBHOOK_PATH_PREFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigLoadError {
@@ -181,18 +159,14 @@ impl Settings {
                 why: "webhook mode checks Telegram's X-Telegram-Bot-Api-Secret-Token header against it",
             });
         }
-        if let Some(secret) = &webhook_secret {
-            let s = secret.expose();
-            let ok_chars = s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if s.is_empty() || s.len() > 256 || !ok_chars {
-                return Err(ConfigLoadError::InvalidEnv {
-                    name: env::WEBHOOK_SECRET_TOKEN,
-                    message: "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
-                        .into(),
-                });
-            }
+        if let Some(secret) = &webhook_secret
+            && !botfleet_api::contract::is_valid_webhook_secret(secret.expose())
+        {
+            return Err(ConfigLoadError::InvalidEnv {
+                name: env::WEBHOOK_SECRET_TOKEN,
+                message: "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+                    .into(),
+            });
         }
         let telegram_api_url = env_source
             .get(env::TELEGRAM_API_URL)
@@ -203,13 +177,16 @@ impl Settings {
                 message: "must start with http:// or https://".into(),
             });
         }
-        let addr = |name: &'static str, default: &str| -> Result<SocketAddr, ConfigLoadError> {
-            let value = env_source.get(name).unwrap_or_else(|| default.to_owned());
-            value.parse().map_err(|e| ConfigLoadError::InvalidEnv {
-                name,
-                message: format!("{value:?} is not a host:port address ({e})"),
-            })
-        };
+        let addr =
+            |name: &'static str, default: SocketAddr| -> Result<SocketAddr, ConfigLoadError> {
+                let Some(value) = env_source.get(name) else {
+                    return Ok(default);
+                };
+                value.parse().map_err(|e| ConfigLoadError::InvalidEnv {
+                    name,
+                    message: format!("{value:?} is not a host:port address ({e})"),
+                })
+            };
         let duration = |name: &'static str, default: &str| -> Result<Duration, ConfigLoadError> {
             let value = env_source.get(name).unwrap_or_else(|| default.to_owned());
             parse_duration(&value).map_err(|e| ConfigLoadError::InvalidEnv {
@@ -217,14 +194,14 @@ impl Settings {
                 message: e.to_string(),
             })
         };
-        let workers = match env_source.get(env::WORKERS) {
+        let workers = match env_source.get(env::BOTFLEET_WORKERS) {
             None => 8,
             Some(v) => v
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=1024).contains(n))
                 .ok_or(ConfigLoadError::InvalidEnv {
-                    name: env::WORKERS,
+                    name: env::BOTFLEET_WORKERS,
                     message: format!("{v:?} is not a number from 1 to 1024"),
                 })?,
         };
@@ -238,12 +215,15 @@ impl Settings {
             ),
             webhook_secret,
             telegram_api_url: telegram_api_url.trim_end_matches('/').to_owned(),
-            http_addr: addr(env::HTTP_ADDR, DEFAULT_HTTP_ADDR)?,
-            metrics_addr: addr(env::METRICS_ADDR, DEFAULT_METRICS_ADDR)?,
-            inbox_claim_timeout: duration(env::INBOX_CLAIM_TIMEOUT, "60s")?,
+            http_addr: addr(env::BOTFLEET_HTTP_ADDR, botfleet_api::contract::HTTP_ADDR)?,
+            metrics_addr: addr(
+                env::BOTFLEET_METRICS_ADDR,
+                botfleet_api::contract::METRICS_ADDR,
+            )?,
+            inbox_claim_timeout: duration(env::BOTFLEET_INBOX_CLAIM_TIMEOUT, "60s")?,
             workers,
-            shutdown_grace: duration(env::SHUTDOWN_GRACE, "20s")?,
-            scheduler_interval: duration(env::SCHEDULER_INTERVAL, "30s")?,
+            shutdown_grace: duration(env::BOTFLEET_SHUTDOWN_GRACE, "20s")?,
+            scheduler_interval: duration(env::BOTFLEET_SCHEDULER_INTERVAL, "30s")?,
             bot,
         })
     }

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 struct Cli {
     /// Config file (the TelegramBot spec's vocabulary). Without one: polling, Anthropic
     /// claude-sonnet-4-5, no budget.
-    #[arg(long, env = env::CONFIG, global = true)]
+    #[arg(long, env = env::BOTFLEET_CONFIG, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -51,7 +51,7 @@ fn load(cli: &Cli) -> Result<BotConfig, config::ConfigLoadError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    botfleet_telemetry::init_logging(&std::env::var(env::LOG_FORMAT).unwrap_or_default());
+    botfleet_telemetry::init_logging(&std::env::var(env::BOTFLEET_LOG_FORMAT).unwrap_or_default());
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

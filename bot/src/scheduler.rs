@@ -41,7 +41,7 @@ impl LeadershipMode {
     /// `POD_NAME` (default: `HOSTNAME`) as identity.
     pub fn lease_from_env() -> anyhow::Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let name = var(env::LEASE_NAME).unwrap_or_else(|| DEFAULT_LEASE_NAME.to_owned());
+        let name = var(env::BOTFLEET_LEASE_NAME).unwrap_or_else(|| DEFAULT_LEASE_NAME.to_owned());
         let namespace = match var(env::POD_NAMESPACE) {
             Some(ns) => ns,
             None => std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)

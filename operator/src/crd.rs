@@ -404,7 +404,7 @@ impl TelegramBotSpec {
         self.webhook
             .as_ref()
             .and_then(|w| w.path.clone())
-            .unwrap_or_else(|| format!("/telegram/{bot_name}"))
+            .unwrap_or_else(|| botfleet_api::contract::default_webhook_path(bot_name))
     }
 
     /// `https://<domain><path>` in webhook mode with a domain; `None` otherwise.

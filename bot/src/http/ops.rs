@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use botfleet_api::contract;
 
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -24,10 +25,10 @@ pub struct OpsState {
 
 pub fn router(state: OpsState) -> axum::Router {
     axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/usage", get(usage))
+        .route(contract::LIVENESS_PATH, get(|| async { "ok" }))
+        .route(contract::READINESS_PATH, get(readyz))
+        .route(contract::METRICS_PATH, get(metrics))
+        .route(contract::USAGE_PATH, get(usage))
         .with_state(state)
 }
 

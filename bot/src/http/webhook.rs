@@ -19,7 +19,7 @@ use crate::db::Db;
 use crate::inbox::{self, Enqueued};
 use crate::metrics::{KindLabels, Metrics, ReasonLabels};
 
-pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+pub const SECRET_HEADER: &str = botfleet_api::contract::WEBHOOK_SECRET_HEADER;
 /// Telegram updates are a few KiB; 1 MiB leaves room for anything legitimate.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 

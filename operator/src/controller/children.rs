@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::subset::contains;
 
 /// The one field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "botfleet-operator";
+pub use botfleet_api::contract::FIELD_MANAGER;
 
 /// `kind` → plural, for every kind the operator creates.
 const KINDS: &[(&str, &str, &str)] = &[

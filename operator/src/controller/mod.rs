@@ -39,6 +39,7 @@ use crate::crd::TelegramBot;
 use crate::process::http::{HttpState, serve};
 use crate::process::metrics::Metrics;
 use crate::render::{DEFAULT_BOT_IMAGE, DEFAULT_TELEGRAM_API_URL, RenderDefaults};
+use botfleet_api::contract::env as contract_env;
 
 /// `botfleet-operator run` flags (the Helm chart passes them; each has an env fallback).
 #[derive(clap::Args, Clone, Debug)]
@@ -47,7 +48,7 @@ pub struct RunArgs {
     #[arg(long, env = "BOTFLEET_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
-    #[arg(long, env = "BOTFLEET_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = contract_env::BOTFLEET_METRICS_ADDR, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
     /// Name of the Lease the operator replicas contend for.
     #[arg(
@@ -57,10 +58,10 @@ pub struct RunArgs {
     )]
     pub leader_election_lease: String,
     /// Namespace of the Lease (default: the pod's namespace, else `default`).
-    #[arg(long, env = "POD_NAMESPACE")]
+    #[arg(long, env = contract_env::POD_NAMESPACE)]
     pub leader_election_namespace: Option<String>,
     /// This replica's identity in the Lease (default: the pod name, else the host name).
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = contract_env::POD_NAME)]
     pub identity: Option<String>,
     /// Reconcile without a Lease (a single replica, or local development).
     #[arg(long, env = "BOTFLEET_DISABLE_LEADER_ELECTION")]
@@ -76,10 +77,10 @@ pub struct RunArgs {
     )]
     pub bot_image_pull_policy: String,
     /// Telegram Bot API for resources without `spec.telegram.apiUrl`.
-    #[arg(long, env = "TELEGRAM_API_URL", default_value = DEFAULT_TELEGRAM_API_URL)]
+    #[arg(long, env = contract_env::TELEGRAM_API_URL, default_value = DEFAULT_TELEGRAM_API_URL)]
     pub telegram_api_url: String,
     /// The operator's log format: `json` or `text`.
-    #[arg(long, env = "BOTFLEET_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
+    #[arg(long, env = contract_env::BOTFLEET_LOG_FORMAT, default_value = "json", value_parser = ["json", "text"])]
     pub log_format: String,
     /// The bots' log format (`BOTFLEET_LOG_FORMAT` of the bot pods).
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]

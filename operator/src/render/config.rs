@@ -9,7 +9,7 @@ use super::{RenderError, names};
 use crate::crd::TelegramBot;
 
 /// Key of the config file in the ConfigMap (mounted as `/etc/botfleet/config.yaml`).
-pub const CONFIG_KEY: &str = "config.yaml";
+pub const CONFIG_KEY: &str = botfleet_api::contract::CONFIG_FILE;
 
 /// The bot's config: the parts of the spec the bot reads, `webhook.path` resolved (default
 /// `/telegram/<bot name>`).

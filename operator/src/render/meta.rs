@@ -11,7 +11,7 @@ use crate::crd::{TelegramBot, TelegramBotSpec};
 /// `app.kubernetes.io/name` of every child.
 pub const APP_NAME: &str = "botfleet-bot";
 /// `app.kubernetes.io/managed-by` of every child.
-pub const MANAGED_BY: &str = "botfleet-operator";
+pub const MANAGED_BY: &str = botfleet_api::contract::FIELD_MANAGER;
 
 /// What part of the bot a child belongs to (`app.kubernetes.io/component`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -37,7 +37,7 @@ pub use monitoring::{ALERT_NAMES, PrometheusRule, ServiceMonitor, prometheus_rul
 pub const DEFAULT_BOT_IMAGE: &str =
     concat!("ghcr.io/botfleet/botfleet-bot:", env!("CARGO_PKG_VERSION"));
 /// The Bot API used when neither `spec.telegram.apiUrl` nor the operator sets one.
-pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+pub use botfleet_api::contract::DEFAULT_TELEGRAM_API_URL;
 /// Annotation on pod templates: sha256 (hex) of the rendered `config.yaml`. A config change
 /// changes it and so rolls the pods; nothing else does.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "botfleet.dev/config-checksum";

@@ -38,8 +38,11 @@ pub(super) fn service(ctx: &Ctx<'_>) -> Service {
             type_: Some("ClusterIP".into()),
             selector: Some(ctx.selector(Component::Handler)),
             ports: Some(vec![
-                service_port(contract::HTTP_PORT_NAME, contract::HTTP_PORT),
-                service_port(contract::METRICS_PORT_NAME, contract::METRICS_PORT),
+                service_port(contract::HTTP_PORT_NAME, contract::HTTP_CONTAINER_PORT),
+                service_port(
+                    contract::METRICS_PORT_NAME,
+                    contract::METRICS_CONTAINER_PORT,
+                ),
             ]),
             ..Default::default()
         }),
@@ -57,7 +60,7 @@ pub(super) fn scheduler_service(ctx: &Ctx<'_>) -> Service {
             selector: Some(ctx.selector(Component::Scheduler)),
             ports: Some(vec![service_port(
                 contract::METRICS_PORT_NAME,
-                contract::METRICS_PORT,
+                contract::METRICS_CONTAINER_PORT,
             )]),
             ..Default::default()
         }),

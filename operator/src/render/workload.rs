@@ -59,8 +59,14 @@ pub(super) fn handler_deployment(ctx: &Ctx<'_>, checksum: &str) -> Deployment {
             }),
         }
     };
-    let mut ports = vec![port(contract::HTTP_PORT_NAME, contract::HTTP_PORT)];
-    ports.push(port(contract::METRICS_PORT_NAME, contract::METRICS_PORT));
+    let mut ports = vec![port(
+        contract::HTTP_PORT_NAME,
+        contract::HTTP_CONTAINER_PORT,
+    )];
+    ports.push(port(
+        contract::METRICS_PORT_NAME,
+        contract::METRICS_CONTAINER_PORT,
+    ));
     let mut container = bot_container(ctx, "bot", contract::SERVE, true);
     container.ports = Some(ports);
     // The in-process scheduler (SQLite) holds the Lease, so it needs the API token.
@@ -82,7 +88,7 @@ pub(super) fn scheduler_deployment(ctx: &Ctx<'_>, checksum: &str) -> Deployment 
     let mut container = bot_container(ctx, "scheduler", contract::SCHEDULER, false);
     container.ports = Some(vec![port(
         contract::METRICS_PORT_NAME,
-        contract::METRICS_PORT,
+        contract::METRICS_CONTAINER_PORT,
     )]);
     deployment(
         ctx,
@@ -328,12 +334,12 @@ fn bot_env(ctx: &Ctx<'_>, serves_http: bool) -> Vec<EnvVar> {
     if serves_http {
         env.push(value(
             env::BOTFLEET_HTTP_ADDR,
-            format!("0.0.0.0:{}", contract::HTTP_PORT),
+            contract::HTTP_ADDR.to_string(),
         ));
     }
     env.push(value(
         env::BOTFLEET_METRICS_ADDR,
-        format!("0.0.0.0:{}", contract::METRICS_PORT),
+        contract::METRICS_ADDR.to_string(),
     ));
     env.push(value(
         env::TELEGRAM_API_URL,
