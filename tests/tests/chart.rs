@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use botfleet_operator::render::DEFAULT_BOT_IMAGE;
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
@@ -204,11 +205,6 @@ fn default_render_has_the_operator_and_nothing_optional() {
         "args: {args:?}"
     );
     let lease = arg_value(&args, "--leader-election-lease").expect("a lease name flag");
-    assert!(
-        arg_value(&args, "--default-bot-image")
-            .is_some_and(|image| image == "ghcr.io/botfleet/botfleet-bot:0.1.0"),
-        "the default bot image is passed with the chart's appVersion: {args:?}"
-    );
     assert!(
         arg_value(&args, "--namespaces").is_none(),
         "all namespaces by default"
@@ -1339,6 +1335,56 @@ fn parse_operator_args(objects: &[Value]) -> botfleet_operator::controller::RunA
         .args
 }
 
+/// The operator image and `--default-bot-image` of a render: (operator, bot).
+fn images(objects: &[Value]) -> (String, String) {
+    let container = &operator_deployment(objects)["spec"]["template"]["spec"]["containers"][0];
+    let operator = container["image"].as_str().expect("an image").to_owned();
+    let bot = arg_value(&operator_args(objects), "--default-bot-image")
+        .expect("a --default-bot-image flag")
+        .to_owned();
+    (operator, bot)
+}
+
+#[test]
+fn the_chart_and_the_operator_name_the_same_images() {
+    let Some(helm) = tool("helm") else { return };
+    // Defaults: the operator's DEFAULT_BOT_IMAGE, and the operator image beside it, both tagged
+    // with the workspace version that scripts/images.sh tags (the chart's appVersion).
+    let (operator, bot) = images(&render(&helm, &[]));
+    assert_eq!(bot, DEFAULT_BOT_IMAGE);
+    assert_eq!(
+        operator,
+        DEFAULT_BOT_IMAGE.replace("/botfleet-bot:", "/botfleet-operator:")
+    );
+    assert!(
+        bot.ends_with(&format!(":{}", env!("CARGO_PKG_VERSION"))),
+        "the images' tag is the workspace version: {bot}"
+    );
+
+    // One registry and one tag move both images, as after pushing the archives with skopeo.
+    let (operator, bot) = images(&render(
+        &helm,
+        &[
+            "--set",
+            "image.registry=registry.example.com:5000/team",
+            "--set",
+            "image.tag=1.2.3",
+        ],
+    ));
+    assert_eq!(
+        operator,
+        "registry.example.com:5000/team/botfleet-operator:1.2.3"
+    );
+    assert_eq!(bot, "registry.example.com:5000/team/botfleet-bot:1.2.3");
+
+    let error = helm_template(
+        &helm,
+        &["--set", "image.registry=registry.example.com/team/"],
+    )
+    .expect_err("a registry with a trailing slash would name registry//botfleet-bot");
+    assert!(error.contains("registry"), "{error}");
+}
+
 #[test]
 fn the_operator_parses_the_chart_command_line() {
     let Some(helm) = tool("helm") else { return };
@@ -1346,7 +1392,7 @@ fn the_operator_parses_the_chart_command_line() {
     let run = parse_operator_args(&objects);
     assert!(run.namespaces.is_empty());
     assert_eq!(run.metrics_addr.port(), 8080);
-    assert_eq!(run.default_bot_image, "ghcr.io/botfleet/botfleet-bot:0.1.0");
+    assert_eq!(run.default_bot_image, DEFAULT_BOT_IMAGE);
     assert_eq!(run.telegram_api_url, "https://api.telegram.org");
     assert_eq!(run.log_format, "json");
     assert!(
@@ -1379,7 +1425,7 @@ fn the_operator_parses_the_chart_command_line() {
             "--set",
             "operator.telegramApiUrl=http://bot-api.telegram.svc:8081",
             "--set",
-            "operator.defaultBotImage.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "image.botDigest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             "--set",
             "service.port=9102",
         ],

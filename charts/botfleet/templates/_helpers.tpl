@@ -77,6 +77,17 @@ tag defaults to the chart's appVersion.
 {{- end -}}
 
 {{/*
+One of botfleet's two images: (list . "botfleet-bot" digest) is <image.registry>/botfleet-bot with
+image.tag (default: the chart's appVersion, the version scripts/images.sh tags) or the digest.
+For the default values the bot image is the operator's DEFAULT_BOT_IMAGE (a test checks it).
+*/}}
+{{- define "botfleet.ownImage" -}}
+{{- $root := index . 0 -}}
+{{- $repository := printf "%s/%s" $root.Values.image.registry (index . 1) -}}
+{{- include "botfleet.image" (list (dict "repository" $repository "tag" $root.Values.image.tag "digest" (index . 2)) $root) -}}
+{{- end -}}
+
+{{/*
 The runbook link of one of the chart's own alerts (anchors are the alert name, lowercased).
 */}}
 {{- define "botfleet.runbookUrl" -}}

@@ -33,7 +33,10 @@ pub use config::{CONFIG_KEY, config_checksum, config_yaml, render_bot_config};
 pub use meta::{labels, selector_labels};
 pub use monitoring::{ALERT_NAMES, PrometheusRule, ServiceMonitor, prometheus_rules_file};
 
-/// The bot image used when `spec.image` is empty (the operator's `--bot-image` default).
+/// The bot image used when `spec.image` is empty (the default of `--default-bot-image`):
+/// `<registry>/botfleet-bot:<workspace version>`, as `scripts/images.sh` tags it. The chart's
+/// `image.registry` and `image.tag` (default: appVersion) name the same image and the operator's
+/// beside it; `tests/tests/chart.rs` checks that both agree with this constant.
 pub const DEFAULT_BOT_IMAGE: &str =
     concat!("ghcr.io/botfleet/botfleet-bot:", env!("CARGO_PKG_VERSION"));
 /// The Bot API used when neither `spec.telegram.apiUrl` nor the operator sets one.
