@@ -158,6 +158,45 @@ pub struct LlmConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10))]
     pub max_retries: Option<u32>,
+    /// Stream replies: the lead sees a draft that grows while the model writes (private chats only; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    /// What to do when a streamed answer breaks off after some text: `retry` from the start (default; the broken attempt stays in the ledger as `stream_cut`) or `complete` with the text that arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_stream_cut: Option<StreamCutPolicy>,
+    /// OpenAI flavour: the request field of the output limit, `max_completion_tokens` (default for api.openai.com; newer models reject `max_tokens`) or `max_tokens` (default for other OpenAI-compatible servers). Anthropic always uses `max_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens_field: Option<MaxTokensField>,
+}
+
+/// What a streamed answer that breaks off after some text becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamCutPolicy {
+    /// Ask again from the start (counts as one retry of the model).
+    #[default]
+    Retry,
+    /// Use the text that arrived as the answer.
+    Complete,
+}
+
+/// The request field that carries the output limit in the OpenAI flavour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_tokens`: older models and most OpenAI-compatible servers.
+    MaxTokens,
+    /// `max_completion_tokens`: what api.openai.com asks for (reasoning models reject `max_tokens`).
+    MaxCompletionTokens,
+}
+
+impl MaxTokensField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaxTokensField::MaxTokens => "max_tokens",
+            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
 }
 
 impl LlmConfig {
@@ -165,6 +204,11 @@ impl LlmConfig {
     pub const DEFAULT_HISTORY_TOKENS: u32 = 8000;
     pub const DEFAULT_TIMEOUT: &'static str = "60s";
     pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+    /// Whether replies in private chats are streamed as drafts (`streaming`, default true).
+    pub fn streams(&self) -> bool {
+        self.streaming.unwrap_or(true)
+    }
 
     pub fn default_base_url(&self) -> &'static str {
         match self.provider {

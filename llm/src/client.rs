@@ -4,16 +4,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use botfleet_api::LlmConfig;
+use botfleet_api::{LlmConfig, StreamCutPolicy};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::classify::classify;
 use crate::error::LlmError;
 use crate::outcome::{Attempt, Completion, CompletionOutcome, Outcome};
-use crate::provider::Provider;
+use crate::provider::{OutputLimit, Provider};
 use crate::request::CompletionRequest;
 use crate::retry::{Backoff, retry_after};
+use crate::stream::{SseDecoder, Step, StreamEvent, StreamReader};
 use crate::usage::Usage;
 
 /// Provider messages are cut to this many characters in errors.
@@ -41,14 +42,50 @@ struct Inner {
     model: String,
     fallback_model: Option<String>,
     default_max_output_tokens: u32,
+    max_tokens_field: botfleet_api::MaxTokensField,
     timeout: Duration,
     max_retries: u32,
+    on_stream_cut: StreamCutPolicy,
 }
 
 /// Why one HTTP call failed, and how long the server asked us to wait.
 struct Failure {
     error: LlmError,
     retry_after: Option<Duration>,
+    /// The text a stream delivered before it broke off.
+    partial: Option<String>,
+}
+
+impl Failure {
+    fn new(error: LlmError, retry_after: Option<Duration>) -> Self {
+        Failure {
+            error,
+            retry_after,
+            partial: None,
+        }
+    }
+}
+
+/// The receiver of a streamed call's events; tracks whether it holds text that a restart
+/// must void.
+struct Sink<'a> {
+    on_event: &'a mut (dyn for<'e> FnMut(StreamEvent<'e>) + Send),
+    holds_text: bool,
+}
+
+impl Sink<'_> {
+    fn text(&mut self, text: &str) {
+        (self.on_event)(StreamEvent::Text(text));
+        self.holds_text = true;
+    }
+
+    /// Before an attempt: text of an earlier attempt is void.
+    fn restart(&mut self) {
+        if self.holds_text {
+            (self.on_event)(StreamEvent::Restart);
+            self.holds_text = false;
+        }
+    }
 }
 
 impl LlmClient {
@@ -105,9 +142,12 @@ impl LlmClient {
             .build()
             .map_err(|e| invalid("llm", format!("cannot build the HTTP client: {e}")))?;
 
+        let max_tokens_field = provider.max_tokens_field(config.max_tokens_field, &url);
         Ok(LlmClient {
             inner: Arc::new(Inner {
                 provider,
+                max_tokens_field,
+                on_stream_cut: config.on_stream_cut.unwrap_or_default(),
                 http,
                 endpoint: provider.endpoint(base),
                 headers,
@@ -149,6 +189,32 @@ impl LlmClient {
     /// when the primary kept failing in a way another model might not (429, 529, 5xx,
     /// timeouts, unreachable, 404). Never panics; every HTTP call is in `attempts`.
     pub async fn complete(&self, request: &CompletionRequest) -> CompletionOutcome {
+        self.run(request, None).await
+    }
+
+    /// One completion streamed: like [`LlmClient::complete`] (same retries, fallback, timeout
+    /// and attempts), but each attempt asks for server-sent events and `on_event` receives
+    /// the text as it arrives. When an attempt starts over after text was delivered,
+    /// `on_event` first receives [`StreamEvent::Restart`]. A stream that breaks off after
+    /// some text is retried from the start or, with `llm.onStreamCut: complete`, becomes
+    /// the answer (`Completion::cut`); either way that attempt's outcome is `stream_cut`.
+    /// Usage comes from the stream's own usage events, so it equals the plain call's.
+    pub async fn stream<F>(&self, request: &CompletionRequest, mut on_event: F) -> CompletionOutcome
+    where
+        F: for<'e> FnMut(StreamEvent<'e>) + Send,
+    {
+        let mut sink = Sink {
+            on_event: &mut on_event,
+            holds_text: false,
+        };
+        self.run(request, Some(&mut sink)).await
+    }
+
+    async fn run(
+        &self,
+        request: &CompletionRequest,
+        mut sink: Option<&mut Sink<'_>>,
+    ) -> CompletionOutcome {
         let mut attempts = Vec::new();
         if request.messages.iter().all(|m| m.text.trim().is_empty()) {
             return CompletionOutcome {
@@ -158,7 +224,7 @@ impl LlmClient {
         }
         let inner = &self.inner;
         let primary = self
-            .complete_with(&inner.model, request, &mut attempts)
+            .complete_with(&inner.model, request, &mut attempts, sink.as_deref_mut())
             .await;
         let result = match (primary, &inner.fallback_model) {
             (Err(error), Some(fallback)) if worth_a_fallback(&error) => {
@@ -168,7 +234,7 @@ impl LlmClient {
                     outcome = %error.outcome(),
                     "primary model failed, trying the fallback model"
                 );
-                self.complete_with(fallback, request, &mut attempts)
+                self.complete_with(fallback, request, &mut attempts, sink)
                     .await
                     .map(|completion| Completion {
                         used_fallback: true,
@@ -189,25 +255,44 @@ impl LlmClient {
         model: &str,
         request: &CompletionRequest,
         attempts: &mut Vec<Attempt>,
+        mut sink: Option<&mut Sink<'_>>,
     ) -> Result<Completion, LlmError> {
         let inner = &self.inner;
-        let max_tokens = match request.max_output_tokens {
-            0 => inner.default_max_output_tokens,
-            n => n,
+        let limit = OutputLimit {
+            tokens: match request.max_output_tokens {
+                0 => inner.default_max_output_tokens,
+                n => n,
+            },
+            field: inner.max_tokens_field,
         };
-        let body = inner.provider.body(model, request, max_tokens);
+        let body = inner.provider.body(model, request, limit, sink.is_some());
         let mut retry = 0;
         loop {
-            let (attempt, result) = self.send(model, &body).await;
+            let (attempt, result) = match sink.as_deref_mut() {
+                None => self.send(model, &body).await,
+                Some(sink) => {
+                    sink.restart();
+                    self.send_streamed(model, &body, request, sink).await
+                }
+            };
+            let usage = attempt.usage;
             attempts.push(attempt);
+            let answer = |text, cut| Completion {
+                text,
+                model: model.to_owned(),
+                usage,
+                used_fallback: false,
+                cut,
+            };
             let failure = match result {
-                Ok((text, usage)) => {
-                    return Ok(Completion {
-                        text,
-                        model: model.to_owned(),
-                        usage,
-                        used_fallback: false,
-                    });
+                Ok((text, _)) => return Ok(answer(text, false)),
+                Err(Failure {
+                    partial: Some(text),
+                    error,
+                    ..
+                }) if inner.on_stream_cut == StreamCutPolicy::Complete => {
+                    tracing::warn!(%model, error = %error, "stream broke off; answering with the text that arrived (llm.onStreamCut: complete)");
+                    return Ok(answer(text, true));
                 }
                 Err(failure) => failure,
             };
@@ -251,6 +336,108 @@ impl LlmClient {
             }
             Err(e) => return self.transport_failure(model, started, None, &e),
         };
+        if !(200..300).contains(&status) {
+            return self.error_response(model, started, status, &headers, &bytes);
+        }
+        let latency = started.elapsed();
+        let attempt = |outcome, usage| Attempt {
+            model: model.to_owned(),
+            outcome,
+            usage,
+            latency,
+            status: Some(status),
+        };
+        let parsed = serde_json::from_slice::<Value>(&bytes)
+            .map_err(|_| ("body is not JSON", Usage::default()))
+            .and_then(|json| {
+                let usage = inner.provider.usage(&json);
+                inner
+                    .provider
+                    .parse_answer(&json)
+                    .map_err(|reason| (reason, usage))
+            });
+        match parsed {
+            Ok((text, usage)) => {
+                tracing::debug!(%model, status, latency_ms = latency.as_millis() as u64, "LLM request ok");
+                (attempt(Outcome::Ok, usage), Ok((text, usage)))
+            }
+            Err((reason, usage)) => {
+                let error = LlmError::InvalidResponse {
+                    provider: inner.provider.name(),
+                    model: model.to_owned(),
+                    status,
+                    reason: reason.to_owned(),
+                };
+                (
+                    attempt(Outcome::ServerError, usage),
+                    Err(Failure::new(error, None)),
+                )
+            }
+        }
+    }
+
+    /// One streamed HTTP call: text goes to `sink` as it arrives. An error status is read
+    /// as in [`Self::send`]; a stream that breaks off is a failure whose `partial` holds the
+    /// text that arrived (outcome `stream_cut`), or, before any text, an ordinary failure.
+    async fn send_streamed(
+        &self,
+        model: &str,
+        body: &Value,
+        request: &CompletionRequest,
+        sink: &mut Sink<'_>,
+    ) -> (Attempt, Result<(String, Usage), Failure>) {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let sent = inner
+            .http
+            .post(&inner.endpoint)
+            .headers(inner.headers.clone())
+            .json(body)
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => return self.transport_failure(model, started, None, &e),
+        };
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let headers = response.headers().clone();
+            return match response.bytes().await {
+                Ok(bytes) => self.error_response(model, started, status, &headers, &bytes),
+                Err(e) => self.transport_failure(model, started, Some(status), &e),
+            };
+        }
+
+        let mut decoder = SseDecoder::default();
+        let mut reader = StreamReader::new(inner.provider);
+        let mut events = Vec::new();
+        let broke: Option<LlmError> = 'read: loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break None,
+                Err(e) => break Some(self.transport_error(model, &e).1),
+            };
+            decoder.push(&chunk, &mut events);
+            for event in events.drain(..) {
+                match reader.read(&event) {
+                    Step::Text(text) => sink.text(&text),
+                    Step::Nothing => {}
+                    Step::Error(read) => {
+                        break 'read Some(LlmError::Api {
+                            provider: inner.provider.name(),
+                            model: model.to_owned(),
+                            status,
+                            outcome: read.outcome,
+                            error_type: read.error_type.map(|t| self.scrub(&t)),
+                            message: self.scrub(&format!("in the stream: {}", read.message)),
+                        });
+                    }
+                }
+            }
+            if reader.ended() {
+                break None;
+            }
+        };
         let latency = started.elapsed();
         let attempt = |outcome, usage| Attempt {
             model: model.to_owned(),
@@ -260,40 +447,52 @@ impl LlmClient {
             status: Some(status),
         };
 
-        if (200..300).contains(&status) {
-            let parsed = serde_json::from_slice::<Value>(&bytes)
-                .map_err(|_| ("body is not JSON", Usage::default()))
-                .and_then(|json| {
-                    let usage = inner.provider.usage(&json);
-                    inner
-                        .provider
-                        .parse_answer(&json)
-                        .map_err(|reason| (reason, usage))
-                });
-            return match parsed {
-                Ok((text, usage)) => {
-                    tracing::debug!(%model, status, latency_ms = latency.as_millis() as u64, "LLM request ok");
-                    (attempt(Outcome::Ok, usage), Ok((text, usage)))
-                }
-                Err((reason, usage)) => {
-                    let error = LlmError::InvalidResponse {
-                        provider: inner.provider.name(),
-                        model: model.to_owned(),
-                        status,
-                        reason: reason.to_owned(),
-                    };
-                    (
-                        attempt(Outcome::ServerError, usage),
-                        Err(Failure {
-                            error,
-                            retry_after: None,
-                        }),
-                    )
-                }
-            };
+        if broke.is_none() && reader.is_complete() {
+            let usage = reader.usage();
+            tracing::debug!(%model, status, latency_ms = latency.as_millis() as u64, "LLM stream ok");
+            return (attempt(Outcome::Ok, usage), Ok((reader.into_text(), usage)));
         }
+        let error = broke.unwrap_or_else(|| LlmError::InvalidResponse {
+            provider: inner.provider.name(),
+            model: model.to_owned(),
+            status,
+            reason: "the stream ended before the answer did".to_owned(),
+        });
+        if reader.text().is_empty() {
+            tracing::debug!(%model, status, outcome = %error.outcome(), "LLM stream failed before any text");
+            return (
+                attempt(error.outcome(), reader.usage()),
+                Err(Failure::new(error, None)),
+            );
+        }
+        let usage = reader.usage_of_cut(request);
+        let cut = LlmError::StreamCut {
+            provider: inner.provider.name(),
+            model: model.to_owned(),
+            chars: reader.text().chars().count(),
+            reason: error.to_string(),
+        };
+        tracing::debug!(%model, status, error = %cut, "LLM stream broke off");
+        let failure = Failure {
+            error: cut,
+            retry_after: None,
+            partial: Some(reader.into_text()),
+        };
+        (attempt(Outcome::StreamCut, usage), Err(failure))
+    }
 
-        let read = classify(status, &bytes);
+    /// An error status: read the provider's error body.
+    fn error_response(
+        &self,
+        model: &str,
+        started: Instant,
+        status: u16,
+        headers: &HeaderMap,
+        bytes: &[u8],
+    ) -> (Attempt, Result<(String, Usage), Failure>) {
+        let inner = &self.inner;
+        let latency = started.elapsed();
+        let read = classify(status, bytes);
         tracing::debug!(%model, status, outcome = %read.outcome, latency_ms = latency.as_millis() as u64, "LLM request failed");
         let error = LlmError::Api {
             provider: inner.provider.name(),
@@ -303,23 +502,21 @@ impl LlmClient {
             error_type: read.error_type.map(|t| self.scrub(&t)),
             message: self.scrub(&read.message),
         };
-        let failure = Failure {
-            error,
-            retry_after: retry_after(&headers, SystemTime::now()),
+        let attempt = Attempt {
+            model: model.to_owned(),
+            outcome: read.outcome,
+            usage: Usage::default(),
+            latency,
+            status: Some(status),
         };
-        (attempt(read.outcome, Usage::default()), Err(failure))
+        let failure = Failure::new(error, retry_after(headers, SystemTime::now()));
+        (attempt, Err(failure))
     }
 
-    /// No (complete) response: a timeout or a connection/body error.
-    fn transport_failure(
-        &self,
-        model: &str,
-        started: Instant,
-        status: Option<u16>,
-        error: &reqwest::Error,
-    ) -> (Attempt, Result<(String, Usage), Failure>) {
+    /// A timeout or a connection/body error, as an outcome and an error.
+    fn transport_error(&self, model: &str, error: &reqwest::Error) -> (Outcome, LlmError) {
         let inner = &self.inner;
-        let (outcome, error) = if error.is_timeout() {
+        if error.is_timeout() {
             let error = LlmError::Timeout {
                 provider: inner.provider.name(),
                 model: model.to_owned(),
@@ -333,7 +530,18 @@ impl LlmClient {
                 reason: self.scrub(&error_chain(error)),
             };
             (Outcome::ServerError, error)
-        };
+        }
+    }
+
+    /// No (complete) response: a timeout or a connection/body error.
+    fn transport_failure(
+        &self,
+        model: &str,
+        started: Instant,
+        status: Option<u16>,
+        error: &reqwest::Error,
+    ) -> (Attempt, Result<(String, Usage), Failure>) {
+        let (outcome, error) = self.transport_error(model, error);
         tracing::debug!(%model, %outcome, "LLM request got no response");
         let attempt = Attempt {
             model: model.to_owned(),
@@ -342,13 +550,7 @@ impl LlmClient {
             latency: started.elapsed(),
             status,
         };
-        (
-            attempt,
-            Err(Failure {
-                error,
-                retry_after: None,
-            }),
-        )
+        (attempt, Err(Failure::new(error, None)))
     }
 
     /// A provider text made safe for an error message: truncated, without the API key.

@@ -41,6 +41,16 @@ pub enum LlmError {
         model: String,
         reason: String,
     },
+    /// A streamed answer broke off after some text.
+    #[error(
+        "{provider} API: model {model}: the stream broke off after {chars} characters: {reason}"
+    )]
+    StreamCut {
+        provider: &'static str,
+        model: String,
+        chars: usize,
+        reason: String,
+    },
     /// A 2xx response whose body is not the expected JSON.
     #[error("{provider} API: model {model}: unreadable response (HTTP {status}): {reason}")]
     InvalidResponse {
@@ -58,6 +68,7 @@ impl LlmError {
             LlmError::Config { .. } | LlmError::InvalidRequest(_) => Outcome::ClientError,
             LlmError::Api { outcome, .. } => *outcome,
             LlmError::Timeout { .. } => Outcome::Timeout,
+            LlmError::StreamCut { .. } => Outcome::StreamCut,
             LlmError::Connection { .. } | LlmError::InvalidResponse { .. } => Outcome::ServerError,
         }
     }

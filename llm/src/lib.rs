@@ -4,7 +4,8 @@
 //! One [`LlmClient::complete`] call tries the primary model with retries (exponential backoff
 //! with full jitter, honouring `retry-after`), then the fallback model, and reports every HTTP
 //! call it made as an [`Attempt`] with its [`Outcome`] and normalised [`Usage`], so that the
-//! caller can meter and bill each one.
+//! caller can meter and bill each one. [`LlmClient::stream`] does the same with server-sent
+//! events, handing the text to the caller as the model writes it.
 
 mod classify;
 mod client;
@@ -13,6 +14,7 @@ mod outcome;
 mod provider;
 mod request;
 mod retry;
+mod stream;
 pub mod usage;
 
 pub use client::LlmClient;
@@ -20,4 +22,5 @@ pub use error::LlmError;
 pub use outcome::{Attempt, Completion, CompletionOutcome, Outcome};
 pub use request::{ChatMessage, CompletionRequest, Role, estimate_tokens};
 pub use retry::Backoff;
+pub use stream::StreamEvent;
 pub use usage::Usage;

@@ -23,11 +23,15 @@ pub enum Outcome {
     ClientError,
     /// Quota, credit balance or spend limit exhausted: never retried, no fallback.
     SpendLimit,
+    /// A streamed answer broke off after some text (connection lost, timeout, an `error`
+    /// event): retried from the start, or used as it is, as `llm.onStreamCut` says. Its
+    /// usage is what the stream reported, with what it could not report estimated.
+    StreamCut,
 }
 
 impl Outcome {
     /// All outcomes, e.g. to pre-register metric label values.
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::RateLimited,
         Outcome::Overloaded,
@@ -35,6 +39,7 @@ impl Outcome {
         Outcome::Timeout,
         Outcome::ClientError,
         Outcome::SpendLimit,
+        Outcome::StreamCut,
     ];
 
     /// The metric label value.
@@ -47,6 +52,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::ClientError => "client_error",
             Outcome::SpendLimit => "spend_limit",
+            Outcome::StreamCut => "stream_cut",
         }
     }
 
@@ -54,7 +60,11 @@ impl Outcome {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            Outcome::RateLimited | Outcome::Overloaded | Outcome::ServerError | Outcome::Timeout
+            Outcome::RateLimited
+                | Outcome::Overloaded
+                | Outcome::ServerError
+                | Outcome::Timeout
+                | Outcome::StreamCut
         )
     }
 }
@@ -91,6 +101,9 @@ pub struct Completion {
     pub usage: Usage,
     /// True when the primary model failed and the fallback model answered.
     pub used_fallback: bool,
+    /// True when a streamed answer broke off and `llm.onStreamCut: complete` made the text
+    /// that arrived the answer.
+    pub cut: bool,
 }
 
 /// The result of `LlmClient::complete` together with every HTTP call made for it.

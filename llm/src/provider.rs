@@ -1,10 +1,19 @@
 //! The two wire formats: where to send, how to authenticate, the request body, the answer.
 
+use botfleet_api::MaxTokensField;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::request::CompletionRequest;
 use crate::usage::Usage;
+
+/// The output limit of a request and the field that carries it (OpenAI flavour; Anthropic
+/// always uses `max_tokens`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OutputLimit {
+    pub tokens: u32,
+    pub field: MaxTokensField,
+}
 
 /// The API flavour, with everything that differs between the two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +74,14 @@ impl Provider {
     }
 
     /// The JSON request body. Messages with no text are left out: both APIs reject them.
-    pub(crate) fn body(self, model: &str, request: &CompletionRequest, max_tokens: u32) -> Value {
+    /// `stream` asks for server-sent events (with the usage at the end, for OpenAI).
+    pub(crate) fn body(
+        self,
+        model: &str,
+        request: &CompletionRequest,
+        limit: OutputLimit,
+        stream: bool,
+    ) -> Value {
         let system = request.system.as_deref().filter(|s| !s.trim().is_empty());
         let conversation = request
             .messages
@@ -76,9 +92,12 @@ impl Provider {
             Provider::Anthropic => {
                 let mut body = json!({
                     "model": model,
-                    "max_tokens": max_tokens,
+                    "max_tokens": limit.tokens,
                     "messages": conversation.collect::<Vec<_>>(),
                 });
+                if stream {
+                    body["stream"] = json!(true);
+                }
                 if let Some(system) = system {
                     // The system prompt is the same on every call of a bot: mark it for the
                     // prompt cache so repeat calls pay the cache-read price for it.
@@ -96,8 +115,32 @@ impl Provider {
                     .into_iter()
                     .chain(conversation)
                     .collect();
-                json!({"model": model, "max_tokens": max_tokens, "messages": messages})
+                let mut body = json!({"model": model, "messages": messages});
+                body[limit.field.as_str()] = json!(limit.tokens);
+                if stream {
+                    body["stream"] = json!(true);
+                    body["stream_options"] = json!({"include_usage": true});
+                }
+                body
             }
+        }
+    }
+
+    /// The output-limit field to send: the configured one, else `max_completion_tokens` for
+    /// api.openai.com (its newer models reject `max_tokens`) and `max_tokens` for other
+    /// OpenAI-compatible servers, which may not know the newer name.
+    pub(crate) fn max_tokens_field(
+        self,
+        configured: Option<MaxTokensField>,
+        base: &reqwest::Url,
+    ) -> MaxTokensField {
+        match (self, configured) {
+            (Provider::Anthropic, _) => MaxTokensField::MaxTokens,
+            (Provider::OpenAi, Some(field)) => field,
+            (Provider::OpenAi, None) if base.host_str() == Some("api.openai.com") => {
+                MaxTokensField::MaxCompletionTokens
+            }
+            (Provider::OpenAi, None) => MaxTokensField::MaxTokens,
         }
     }
 
@@ -168,6 +211,54 @@ mod tests {
             Provider::OpenAi.endpoint("https://api.openai.com/v1"),
             "https://api.openai.com/v1/chat/completions"
         );
+    }
+
+    #[test]
+    fn max_tokens_field_defaults_by_server() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let openai = url("https://api.openai.com/v1");
+        let local = url("http://127.0.0.1:8000/v1");
+        assert_eq!(
+            Provider::OpenAi.max_tokens_field(None, &openai),
+            MaxTokensField::MaxCompletionTokens
+        );
+        assert_eq!(
+            Provider::OpenAi.max_tokens_field(None, &local),
+            MaxTokensField::MaxTokens
+        );
+        assert_eq!(
+            Provider::OpenAi.max_tokens_field(Some(MaxTokensField::MaxCompletionTokens), &local),
+            MaxTokensField::MaxCompletionTokens
+        );
+        assert_eq!(
+            Provider::Anthropic
+                .max_tokens_field(Some(MaxTokensField::MaxCompletionTokens), &openai),
+            MaxTokensField::MaxTokens
+        );
+    }
+
+    #[test]
+    fn streamed_bodies() {
+        let request = CompletionRequest {
+            system: None,
+            messages: vec![crate::ChatMessage::user("hi")],
+            max_output_tokens: 0,
+        };
+        let limit = OutputLimit {
+            tokens: 50,
+            field: MaxTokensField::MaxCompletionTokens,
+        };
+        let openai = Provider::OpenAi.body("gpt-x", &request, limit, true);
+        assert_eq!(openai["max_completion_tokens"], 50);
+        assert_eq!(openai.get("max_tokens"), None);
+        assert_eq!(openai["stream"], true);
+        assert_eq!(openai["stream_options"], json!({"include_usage": true}));
+        let plain = Provider::OpenAi.body("gpt-x", &request, limit, false);
+        assert_eq!(plain.get("stream"), None);
+        let anthropic = Provider::Anthropic.body("claude-x", &request, limit, true);
+        assert_eq!(anthropic["max_tokens"], 50);
+        assert_eq!(anthropic["stream"], true);
+        assert_eq!(anthropic.get("stream_options"), None);
     }
 
     #[test]

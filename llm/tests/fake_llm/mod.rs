@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Response, Uri};
 use botfleet_api::{LlmConfig, LlmProvider};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -22,6 +22,21 @@ pub struct Reply {
     pub body: String,
     /// Wait this long before answering (to provoke client timeouts).
     pub delay: Duration,
+    /// Server-sent events sent one by one instead of `body`.
+    pub sse: Option<Sse>,
+}
+
+/// A streamed answer: events written at a fixed rate, optionally broken off.
+#[derive(Clone, Debug)]
+pub struct Sse {
+    /// Each event as written on the wire (`event: …\ndata: …\n\n`).
+    pub events: Vec<String>,
+    /// Pause before each event that carries text (the model's token rate).
+    pub every: Duration,
+    /// Which events carry text (indexes into `events`).
+    pub text_events: Vec<usize>,
+    /// After this many events the connection is aborted mid-body.
+    pub cut_after: Option<usize>,
 }
 
 impl Reply {
@@ -31,7 +46,50 @@ impl Reply {
             headers: Vec::new(),
             body: body.to_string(),
             delay: Duration::ZERO,
+            sse: None,
         }
+    }
+
+    /// The streamed form of an answer body (Anthropic Messages or OpenAI chat completion):
+    /// the same text, word by word, one event every `every`, and the same usage, in the
+    /// events each provider reports it in.
+    pub fn streamed(provider: LlmProvider, answer: &Value, every: Duration) -> Self {
+        let (events, text_events) = match provider {
+            LlmProvider::Anthropic => anthropic_events(answer),
+            LlmProvider::Openai => openai_events(answer),
+        };
+        Reply {
+            headers: vec![("content-type", "text/event-stream".to_owned())],
+            sse: Some(Sse {
+                events,
+                every,
+                text_events,
+                cut_after: None,
+            }),
+            ..Reply::json(200, Value::Null)
+        }
+    }
+
+    /// Breaks the stream off (the connection is aborted) after `text_events` events that
+    /// carry text.
+    pub fn cut_after_text(mut self, text_events: usize) -> Self {
+        let sse = self.sse.as_mut().expect("a streamed reply");
+        sse.cut_after = Some(sse.text_events[text_events - 1] + 1);
+        self
+    }
+
+    /// Replaces everything after `text_events` text events with one SSE `error` event.
+    pub fn error_event_after_text(mut self, text_events: usize, error: Value) -> Self {
+        let sse = self.sse.as_mut().expect("a streamed reply");
+        let keep = if text_events == 0 {
+            sse.text_events[0]
+        } else {
+            sse.text_events[text_events - 1] + 1
+        };
+        sse.events.truncate(keep);
+        sse.events.push(sse_event(Some("error"), &error));
+        sse.text_events.retain(|i| *i < keep);
+        self
     }
 
     pub fn raw(status: u16, body: &str) -> Self {
@@ -137,13 +195,145 @@ async fn answer(
     };
     let reply = reply.unwrap_or_else(|| Reply::raw(500, "fake LLM: no scripted reply left"));
     tokio::time::sleep(reply.delay).await;
-    let mut response = Response::builder()
-        .status(reply.status)
-        .header("content-type", "application/json");
+    let mut response = Response::builder().status(reply.status);
+    if !reply
+        .headers
+        .iter()
+        .any(|(name, _)| *name == "content-type")
+    {
+        response = response.header("content-type", "application/json");
+    }
     for (name, value) in &reply.headers {
         response = response.header(*name, value);
     }
-    response.body(Body::from(reply.body)).unwrap()
+    let body = match reply.sse {
+        None => Body::from(reply.body),
+        Some(sse) => Body::from_stream(sse_body(sse)),
+    };
+    response.body(body).unwrap()
+}
+
+/// The events of `sse`, paced, then the end of the body or an aborted connection.
+fn sse_body(sse: Sse) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::unfold((sse, 0), |(sse, next)| async move {
+        if sse.cut_after == Some(next) {
+            // Let what was written reach the client before the connection breaks.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake cut");
+            return Some((Err(cut), (sse, usize::MAX)));
+        }
+        let event = sse.events.get(next)?.clone();
+        if sse.text_events.contains(&next) {
+            tokio::time::sleep(sse.every).await;
+        }
+        Some((Ok(Bytes::from(event)), (sse, next + 1)))
+    })
+}
+
+fn sse_event(name: Option<&str>, data: &Value) -> String {
+    match name {
+        Some(name) => format!("event: {name}\ndata: {data}\n\n"),
+        None => format!("data: {data}\n\n"),
+    }
+}
+
+/// The text cut into word-sized pieces, each with its leading space, as models stream it.
+pub fn pieces(text: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    for (i, word) in text.split(' ').enumerate() {
+        if i == 0 {
+            pieces.push(word.to_owned());
+        } else {
+            pieces.push(format!(" {word}"));
+        }
+    }
+    pieces.retain(|p| !p.is_empty());
+    pieces
+}
+
+fn anthropic_events(answer: &Value) -> (Vec<String>, Vec<usize>) {
+    let text: String = answer["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    let usage = &answer["usage"];
+    let mut start_usage = usage.clone();
+    start_usage["output_tokens"] = json!(1);
+    let mut events = vec![
+        sse_event(
+            Some("message_start"),
+            &json!({"type": "message_start", "message": {
+                "id": answer["id"], "type": "message", "role": "assistant",
+                "model": answer["model"], "content": [], "stop_reason": null,
+                "stop_sequence": null, "usage": start_usage}}),
+        ),
+        sse_event(
+            Some("content_block_start"),
+            &json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+        ),
+        sse_event(Some("ping"), &json!({"type": "ping"})),
+    ];
+    let mut text_events = Vec::new();
+    for piece in pieces(&text) {
+        text_events.push(events.len());
+        events.push(sse_event(
+            Some("content_block_delta"),
+            &json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": piece}}),
+        ));
+    }
+    events.push(sse_event(
+        Some("content_block_stop"),
+        &json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(sse_event(
+        Some("message_delta"),
+        &json!({"type": "message_delta",
+                "delta": {"stop_reason": answer["stop_reason"], "stop_sequence": null},
+                "usage": {"output_tokens": usage["output_tokens"]}}),
+    ));
+    events.push(sse_event(
+        Some("message_stop"),
+        &json!({"type": "message_stop"}),
+    ));
+    (events, text_events)
+}
+
+fn openai_events(answer: &Value) -> (Vec<String>, Vec<usize>) {
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default();
+    let chunk = |delta: Value, finish: Value| {
+        sse_event(
+            None,
+            &json!({"id": answer["id"], "object": "chat.completion.chunk",
+                    "created": answer["created"], "model": answer["model"],
+                    "choices": [{"index": 0, "delta": delta, "logprobs": null,
+                                 "finish_reason": finish}],
+                    "usage": null}),
+        )
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    let mut text_events = Vec::new();
+    for piece in pieces(text) {
+        text_events.push(events.len());
+        events.push(chunk(json!({"content": piece}), Value::Null));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    events.push(sse_event(
+        None,
+        &json!({"id": answer["id"], "object": "chat.completion.chunk",
+                "created": answer["created"], "model": answer["model"],
+                "choices": [], "usage": answer["usage"]}),
+    ));
+    events.push("data: [DONE]\n\n".to_owned());
+    (events, text_events)
 }
 
 /// An `llm` config section pointing at `base_url`.
