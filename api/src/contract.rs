@@ -31,6 +31,9 @@ pub mod env {
     pub const POD_NAME: &str = "POD_NAME";
     /// The pod's namespace (downward API): where the Lease is.
     pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
+    /// How many processes of the bot send messages at once (handler replicas, plus the active
+    /// scheduler with PostgreSQL); each keeps to 1/n of Telegram's overall rate.
+    pub const BOTFLEET_TELEGRAM_SENDERS: &str = "BOTFLEET_TELEGRAM_SENDERS";
 
     /// Every variable the operator may set on a bot container.
     pub const SET_BY_OPERATOR: &[&str] = &[
@@ -46,6 +49,7 @@ pub mod env {
         WEBHOOK_SECRET_TOKEN,
         POD_NAME,
         POD_NAMESPACE,
+        BOTFLEET_TELEGRAM_SENDERS,
     ];
 
     // ---- the bot's tuning variables (not set by the operator) ----
@@ -58,6 +62,9 @@ pub mod env {
     pub const BOTFLEET_SHUTDOWN_GRACE: &str = "BOTFLEET_SHUTDOWN_GRACE";
     /// How often the scheduler looks for due follow-ups and budget alerts (default 30s).
     pub const BOTFLEET_SCHEDULER_INTERVAL: &str = "BOTFLEET_SCHEDULER_INTERVAL";
+    /// The bot's overall Telegram rate, messages per second (default 30; more only for a bot
+    /// whose limit Telegram raised).
+    pub const BOTFLEET_TELEGRAM_MESSAGES_PER_SEC: &str = "BOTFLEET_TELEGRAM_MESSAGES_PER_SEC";
 }
 
 /// Subcommands of `botfleet-bot` (the image's entrypoint), passed as container args.

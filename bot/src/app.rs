@@ -23,9 +23,10 @@ pub async fn build_context(settings: Settings) -> anyhow::Result<(Context, Arc<M
     let money = Arc::new(Money::from_config(&settings.bot).context("config")?);
     let db = Db::connect(settings.database_url.expose()).await?;
     db.migrate().await?;
-    let telegram = crate::telegram::TelegramClient::new(
+    let telegram = crate::telegram::TelegramClient::with_limits(
         settings.telegram_token.expose(),
         &settings.telegram_api_url,
+        settings.telegram_limits,
     )?;
     let llm =
         botfleet_llm::LlmClient::new(&settings.bot.llm, settings.llm_api_key.expose().to_owned())?;

@@ -96,6 +96,8 @@ pub struct Settings {
     pub workers: usize,
     pub shutdown_grace: Duration,
     pub scheduler_interval: Duration,
+    /// The outbound limiter's limits: this process's share of Telegram's rate.
+    pub telegram_limits: crate::telegram::Limits,
 }
 
 /// Reads an environment variable; `lookup` is injectable for tests.
@@ -205,6 +207,27 @@ impl Settings {
                     message: format!("{v:?} is not a number from 1 to 1024"),
                 })?,
         };
+        let count = |name: &'static str, default: u32, max: u32| -> Result<u32, ConfigLoadError> {
+            match env_source.get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or(ConfigLoadError::InvalidEnv {
+                        name,
+                        message: format!("{v:?} is not a number from 1 to {max}"),
+                    }),
+            }
+        };
+        let telegram_limits = crate::telegram::Limits::with_rate(
+            count(
+                env::BOTFLEET_TELEGRAM_MESSAGES_PER_SEC,
+                crate::telegram::outbound::TELEGRAM_MESSAGES_PER_SEC,
+                100_000,
+            )?,
+            count(env::BOTFLEET_TELEGRAM_SENDERS, 1, 1000)?,
+        );
         Ok(Self {
             telegram_token,
             llm_api_key,
@@ -224,6 +247,7 @@ impl Settings {
             workers,
             shutdown_grace: duration(env::BOTFLEET_SHUTDOWN_GRACE, "20s")?,
             scheduler_interval: duration(env::BOTFLEET_SCHEDULER_INTERVAL, "30s")?,
+            telegram_limits,
             bot,
         })
     }

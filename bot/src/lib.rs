@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod conversation;
 pub mod db;
+pub mod delivery;
 pub mod followup;
 pub mod http;
 pub mod inbox;

@@ -79,6 +79,7 @@ pub struct Metrics {
     pub scheduler_leader: Gauge,
     pub inbox_pending: Gauge,
     pub rate_limited: Counter,
+    pub telegram_unreachable: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -107,6 +108,7 @@ impl Metrics {
             scheduler_leader: Gauge::default(),
             inbox_pending: Gauge::default(),
             rate_limited: Counter::default(),
+            telegram_unreachable: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -189,6 +191,11 @@ impl Metrics {
             "rate_limited",
             "User messages refused by the per-user rate limit",
             m.rate_limited.clone(),
+        );
+        r.register(
+            "telegram_unreachable",
+            "Messages Telegram refused because the chat is unreachable (blocked, deactivated, not found); the lead is opted out",
+            m.telegram_unreachable.clone(),
         );
         Self { registry, ..m }
     }

@@ -12,6 +12,7 @@ use crate::context::Context;
 use crate::http::webhook::update_header;
 use crate::inbox::{self, Enqueued};
 use crate::metrics::KindLabels;
+use crate::telegram::TelegramError;
 
 const LONG_POLL_SECS: u32 = 25;
 const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -33,15 +34,22 @@ pub async fn run(ctx: Context, wake: Arc<Notify>, shutdown: CancellationToken) {
                 updates
             }
             Err(e) => {
-                let hint = if e.to_string().contains("409") || e.to_string().contains("webhook") {
-                    " (another poller uses this token, or a webhook is set: the operator removes it when a bot switches to polling)"
-                } else {
-                    ""
+                let hint = match &e {
+                    TelegramError::Conflict(_) => {
+                        " (another poller uses this token, or a webhook is set: the operator removes it when a bot switches to polling)"
+                    }
+                    TelegramError::Unauthorized => " (check TELEGRAM_BOT_TOKEN)",
+                    _ => "",
                 };
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "getUpdates failed{hint}");
+                // Flood control asks for a wait of its own; never poll sooner than that.
+                let wait = match &e {
+                    TelegramError::RetryAfter(wait) => backoff.max(*wait),
+                    _ => backoff,
+                };
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "getUpdates failed{hint}");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
                 backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
                 continue;

@@ -94,7 +94,7 @@ impl Workers {
         );
         async {
             let heartbeat = self.heartbeat(worker, row.update_id);
-            let transport = TelegramTransport::new(self.ctx.telegram.clone(), self.ctx.metrics.clone());
+            let transport = TelegramTransport::new(self.ctx.clone());
             let result = tokio::select! {
                 result = self.pipeline.handle_update(&transport, row.update_id, &row.payload) => result,
                 lost = heartbeat => {
@@ -106,6 +106,10 @@ impl Workers {
             let db = &self.ctx.db;
             let outcome = match result {
                 Ok(()) => inbox::complete(db, row.update_id, now, None).await,
+                Err(e) if e.chat_unreachable() => {
+                    tracing::info!(error = %e, "the reply was refused: the chat is unreachable");
+                    inbox::complete(db, row.update_id, now, Some(&e.to_string())).await
+                }
                 Err(e) if e.is_transient() && row.attempts < inbox::MAX_ATTEMPTS => {
                     tracing::warn!(error = %e, "update failed; it will be retried");
                     tokio::time::sleep(RETRY_PAUSE).await;

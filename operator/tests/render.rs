@@ -160,6 +160,19 @@ fn webhook_postgres_scales_handlers_and_runs_a_separate_scheduler() {
         env["BOTFLEET_LEASE_NAME"].value.as_deref(),
         Some("sales-bot-scheduler")
     );
+    // Telegram's rate is shared by the handler pods and the active scheduler.
+    let handlers = c.deployment.spec.as_ref().unwrap().replicas.unwrap();
+    let senders = (handlers + 1).to_string();
+    assert_eq!(
+        env["BOTFLEET_TELEGRAM_SENDERS"].value.as_deref(),
+        Some(senders.as_str())
+    );
+    assert_eq!(
+        env_of(&pod(&c.deployment).containers[0])["BOTFLEET_TELEGRAM_SENDERS"]
+            .value
+            .as_deref(),
+        Some(senders.as_str())
+    );
     assert_eq!(
         secret_ref(&env["DATABASE_URL"]),
         ("sales-bot-db".into(), "url".into())

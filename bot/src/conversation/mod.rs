@@ -45,6 +45,12 @@ impl PipelineError {
             PipelineError::Telegram(e) => e.is_transient(),
         }
     }
+
+    /// The reply could not be delivered because the chat refuses messages (the lead is
+    /// opted out by then): the update is done, not failed.
+    pub fn chat_unreachable(&self) -> bool {
+        matches!(self, PipelineError::Telegram(e) if e.unreachable().is_some())
+    }
 }
 
 pub struct Pipeline {

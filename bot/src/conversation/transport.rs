@@ -2,17 +2,10 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::sync::Arc;
 
-use crate::metrics::Metrics;
-use crate::telegram::{TelegramClient, TelegramError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Plain,
-    /// Telegram HTML; user-provided parts are escaped by whoever built the text.
-    Html,
-}
+use crate::context::Context;
+pub use crate::telegram::Format;
+use crate::telegram::{Priority, TelegramError};
 
 pub trait Transport: Send + Sync {
     fn send(
@@ -24,29 +17,25 @@ pub trait Transport: Send + Sync {
     fn typing(&self, chat_id: i64) -> impl Future<Output = ()> + Send;
 }
 
+/// Replies to the person waiting in the chat: interactive priority.
 pub struct TelegramTransport {
-    telegram: TelegramClient,
-    metrics: Arc<Metrics>,
+    ctx: Context,
 }
 
 impl TelegramTransport {
-    pub fn new(telegram: TelegramClient, metrics: Arc<Metrics>) -> Self {
-        Self { telegram, metrics }
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
     }
 }
 
 impl Transport for TelegramTransport {
     async fn send(&self, chat_id: i64, text: &str, format: Format) -> Result<(), TelegramError> {
-        let sent = match format {
-            Format::Plain => self.telegram.send_text(chat_id, text).await?,
-            Format::Html => self.telegram.send_html(chat_id, text).await?,
-        };
-        self.metrics.messages_sent.inc_by(sent as u64);
+        crate::delivery::send(&self.ctx, chat_id, text, format, Priority::Interactive).await?;
         Ok(())
     }
 
     async fn typing(&self, chat_id: i64) {
-        self.telegram.send_typing(chat_id).await;
+        self.ctx.telegram.send_typing(chat_id).await;
     }
 }
 

@@ -17,13 +17,12 @@ use botfleet_api::{ConfigError, LlmConfig};
 use botfleet_llm::{ChatMessage, CompletionRequest, Role};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use tokio::sync::Mutex;
-use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::db::{SqlContext, SqlError};
 use crate::money::{BudgetGate, CallContext, Money, MoneyError, RequestType};
+use crate::telegram::{Format, Priority};
 
 pub use plan::{FollowUpPlan, LeadState, QuietWindow};
 pub use store::DueLead;
@@ -33,11 +32,9 @@ pub use store::DueLead;
 pub const CLAIM_TTL: Duration = Duration::from_secs(10 * 60);
 /// Leads taken per step and tick; the rest wait for the next tick (oldest silence first).
 pub const DEFAULT_BATCH: i64 = 200;
-/// Follow-ups written at once (LLM calls run concurrently; sends stay paced).
+/// Follow-ups written at once (LLM calls run concurrently; the outbound limiter paces the
+/// sends, behind any chat reply).
 const CONCURRENCY: usize = 4;
-/// Telegram allows about 30 messages a second per bot; the scheduler keeps to 25, leaving
-/// room for the chat replies of the update handlers.
-const SEND_INTERVAL: Duration = Duration::from_millis(40);
 /// A lead due for longer than this counts as overdue (`botfleet_followups_overdue`).
 const OVERDUE_AFTER_MS: i64 = 3_600_000;
 
@@ -91,8 +88,6 @@ pub struct FollowUpRunner {
     prompt: String,
     identity: String,
     batch: i64,
-    /// Paces sends across all concurrent follow-ups of this process.
-    pacing: Mutex<Interval>,
 }
 
 impl FollowUpRunner {
@@ -104,14 +99,11 @@ impl FollowUpRunner {
             .and_then(|c| c.prompt.clone())
             .filter(|p| !p.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
-        let mut pacing = tokio::time::interval(SEND_INTERVAL);
-        pacing.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Ok(Self {
             plan,
             prompt,
             identity: identity.into(),
             batch: DEFAULT_BATCH,
-            pacing: Mutex::new(pacing),
         })
     }
 
@@ -267,10 +259,8 @@ impl FollowUpRunner {
             return Ok(LeadOutcome::RetryLater);
         };
 
-        self.pacing.lock().await.tick().await;
-        match ctx.telegram.send_text(lead.chat_id, &text).await {
-            Ok(parts) => {
-                ctx.metrics.messages_sent.inc_by(parts as u64);
+        match crate::delivery::send(ctx, lead.chat_id, &text, Format::Plain, Priority::Bulk).await {
+            Ok(_) => {
                 ctx.metrics.followups_sent.inc();
                 let advanced = store::complete(&ctx.db, lead, token, &text, now.timestamp_millis())
                     .await
@@ -293,7 +283,8 @@ impl FollowUpRunner {
                 Ok(LeadOutcome::RetryLater)
             }
             Err(e) => {
-                tracing::info!(chat_id = lead.chat_id, error = %e, "chat unreachable: no more follow-ups in this sequence");
+                // Unreachable: `delivery` opted the lead out; this ends the claim and sequence.
+                tracing::info!(chat_id = lead.chat_id, error = %e, "follow-up refused for good: no more follow-ups in this sequence");
                 store::give_up(&ctx.db, lead.chat_id, token, step_u32(plan.steps()))
                     .await
                     .ctx("ending the follow-ups of an unreachable lead")?;

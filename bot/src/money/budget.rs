@@ -7,7 +7,7 @@ use super::MoneyError;
 use super::period::{Period, day_key};
 use crate::db::SqlContext;
 use crate::db::{Db, to_millis};
-use crate::telegram::TelegramClient;
+use crate::telegram::{Format, Priority, TelegramClient};
 use botfleet_api::format_usd;
 
 /// Limits, thresholds and the hard-stop switch, from the config's `budget`.
@@ -154,7 +154,10 @@ pub(crate) async fn send_due_alerts(
                 continue;
             };
             let text = alert_html(period, &key, highest, spent, limit, limits.hard_stop);
-            match telegram.send_html(owner, &text).await {
+            match telegram
+                .send(owner, &text, Format::Html, Priority::Interactive)
+                .await
+            {
                 Ok(_) => {
                     mark_sent(db, period, &key, &claimed, owner, now).await?;
                     tracing::info!(

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 pub struct Call {
     pub method: String,
     pub body: Value,
+    /// When the fake received the call.
+    pub at: Instant,
 }
 
 /// The bot token the fake expects in tests that build a client themselves.
@@ -35,6 +37,8 @@ pub enum Failure {
     RetryAfter(u64),
     /// HTTP 500.
     ServerError,
+    /// HTTP 403 "Forbidden: bot was blocked by the user".
+    Blocked,
 }
 
 #[derive(Default)]
@@ -119,6 +123,11 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// When each `sendMessage` call arrived (accepted or not), in order.
+    pub fn send_times(&self) -> Vec<Instant> {
+        self.calls("sendMessage").iter().map(|c| c.at).collect()
+    }
+
     /// Texts of successful sendMessage calls to `chat_id`, in order.
     pub fn sent_texts(&self, chat_id: i64) -> Vec<String> {
         self.calls("sendMessage.ok")
@@ -145,6 +154,7 @@ async fn handle(
                 inner.calls.push(Call {
                     method: method.clone(),
                     body: body.clone(),
+                    at: Instant::now(),
                 });
                 if inner.failing {
                     inner.rejected += 1;
@@ -159,6 +169,11 @@ async fn handle(
                     Json(json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {secs}"), "parameters": {"retry_after": secs}})),
                 )
                     .into_response(),
+                Some(Failure::Blocked) => (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})),
+                )
+                    .into_response(),
                 Some(Failure::ServerError) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Json(json!({"ok": false, "error_code": 500, "description": "Internal Server Error"})),
@@ -166,7 +181,7 @@ async fn handle(
                     .into_response(),
                 None => {
                     let mut inner = inner.lock().unwrap();
-                    inner.calls.push(Call { method: "sendMessage.ok".into(), body: body.clone() });
+                    inner.calls.push(Call { method: "sendMessage.ok".into(), body: body.clone(), at: Instant::now() });
                     let id = inner.calls.len();
                     Json(json!({"ok": true, "result": {
                         "message_id": id, "date": 1_700_000_000,
@@ -182,6 +197,7 @@ async fn handle(
             inner.lock().unwrap().calls.push(Call {
                 method: method.clone(),
                 body: body.clone(),
+                at: Instant::now(),
             });
             let offset = body["offset"].as_i64().unwrap_or(0);
             // A short long-poll: answer when something is there, or after a second.
@@ -202,7 +218,11 @@ async fn handle(
             Json(json!({"ok": true, "result": []})).into_response()
         }
         _ => {
-            inner.lock().unwrap().calls.push(Call { method, body });
+            inner.lock().unwrap().calls.push(Call {
+                method,
+                body,
+                at: Instant::now(),
+            });
             Json(json!({"ok": true, "result": true})).into_response()
         }
     }

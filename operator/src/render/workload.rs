@@ -377,7 +377,24 @@ fn bot_env(ctx: &Ctx<'_>, serves_http: bool) -> Vec<EnvVar> {
     env.push(field(env::POD_NAME, "metadata.name"));
     env.push(field(env::POD_NAMESPACE, "metadata.namespace"));
     env.push(value(env::BOTFLEET_LEASE_NAME, names::lease(&ctx.name)));
+    env.push(value(
+        env::BOTFLEET_TELEGRAM_SENDERS,
+        telegram_senders(ctx).to_string(),
+    ));
     env
+}
+
+/// The processes that send messages at once: the handler pods, plus the active scheduler with
+/// PostgreSQL (with SQLite it runs inside the one handler pod; standby schedulers send
+/// nothing). Each takes 1/n of Telegram's overall rate, so a change of `spec.replicas` rolls
+/// the pods to hand out the new shares.
+fn telegram_senders(ctx: &Ctx<'_>) -> i32 {
+    let handlers = ctx.spec.replicas.max(1);
+    if ctx.spec.uses_postgres() {
+        handlers + 1
+    } else {
+        handlers
+    }
 }
 
 fn port(name: &str, number: i32) -> ContainerPort {
