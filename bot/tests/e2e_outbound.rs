@@ -49,12 +49,16 @@ async fn a_burst_of_replies_keeps_to_telegrams_overall_rate(db: TestDb) {
     let first = times.iter().min().unwrap();
     let last = times.iter().max().unwrap();
     let most = most_in_any_window(&times, Duration::from_secs(1));
+    let span = last.duration_since(*first).as_secs_f64();
+    let rate = (times.len() - 1) as f64 / span;
     println!(
-        "200 replies to 200 chats in {:.2} s; at most {most} in any 1-s window",
-        last.duration_since(*first).as_secs_f64()
+        "200 replies to 200 chats in {span:.2} s ({rate:.1}/s); at most {most} in any 1-s window"
     );
-    // 30/s, plus one for a send whose timestamp lands on the window's edge.
-    assert!(most <= 31, "{most} sendMessage calls within one second");
+    // The limiter hands out slots 1/30 s apart; what arrives here also carries the scheduling
+    // and network jitter between a slot and its request reaching the fake (tens of ms on a
+    // loaded machine), hence a little tolerance in the window and none in the average.
+    assert!(most <= 33, "{most} sendMessage calls within one second");
+    assert!(rate <= 30.5, "{rate:.1} messages/s on average");
     for chat in 1..=200 {
         assert_eq!(h.telegram.sent_texts(chat).len(), 1, "chat {chat}");
     }
