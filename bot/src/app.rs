@@ -104,6 +104,7 @@ pub async fn serve_with(
         }
     }
 
+    release_dead_claims(&ctx).await;
     let pipeline = Arc::new(Pipeline::new(ctx.clone(), money.clone()));
     let workers = Workers {
         ctx: ctx.clone(),
@@ -174,6 +175,32 @@ async fn housekeeping(ctx: Context, stop: CancellationToken) {
             {
                 tracing::warn!(error = %e, "pruning the inbox failed");
             }
+        }
+    }
+}
+
+/// Gives back, at start, the inbox claims that can only belong to dead processes, so that a
+/// restarted bot answers what its predecessor left in flight at once instead of after the
+/// claim timeout. With embedded SQLite there is one process by design: every claim is a dead
+/// one's. With PostgreSQL only this pod's own earlier containers are known dead (a container
+/// restart keeps `POD_NAME`; claims are `<pod>-<random>-<worker>`); another pod's claims
+/// expire after `BOTFLEET_INBOX_CLAIM_TIMEOUT` while its heartbeat is gone.
+async fn release_dead_claims(ctx: &Context) {
+    let prefix = match ctx.db.dialect {
+        Dialect::Sqlite => Some(String::new()),
+        Dialect::Postgres => std::env::var(crate::config::env::POD_NAME)
+            .ok()
+            .filter(|pod| !pod.is_empty())
+            .map(|pod| format!("{pod}-")),
+    };
+    let Some(prefix) = prefix else {
+        return;
+    };
+    match crate::inbox::release_all(&ctx.db, &prefix).await {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "took back updates a previous process left in flight"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release old claims; they expire on their own")
         }
     }
 }

@@ -243,7 +243,7 @@ impl Settings {
                 env::BOTFLEET_METRICS_ADDR,
                 botfleet_api::contract::METRICS_ADDR,
             )?,
-            inbox_claim_timeout: duration(env::BOTFLEET_INBOX_CLAIM_TIMEOUT, "60s")?,
+            inbox_claim_timeout: duration(env::BOTFLEET_INBOX_CLAIM_TIMEOUT, "15s")?,
             workers,
             shutdown_grace: duration(env::BOTFLEET_SHUTDOWN_GRACE, "20s")?,
             scheduler_interval: duration(env::BOTFLEET_SCHEDULER_INTERVAL, "30s")?,

@@ -104,20 +104,25 @@ impl Workers {
             };
             let now = chrono::Utc::now().timestamp_millis();
             let db = &self.ctx.db;
+            // Through a short database outage: an outcome not recorded waits out its claim.
+            let within = self.ctx.settings.inbox_claim_timeout;
             let outcome = match result {
-                Ok(()) => inbox::complete(db, row.update_id, now, None).await,
+                Ok(()) => persist(within, || inbox::complete(db, row.update_id, now, None)).await,
                 Err(e) if e.chat_unreachable() => {
                     tracing::info!(error = %e, "the reply was refused: the chat is unreachable");
-                    inbox::complete(db, row.update_id, now, Some(&e.to_string())).await
+                    let error = e.to_string();
+                    persist(within, || inbox::complete(db, row.update_id, now, Some(&error))).await
                 }
                 Err(e) if e.is_transient() && row.attempts < inbox::MAX_ATTEMPTS => {
                     tracing::warn!(error = %e, "update failed; it will be retried");
                     tokio::time::sleep(RETRY_PAUSE).await;
-                    inbox::release(db, row.update_id, worker, &e.to_string()).await
+                    let error = e.to_string();
+                    persist(within, || inbox::release(db, row.update_id, worker, &error)).await
                 }
                 Err(e) => {
                     tracing::error!(error = %e, attempts = row.attempts, "update parked: it failed for good");
-                    inbox::complete(db, row.update_id, now, Some(&e.to_string())).await
+                    let error = e.to_string();
+                    persist(within, || inbox::complete(db, row.update_id, now, Some(&error))).await
                 }
             };
             if let Err(e) = outcome {
@@ -139,6 +144,27 @@ impl Workers {
                 Ok(true) => {}
                 Ok(false) => return true,
                 Err(e) => tracing::warn!(error = %e, "could not extend the claim"),
+            }
+        }
+    }
+}
+
+/// Retries a database write for up to `within` (the database restarting); the last error is
+/// returned for the caller to log.
+async fn persist<F, Fut>(within: Duration, mut write: F) -> Result<(), sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() + pause > deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
     }

@@ -152,13 +152,7 @@ impl Pipeline {
                     Format::Plain
                 };
                 transport.send(inbound.chat_id, &reply.text, format).await?;
-                store::mark_sent(
-                    db,
-                    reply.id,
-                    inbound.chat_id,
-                    chrono::Utc::now().timestamp_millis(),
-                )
-                .await?;
+                self.record_sent(reply.id, inbound.chat_id).await;
             }
             return Ok(());
         }
@@ -183,14 +177,35 @@ impl Pipeline {
         )
         .await?;
         transport.send(inbound.chat_id, &text, format).await?;
-        store::mark_sent(
-            db,
-            id,
-            inbound.chat_id,
-            chrono::Utc::now().timestamp_millis(),
-        )
-        .await?;
+        self.record_sent(id, inbound.chat_id).await;
         Ok(())
+    }
+
+    /// Records that Telegram took the reply. A send cannot be undone, and a reply left unsent
+    /// in the database would be sent again when the update runs again, so this is retried
+    /// until it lands (through a database restart; the claim's heartbeat keeps the update
+    /// ours meanwhile, for up to `BOTFLEET_INBOX_CLAIM_TIMEOUT` of outage).
+    async fn record_sent(&self, message_id: i64, chat_id: i64) {
+        let mut pause = Duration::from_millis(100);
+        let mut failed = false;
+        loop {
+            let now = chrono::Utc::now().timestamp_millis();
+            match store::mark_sent(&self.ctx.db, message_id, chat_id, now).await {
+                Ok(()) => {
+                    if failed {
+                        tracing::info!("the sent reply is recorded after all");
+                    }
+                    return;
+                }
+                Err(e) if !failed => {
+                    tracing::warn!(error = %e, "could not record a sent reply; retrying until the database answers");
+                    failed = true;
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
     }
 
     async fn command_reply(
