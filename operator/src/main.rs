@@ -25,7 +25,7 @@ enum Command {
     /// (for `promtool check rules`), whether or not its PrometheusRule is enabled.
     Rules(FileArgs),
     /// Run the operator: watch TelegramBots and keep their children, webhook and status.
-    Run(botfleet_operator::controller::RunArgs),
+    Run(Box<botfleet_operator::controller::RunArgs>),
 }
 
 #[derive(Args)]
@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", render::prometheus_rules_file(&rule));
         }
         Command::Run(args) => {
-            tokio::runtime::Runtime::new()?.block_on(botfleet_operator::controller::run(args))?
+            tokio::runtime::Runtime::new()?.block_on(botfleet_operator::controller::run(*args))?
         }
     }
     Ok(())

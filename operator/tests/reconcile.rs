@@ -3,7 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use botfleet_operator::controller::{Context, ContextConfig, reconcile, status::condition};
+use botfleet_operator::controller::cache::ChildKey;
+use botfleet_operator::controller::children::KINDS;
+use botfleet_operator::controller::{
+    Context, ContextConfig, reconcile, status::condition, watch_children,
+};
 use botfleet_operator::crd::TelegramBot;
 use botfleet_operator::fixtures::{FakeApiServer, FakeTelegram};
 use botfleet_operator::process::metrics::Metrics;
@@ -15,6 +19,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 const NS: &str = "bots";
 const TOKEN: &str = "123456:test-token";
@@ -22,27 +27,38 @@ const TOKEN: &str = "123456:test-token";
 struct Harness {
     server: FakeApiServer,
     telegram: FakeTelegram,
-    /// What the fake bot's `/api/v1/usage` reports as `spendTodayUsd`.
-    spend: Arc<std::sync::Mutex<String>>,
     ctx: Arc<Context>,
     bots: Api<TelegramBot>,
+    /// Stops the watches that keep the operator's cache (started by the first reconcile).
+    watches: CancellationToken,
+    watching: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.watches.cancel();
+    }
 }
 
 impl Harness {
     async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    async fn with_config(adjust: impl FnOnce(&mut ContextConfig)) -> Self {
         let server = FakeApiServer::new();
         let telegram = FakeTelegram::start().await;
-        let (spend, usage_url) = fake_usage_endpoint().await;
-        let config = ContextConfig {
-            usage_url: Some(usage_url),
+        let mut config = ContextConfig {
             defaults: RenderDefaults {
                 telegram_api_url: telegram.url.clone(),
                 ..RenderDefaults::default()
             },
             discovery_ttl: Duration::ZERO,
             telegram_timeout: Duration::from_secs(5),
+            webhook_info_interval: Duration::ZERO,
             ..ContextConfig::default()
         };
+        adjust(&mut config);
         let ctx = Arc::new(Context::new(
             server.client(),
             config,
@@ -70,9 +86,10 @@ impl Harness {
         Self {
             server,
             telegram,
-            spend,
             ctx,
             bots,
+            watches: CancellationToken::new(),
+            watching: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -92,12 +109,90 @@ impl Harness {
         bot
     }
 
-    /// Reconciles the bot as the controller would: from its current state in the API server.
+    /// Starts the watches (once) and waits until the cache shows what the server holds, as it
+    /// would by the time the controller reconciles after an event.
+    async fn settle(&self) {
+        if !self
+            .watching
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            tokio::spawn(watch_children(
+                self.server.client(),
+                Some(NS.into()),
+                self.ctx.clone(),
+                self.watches.clone(),
+            ));
+            assert!(
+                self.ctx
+                    .cache
+                    .wait_until_synced(Duration::from_secs(10))
+                    .await
+            );
+        }
+        let kinds: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
+        for _ in 0..500 {
+            let mut children = Vec::new();
+            let mut secrets = Vec::new();
+            for path in self.server.paths() {
+                let Some(object) = self.server.object(&path) else {
+                    continue;
+                };
+                let kind = object["kind"].as_str().unwrap_or_default();
+                let meta = &object["metadata"];
+                let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
+                let name = meta["name"].as_str().unwrap_or_default().to_string();
+                let version = meta["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if kind == "Secret" {
+                    secrets.push((namespace, name, version));
+                } else if kinds.contains(&kind)
+                    && meta["labels"]["app.kubernetes.io/managed-by"] == "botfleet-operator"
+                    && self.ctx.cache.is_synced(kind, &namespace)
+                {
+                    let key = ChildKey {
+                        kind: kind.into(),
+                        namespace,
+                        name,
+                    };
+                    children.push((key, version));
+                }
+            }
+            let mut cached = self.ctx.cache.versions();
+            let mut cached_secrets = self.ctx.cache.secret_versions();
+            children.sort();
+            secrets.sort();
+            cached.sort();
+            cached_secrets.sort();
+            if children == cached && secrets == cached_secrets {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the operator's cache did not catch up with the API server");
+    }
+
+    /// Reconciles the bot as the controller would: from its current state in the API server,
+    /// once the watches have seen every change.
     async fn reconcile(
         &self,
     ) -> Result<kube::runtime::controller::Action, botfleet_operator::controller::Error> {
         let bot = self.bots.get("sales-bot").await.unwrap();
+        self.settle().await;
         reconcile(Arc::new(bot), self.ctx.clone()).await
+    }
+
+    /// The requests one reconcile makes (after the watches caught up).
+    async fn requests_of_one_reconcile(&self) -> Vec<String> {
+        let bot = self.bots.get("sales-bot").await.unwrap();
+        self.settle().await;
+        let before = self.server.requests().len();
+        reconcile(Arc::new(bot), self.ctx.clone()).await.unwrap();
+        self.server.requests()[before..]
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     async fn bot(&self) -> TelegramBot {
@@ -130,33 +225,6 @@ impl Harness {
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         Api::namespaced_with(self.server.client(), NS, &resource)
     }
-}
-
-/// A stand-in for the bots' usage endpoints (`/{namespace}/{name}/api/v1/usage`), answering
-/// the contract's JSON with a settable `spendTodayUsd`.
-async fn fake_usage_endpoint() -> (Arc<std::sync::Mutex<String>>, String) {
-    let spend = Arc::new(std::sync::Mutex::new("0.0000".to_string()));
-    let shared = spend.clone();
-    let app = axum::Router::new().route(
-        "/bots/sales-bot/api/v1/usage",
-        axum::routing::get(move || {
-            let spend = shared.lock().unwrap().clone();
-            async move {
-                axum::Json(json!({"day": "2026-11-22", "month": "2026-11",
-                    "spendTodayNanos": 0, "spendTodayUsd": spend,
-                    "spendMonthNanos": 0, "spendMonthUsd": "0.0000",
-                    "budgetDailyNanos": null, "budgetMonthlyNanos": null,
-                    "requestsToday": 0, "unpricedCallsToday": 0, "hardStopped": false}))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/{{namespace}}/{{name}}/api/v1/usage",
-        listener.local_addr().unwrap()
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (spend, url)
 }
 
 fn polling_sqlite() -> Value {
@@ -212,6 +280,7 @@ async fn first_reconcile_creates_every_child_with_owner_references_and_labels() 
         ("/api/v1", "persistentvolumeclaims", "sales-bot-data"),
         ("/apis/apps/v1", "deployments", "sales-bot"),
         ("/api/v1", "services", "sales-bot"),
+        ("/apis/networking.k8s.io/v1", "networkpolicies", "sales-bot"),
         (
             "/apis/monitoring.coreos.com/v1",
             "servicemonitors",
@@ -307,18 +376,25 @@ async fn first_reconcile_creates_every_child_with_owner_references_and_labels() 
 }
 
 #[tokio::test]
-async fn reconciling_an_unchanged_bot_writes_nothing() {
-    let h = Harness::new().await;
-    h.create_bot(with_monitoring(polling_sqlite())).await;
-    h.reconcile().await.unwrap();
-    h.server.clear_requests();
-    h.reconcile().await.unwrap();
-    assert_eq!(h.writes(), Vec::<String>::new());
+async fn reconciling_an_unchanged_bot_sends_no_request_at_all() {
+    for spec in [
+        with_monitoring(polling_sqlite()),
+        with_monitoring(webhook_postgres()),
+    ] {
+        // Discovery answers are trusted for a minute, as in production.
+        let h = Harness::with_config(|c| c.discovery_ttl = Duration::from_secs(60)).await;
+        h.create_bot(spec).await;
+        h.reconcile().await.unwrap();
+        // Neither reads (the children, the Deployment's rollout, the Secrets come from the
+        // watches) nor writes.
+        assert_eq!(h.requests_of_one_reconcile().await, Vec::<String>::new());
+        assert_eq!(h.requests_of_one_reconcile().await, Vec::<String>::new());
+    }
 }
 
 #[tokio::test]
 async fn a_ready_deployment_makes_the_bot_ready_and_that_is_written_once() {
-    let h = Harness::new().await;
+    let h = Harness::with_config(|c| c.discovery_ttl = Duration::from_secs(60)).await;
     h.create_bot(polling_sqlite()).await;
     h.reconcile().await.unwrap();
     let deployments: Api<Deployment> = Api::namespaced(h.server.client(), NS);
@@ -349,24 +425,10 @@ async fn a_ready_deployment_makes_the_bot_ready_and_that_is_written_once() {
     );
     assert_eq!(bot.status.as_ref().unwrap().ready_replicas, Some(1));
     assert_eq!(
-        bot.status.as_ref().unwrap().spend_today.as_deref(),
-        Some("0.0000")
-    );
-    assert_eq!(
         h.writes(),
         vec!["PATCH /apis/botfleet.dev/v1alpha1/namespaces/bots/telegrambots/sales-bot/status"]
     );
-    h.server.clear_requests();
-    h.reconcile().await.unwrap();
-    assert_eq!(h.writes(), Vec::<String>::new());
-
-    // The bot spent money: the next reconcile shows it (kubectl get tgbot: Spend Today).
-    *h.spend.lock().unwrap() = "0.4200".into();
-    h.reconcile().await.unwrap();
-    assert_eq!(
-        h.bot().await.status.unwrap().spend_today.as_deref(),
-        Some("0.4200")
-    );
+    assert_eq!(h.requests_of_one_reconcile().await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -933,4 +995,129 @@ async fn an_api_error_fails_the_reconcile_with_a_condition_and_an_event() {
         cond(&h.bot().await, "Degraded"),
         ("False".into(), "AsExpected".into())
     );
+}
+
+/// Changes the bot's spec with a JSON merge patch (null removes a field).
+async fn edit_spec(h: &Harness, patch: Value) {
+    h.bots
+        .patch(
+            "sales-bot",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": patch })),
+        )
+        .await
+        .unwrap();
+}
+
+fn ingress_of(h: &Harness) -> Value {
+    h.server
+        .object("/apis/networking.k8s.io/v1/namespaces/bots/ingresses/sales-bot")
+        .expect("the Ingress exists")
+}
+
+#[tokio::test]
+#[ignore = "needs server-side apply with field ownership in the fixture (op-ssa's rewrite)"]
+async fn fields_removed_from_the_spec_are_removed_from_the_ingress() {
+    let h = Harness::new().await;
+    h.create_bot(webhook_postgres()).await;
+    h.reconcile().await.unwrap();
+    let ingress = ingress_of(&h);
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt-prod"
+    );
+    assert!(ingress["spec"]["tls"].is_array());
+
+    edit_spec(&h, json!({"webhook": {"ingressClassName": null}})).await;
+    h.reconcile().await.unwrap();
+    let ingress = ingress_of(&h);
+    assert!(
+        ingress["spec"].get("ingressClassName").is_none(),
+        "ingressClassName stays after it left the spec: {}",
+        ingress["spec"]
+    );
+    assert!(ingress["spec"]["tls"].is_array(), "the rest stays");
+
+    // TLS off: the tls section and the cert-manager annotation go.
+    edit_spec(&h, json!({"webhook": {"tls": null}})).await;
+    h.reconcile().await.unwrap();
+    let ingress = ingress_of(&h);
+    assert!(ingress["spec"].get("tls").is_none(), "{}", ingress["spec"]);
+    assert!(
+        ingress["metadata"]["annotations"]
+            .get("cert-manager.io/cluster-issuer")
+            .is_none(),
+        "{}",
+        ingress["metadata"]
+    );
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"], "bots.example.com",
+        "what is still asked for stays"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs server-side apply with field ownership in the fixture (op-ssa's rewrite)"]
+async fn an_env_var_whose_spec_field_was_removed_is_removed_from_the_pods() {
+    let h = Harness::new().await;
+    h.create_bot(polling_sqlite()).await;
+    h.reconcile().await.unwrap();
+    let env_names = |h: &Harness| -> Vec<String> {
+        let deployment = h
+            .server
+            .object("/apis/apps/v1/namespaces/bots/deployments/sales-bot")
+            .unwrap();
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(env_names(&h).contains(&"LLM_API_KEY".to_string()));
+
+    edit_spec(&h, json!({"llm": {"apiKeySecretRef": null}})).await;
+    h.reconcile().await.unwrap();
+    let names = env_names(&h);
+    assert!(!names.contains(&"LLM_API_KEY".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"TELEGRAM_BOT_TOKEN".to_string()),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_spec_change_applies_the_changed_children_with_a_new_hash_and_only_those() {
+    let h = Harness::new().await;
+    h.create_bot(webhook_postgres()).await;
+    h.reconcile().await.unwrap();
+    let hash = |h: &Harness| {
+        ingress_of(h)["metadata"]["annotations"]["botfleet.dev/applied-hash"]
+            .as_str()
+            .expect("the apply writes the hash")
+            .to_string()
+    };
+    let before = hash(&h);
+    edit_spec(&h, json!({"webhook": {"ingressClassName": "traefik"}})).await;
+    h.server.clear_requests();
+    h.reconcile().await.unwrap();
+    assert_ne!(hash(&h), before);
+    assert_eq!(ingress_of(&h)["spec"]["ingressClassName"], "traefik");
+    // The config (webhook section) and so the Deployments' checksum changed too; the
+    // children the change does not touch were not written.
+    let writes = h.writes();
+    for untouched in [
+        "/serviceaccounts/",
+        "/roles/",
+        "/rolebindings/",
+        "/services/",
+        "/poddisruptionbudgets/",
+        "/secrets/",
+    ] {
+        assert!(
+            !writes.iter().any(|w| w.contains(untouched)),
+            "{untouched} unchanged but written: {writes:?}"
+        );
+    }
 }

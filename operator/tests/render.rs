@@ -689,3 +689,81 @@ fn an_invalid_or_incomplete_bot_is_not_rendered() {
         RenderError::MissingMetadata("uid")
     );
 }
+
+#[test]
+fn the_network_policy_opens_the_webhook_to_the_ingress_controller_and_metrics_to_monitoring() {
+    let defaults = RenderDefaults {
+        network: render::NetworkPeers {
+            ingress_namespace: "ingress-nginx".into(),
+            monitoring_namespace: "monitoring".into(),
+            operator_namespace: "botfleet-system".into(),
+        },
+        ..RenderDefaults::default()
+    };
+    let rules_of = |bot: &TelegramBot| -> Vec<(Vec<String>, Vec<String>)> {
+        let children = render::render_all(bot, &defaults).unwrap();
+        let policy = serde_json::to_value(children.network_policy.expect("on by default")).unwrap();
+        assert_eq!(
+            policy["metadata"]["name"],
+            bot.metadata.name.as_deref().unwrap()
+        );
+        assert_eq!(
+            policy["spec"]["policyTypes"],
+            json!(["Ingress"]),
+            "egress stays open"
+        );
+        // Every pod of this bot, handlers and scheduler alike.
+        assert_eq!(
+            policy["spec"]["podSelector"]["matchLabels"],
+            json!({"app.kubernetes.io/name": "botfleet-bot",
+                   "app.kubernetes.io/instance": bot.metadata.name.as_deref().unwrap()})
+        );
+        policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rule| {
+                let ports = rule["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["port"].as_str().unwrap().to_string())
+                    .collect();
+                let from = rule["from"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                            .as_str()
+                            .unwrap()
+                            .to_string()
+                    })
+                    .collect();
+                (ports, from)
+            })
+            .collect()
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        rules_of(&common::webhook_postgres()),
+        vec![
+            (s(&["http"]), s(&["ingress-nginx"])),
+            (s(&["metrics"]), s(&["monitoring", "botfleet-system"])),
+        ]
+    );
+    // Polling: no webhook port to open at all.
+    assert_eq!(
+        rules_of(&common::polling_sqlite()),
+        vec![(s(&["metrics"]), s(&["monitoring", "botfleet-system"]))]
+    );
+
+    let mut off = common::webhook_postgres();
+    off.spec.network_policy = Some(botfleet_operator::crd::NetworkPolicySpec { enabled: false });
+    assert!(
+        render::render_all(&off, &defaults)
+            .unwrap()
+            .network_policy
+            .is_none()
+    );
+}

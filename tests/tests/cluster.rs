@@ -145,6 +145,12 @@ fn run_args(namespace: &str) -> RunArgs {
         log_format: "text".into(),
         bot_log_format: "json".into(),
         resync_seconds: 30,
+        concurrency: 16,
+        api_qps: 100,
+        api_burst: 200,
+        shutdown_grace_seconds: 8,
+        bot_ingress_namespace: "ingress-nginx".into(),
+        bot_monitoring_namespace: "monitoring".into(),
     }
 }
 

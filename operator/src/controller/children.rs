@@ -1,42 +1,81 @@
 //! Applying a bot's rendered children and deleting the ones a spec change made obsolete.
 //!
 //! Every child goes through server-side apply under one field manager (forced: the operator
-//! owns these fields). A child whose live object already contains every desired field is not
-//! written at all, so reconciling an unchanged bot sends no write.
+//! owns these fields), carrying [`APPLIED_HASH_ANNOTATION`], a digest of exactly the object
+//! applied. A child is skipped only when the cached one carries the hash of this desired
+//! object *and* is exactly as the operator's last apply left it (see [`super::cache`]), so a
+//! spec change always applies (and the API server prunes what the operator stopped setting)
+//! and a hand edit is put back, while an unchanged bot costs no request at all.
 
 use std::collections::BTreeSet;
 
-use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
+use super::cache::{APPLIED_HASH_ANNOTATION, ChildKey, applied_hash};
+use super::context::Context;
 use super::subset::contains;
 
-/// The one field manager of every write the operator makes.
+/// The one field manager of every write the operator makes to children.
 pub use botfleet_api::contract::FIELD_MANAGER;
 
-/// `kind` → plural, for every kind the operator creates.
-const KINDS: &[(&str, &str, &str)] = &[
-    ("v1", "ServiceAccount", "serviceaccounts"),
-    ("rbac.authorization.k8s.io/v1", "Role", "roles"),
-    (
+/// A kind the operator creates: its apiVersion, kind and plural.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnedKind {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+}
+
+impl OwnedKind {
+    const fn new(api_version: &'static str, kind: &'static str, plural: &'static str) -> Self {
+        Self {
+            api_version,
+            kind,
+            plural,
+        }
+    }
+
+    pub fn api_resource(&self) -> ApiResource {
+        let (group, version) = self
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", self.api_version));
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, self.kind),
+            self.plural,
+        )
+    }
+
+    /// ServiceMonitor and PrometheusRule: only when the cluster serves them.
+    pub fn is_monitoring(&self) -> bool {
+        is_monitoring(self.api_version)
+    }
+}
+
+/// Every kind the operator creates from the rendered children.
+pub const KINDS: &[OwnedKind] = &[
+    OwnedKind::new("v1", "ServiceAccount", "serviceaccounts"),
+    OwnedKind::new("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    OwnedKind::new(
         "rbac.authorization.k8s.io/v1",
         "RoleBinding",
         "rolebindings",
     ),
-    ("v1", "ConfigMap", "configmaps"),
-    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-    ("apps/v1", "Deployment", "deployments"),
-    ("v1", "Service", "services"),
-    ("networking.k8s.io/v1", "Ingress", "ingresses"),
-    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    (
+    OwnedKind::new("v1", "ConfigMap", "configmaps"),
+    OwnedKind::new("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    OwnedKind::new("apps/v1", "Deployment", "deployments"),
+    OwnedKind::new("v1", "Service", "services"),
+    OwnedKind::new("networking.k8s.io/v1", "Ingress", "ingresses"),
+    OwnedKind::new("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    OwnedKind::new("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    OwnedKind::new(
         "monitoring.coreos.com/v1",
         "ServiceMonitor",
         "servicemonitors",
     ),
-    (
+    OwnedKind::new(
         "monitoring.coreos.com/v1",
         "PrometheusRule",
         "prometheusrules",
@@ -109,30 +148,27 @@ pub enum ChildError {
 }
 
 fn api_resource(api_version: &str, kind: &str) -> Result<ApiResource, ChildError> {
-    let (_, _, plural) = KINDS
+    KINDS
         .iter()
-        .find(|(v, k, _)| *v == api_version && *k == kind)
-        .ok_or_else(|| ChildError::UnknownKind(format!("{api_version}/{kind}")))?;
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    Ok(ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind),
-        plural,
-    ))
+        .find(|k| k.api_version == api_version && k.kind == kind)
+        .map(OwnedKind::api_resource)
+        .ok_or_else(|| ChildError::UnknownKind(format!("{api_version}/{kind}")))
 }
 
 fn is_monitoring(api_version: &str) -> bool {
     api_version.starts_with("monitoring.coreos.com/")
 }
 
-/// Applies every desired child in `namespace` that is not already as desired. Children of the
-/// monitoring group are skipped when `monitoring_served` is false.
+/// Applies every desired child in `namespace` that is not exactly as applied before. Children
+/// of the monitoring group are skipped when `monitoring_served` is false.
 pub async fn apply_children(
-    client: &Client,
+    ctx: &Context,
     namespace: &str,
     desired: &[Value],
     monitoring_served: bool,
     outcome: &mut ChildrenOutcome,
 ) -> Result<(), ChildError> {
+    let (client, cache) = (&ctx.client, &ctx.cache);
     for object in desired {
         let api_version = object["apiVersion"].as_str().ok_or(ChildError::Malformed)?;
         let kind = object["kind"].as_str().ok_or(ChildError::Malformed)?;
@@ -146,39 +182,76 @@ pub async fn apply_children(
             kind: kind.to_string(),
             name: name.to_string(),
         };
+        let hash = applied_hash(object);
+        let mut object = object.clone();
+        object["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = Value::String(hash.clone());
+        let key = ChildKey {
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), namespace, &api_resource(api_version, kind)?);
-        let live = api.get_opt(name).await.map_err(|source| ChildError::Read {
-            child: child.clone(),
-            source,
-        })?;
-        if let Some(live) = &live {
-            let live = serde_json::to_value(live).unwrap_or(Value::Null);
-            if contains(&live, object) {
-                continue;
+        // What is there now: from the cache, or (a kind not watched) from the API server.
+        let previous_version = match cache.get(&key) {
+            Ok(Some(cached)) => {
+                if cached.applied_hash.as_deref() == Some(hash.as_str())
+                    && !cached.deleting
+                    && cache.unchanged_since_apply(&key, &cached)
+                {
+                    continue;
+                }
+                Some(cached.resource_version)
             }
-        }
-        api.patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(object),
-        )
-        .await
-        .map_err(|source| ChildError::Apply {
-            child: child.clone(),
-            source,
-        })?;
-        tracing::info!(
-            kind,
-            name,
-            namespace,
-            created = live.is_none(),
-            "applied child"
-        );
-        if live.is_none() {
-            outcome.created.push(child);
-        } else {
-            outcome.updated.push(child);
+            Ok(None) => None,
+            Err(()) => {
+                let live = api.get_opt(name).await.map_err(|source| ChildError::Read {
+                    child: child.clone(),
+                    source,
+                })?;
+                match live {
+                    Some(live) => {
+                        let version = live.metadata.resource_version.clone().unwrap_or_default();
+                        let live = serde_json::to_value(&live).unwrap_or(Value::Null);
+                        if live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] == hash.as_str()
+                            && contains(&live, &object)
+                        {
+                            continue;
+                        }
+                        Some(version)
+                    }
+                    None => None,
+                }
+            }
+        };
+        let answered = api
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .map_err(|source| ChildError::Apply {
+                child: child.clone(),
+                source,
+            })?;
+        let answered_version = answered
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
+        cache.record_applied(key, &serde_json::to_value(&answered).unwrap_or(Value::Null));
+        match previous_version {
+            None => {
+                tracing::info!(kind, name, namespace, "created child");
+                outcome.created.push(child);
+            }
+            // The API server found nothing to change (e.g. the first pass after a restart).
+            Some(version) if version == answered_version => {}
+            Some(_) => {
+                tracing::info!(kind, name, namespace, "applied child");
+                outcome.updated.push(child);
+            }
         }
     }
     Ok(())
@@ -192,7 +265,7 @@ pub fn children_selector(bot: &str) -> String {
 /// Deletes children of the bot (labelled as its children and controlled by `owner_uid`) that
 /// are not in `desired`. Monitoring kinds are looked at only when served.
 pub async fn delete_obsolete(
-    client: &Client,
+    ctx: &Context,
     namespace: &str,
     bot: &str,
     owner_uid: &str,
@@ -213,39 +286,57 @@ pub async fn delete_obsolete(
             )
         })
         .collect();
+    let (client, cache) = (&ctx.client, &ctx.cache);
     let selector = children_selector(bot);
-    for (api_version, kind, _) in KINDS {
-        if is_monitoring(api_version) && !monitoring_served {
+    for owned in KINDS {
+        let (api_version, kind) = (owned.api_version, owned.kind);
+        if owned.is_monitoring() && !monitoring_served {
             continue;
         }
         let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), namespace, &api_resource(api_version, kind)?);
-        let list = api
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|source| ChildError::List {
-                kind: kind.to_string(),
-                source,
-            })?;
-        for item in list.items {
-            let Some(name) = item.metadata.name.clone() else {
-                continue;
-            };
-            let controlled = item
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|r| r.uid == owner_uid && r.controller == Some(true));
+            Api::namespaced_with(client.clone(), namespace, &owned.api_resource());
+        // (name, controlled by the bot, being deleted), from the cache when the kind is watched.
+        let candidates: Vec<(String, bool, bool)> = if cache.is_synced(kind, namespace) {
+            cache
+                .children_of(namespace, bot, kind)
+                .into_iter()
+                .map(|(name, c)| {
+                    let controlled = c.controller_uid.as_deref() == Some(owner_uid);
+                    (name, controlled, c.deleting)
+                })
+                .collect()
+        } else {
+            let list = api
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|source| ChildError::List {
+                    kind: kind.to_string(),
+                    source,
+                })?;
+            list.items
+                .into_iter()
+                .filter_map(|item| {
+                    let controlled = item
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|r| r.uid == owner_uid && r.controller == Some(true));
+                    let deleting = item.metadata.deletion_timestamp.is_some();
+                    item.metadata.name.map(|n| (n, controlled, deleting))
+                })
+                .collect()
+        };
+        for (name, controlled, deleting) in candidates {
             let key = (api_version.to_string(), kind.to_string(), name.clone());
-            if !controlled || wanted.contains(&key) || item.metadata.deletion_timestamp.is_some() {
+            if !controlled || wanted.contains(&key) || deleting {
                 continue;
             }
             let child = ChildId {
                 kind: kind.to_string(),
                 name: name.clone(),
             };
-            if KEPT_WHEN_OBSOLETE.contains(kind) {
+            if KEPT_WHEN_OBSOLETE.contains(&kind) {
                 outcome.kept.push(child);
                 continue;
             }

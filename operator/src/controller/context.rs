@@ -1,19 +1,21 @@
-//! What every reconcile shares: the API client, the Telegram client, operator-wide defaults,
-//! the event recorder, metrics, the discovery cache and the per-bot error backoff.
+//! What every reconcile shares: the API client, the cache of children the watches keep, the
+//! Telegram client, operator-wide defaults, the event recorder, metrics, the discovery cache,
+//! the per-bot error backoff and the last `getWebhookInfo` answers.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
+use super::cache::ChildCache;
 use super::discovery::MonitoringDiscovery;
 use crate::crd::TelegramBot;
 use crate::process::metrics::Metrics;
 use crate::render::RenderDefaults;
-use crate::telegram::TelegramClient;
+use crate::telegram::{TelegramClient, WebhookInfo};
 
 /// Settings of the reconciler (from the command line in production, chosen by tests).
 #[derive(Clone, Debug)]
@@ -31,9 +33,16 @@ pub struct ContextConfig {
     /// First delay after a failed reconcile; doubles per consecutive failure.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// URL template of a bot's `/api/v1/usage` (`{name}`, `{namespace}`), for
-    /// `status.spendToday`; None: do not read spend.
-    pub usage_url: Option<String>,
+    /// How long a bot's `getWebhookInfo` answer is reused (pending updates, last error) while
+    /// its registration is unchanged.
+    pub webhook_info_interval: Duration,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// How long a bot's trigger waits for more events before its reconcile starts (a burst of
+    /// child events, e.g. the first apply, becomes one reconcile).
+    pub debounce: Duration,
+    /// At shutdown, how long in-flight reconciles may finish before they are abandoned.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ContextConfig {
@@ -46,7 +55,10 @@ impl Default for ContextConfig {
             resync: Duration::from_secs(300),
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
-            usage_url: Some(super::usage::DEFAULT_USAGE_URL.to_string()),
+            webhook_info_interval: Duration::from_secs(60),
+            concurrency: 16,
+            debounce: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(8),
         }
     }
 }
@@ -54,8 +66,8 @@ impl Default for ContextConfig {
 pub struct Context {
     pub client: Client,
     pub telegram: TelegramClient,
-    /// Reads the bots' usage endpoints.
-    pub http: reqwest::Client,
+    /// Children and Secrets as the watches last saw them.
+    pub cache: Arc<ChildCache>,
     pub config: ContextConfig,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -65,6 +77,8 @@ pub struct Context {
     /// The controllers' caches of TelegramBots; when present they are the count of managed bots
     /// (a deleted bot leaves them even though it is never reconciled again).
     stores: Mutex<Vec<Store<TelegramBot>>>,
+    /// Per bot: when Telegram was last asked, for which registration, and its answer.
+    webhook_info: Mutex<HashMap<String, (Instant, String, WebhookInfo)>>,
 }
 
 impl Context {
@@ -76,7 +90,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             telegram: TelegramClient::new(config.telegram_timeout),
-            http: reqwest::Client::new(),
+            cache: Arc::new(ChildCache::new()),
             monitoring: MonitoringDiscovery::new(config.discovery_ttl),
             client,
             config,
@@ -84,6 +98,28 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             managed: Mutex::new(HashSet::new()),
             stores: Mutex::new(Vec::new()),
+            webhook_info: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Telegram's last answer for `key`'s registration `digest`, if recent enough to reuse.
+    pub fn recent_webhook_info(&self, key: &str, digest: &str) -> Option<WebhookInfo> {
+        let seen = self.webhook_info.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, seen_digest, info) = seen.get(key)?;
+        (seen_digest == digest && at.elapsed() < self.config.webhook_info_interval)
+            .then(|| info.clone())
+    }
+
+    /// Remembers Telegram's answer for `key`'s registration `digest` (None: forget it).
+    pub fn remember_webhook_info(&self, key: &str, seen: Option<(String, WebhookInfo)>) {
+        let mut map = self.webhook_info.lock().unwrap_or_else(|e| e.into_inner());
+        match seen {
+            Some((digest, info)) => {
+                map.insert(key.to_string(), (Instant::now(), digest, info));
+            }
+            None => {
+                map.remove(key);
+            }
         }
     }
 
@@ -121,6 +157,7 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.cache.clear();
     }
 
     /// Makes a controller's cache of bots the source of `botfleet_managed_bots`.

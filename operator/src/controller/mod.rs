@@ -6,13 +6,14 @@
 //! - [`run`]: logging, `/metrics` `/healthz` `/readyz`, Lease leader election (only the leader
 //!   reconciles), one controller per watched namespace (or one for all), graceful shutdown.
 
+pub mod cache;
 pub mod children;
 pub mod context;
 pub mod discovery;
 pub mod reconcile;
 pub mod status;
 pub mod subset;
-pub mod usage;
+
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -21,15 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
-};
-use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::runtime::{Controller, watcher};
-use kube::{Api, Client};
+use kube::runtime::{Controller, WatchStreamExt, controller, predicates, reflector, watcher};
+use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 pub use context::{Context, ContextConfig};
@@ -88,6 +82,34 @@ pub struct RunArgs {
     /// Seconds between reconciles of a healthy polling bot (webhook bots: at most 60).
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
+    /// Reconciles running at once.
+    #[arg(long, env = "BOTFLEET_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// Requests per second to the Kubernetes API, on average (with `--api-burst`).
+    #[arg(long, env = "BOTFLEET_API_QPS", default_value_t = 100)]
+    pub api_qps: u32,
+    /// Requests the operator may send at once before `--api-qps` paces it.
+    #[arg(long, env = "BOTFLEET_API_BURST", default_value_t = 200)]
+    pub api_burst: u32,
+    /// Seconds that in-flight reconciles get at SIGTERM before they are abandoned.
+    #[arg(long, default_value_t = 8)]
+    pub shutdown_grace_seconds: u64,
+    /// Namespace of the Ingress controller: the bots' NetworkPolicy opens their webhook port
+    /// to it alone.
+    #[arg(
+        long,
+        env = "BOTFLEET_BOT_INGRESS_NAMESPACE",
+        default_value = "ingress-nginx"
+    )]
+    pub bot_ingress_namespace: String,
+    /// Namespace of Prometheus: the bots' NetworkPolicy opens their metrics port to it (and to
+    /// the operator's namespace).
+    #[arg(
+        long,
+        env = "BOTFLEET_BOT_MONITORING_NAMESPACE",
+        default_value = "monitoring"
+    )]
+    pub bot_monitoring_namespace: String,
 }
 
 impl RunArgs {
@@ -98,11 +120,25 @@ impl RunArgs {
                 image_pull_policy: self.bot_image_pull_policy.clone(),
                 telegram_api_url: self.telegram_api_url.clone(),
                 log_format: self.bot_log_format.clone(),
+                network: crate::render::NetworkPeers {
+                    ingress_namespace: self.bot_ingress_namespace.clone(),
+                    monitoring_namespace: self.bot_monitoring_namespace.clone(),
+                    operator_namespace: self.operator_namespace(),
+                },
             },
             instance: Some(self.identity()),
             resync: Duration::from_secs(self.resync_seconds.max(10)),
+            concurrency: self.concurrency,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             ..ContextConfig::default()
         }
+    }
+
+    /// The namespace the operator runs in (its Lease's, from `POD_NAMESPACE`), else `default`.
+    fn operator_namespace(&self) -> String {
+        self.leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into())
     }
 
     fn identity(&self) -> String {
@@ -118,8 +154,21 @@ impl RunArgs {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::process::init_logging(&args.log_format);
     let shutdown = crate::process::shutdown_on_signals();
-    let client = Client::try_default().await?;
+    let config = kube::Config::infer().await?;
+    let client = rate_limited_client(config, args.api_qps, args.api_burst)?;
     run_with_client(client, args, shutdown).await
+}
+
+/// A client that sends at most `burst` requests in any `burst / qps` seconds (tower's
+/// fixed-window rate limit): bursts up to `burst`, `qps` on average.
+pub fn rate_limited_client(config: kube::Config, qps: u32, burst: u32) -> anyhow::Result<Client> {
+    let qps = qps.max(1);
+    let burst = burst.max(1);
+    let window = Duration::from_secs_f64(f64::from(burst) / f64::from(qps));
+    let layer = tower::limit::RateLimitLayer::new(u64::from(burst), window);
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&layer)
+        .build())
 }
 
 /// [`run`] with a given client and shutdown token (tests use an in-memory API server).
@@ -148,9 +197,7 @@ pub async fn run_with_client(
     } else {
         let config = botfleet_lease::LeaseConfig::new(
             args.leader_election_lease.clone(),
-            args.leader_election_namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            args.operator_namespace(),
             args.identity(),
         );
         let (mut leading, lease_task) =
@@ -240,37 +287,90 @@ async fn controller(
     stop: CancellationToken,
 ) {
     let ns = namespace.as_deref();
-    // Only the operator's own children are watched (and cached), not every object in the cluster.
-    let children = watcher::Config::default().labels(&format!(
-        "app.kubernetes.io/managed-by={}",
-        children::FIELD_MANAGER
-    ));
-    let controller = Controller::new(
+    let (bots, writer) = reflector::store();
+    ctx.register_store(bots.clone());
+    // Only spec changes (and deletion, which bumps the generation) reconcile a bot: the
+    // operator's own status and annotation writes do not come back as a reconcile.
+    let bot_events = watcher(
         scoped::<TelegramBot>(&client, ns),
-        watcher::Config::default(),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .modify(|bot| bot.managed_fields_mut().clear())
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    let monitoring = ctx.monitoring.served(&client).await.unwrap_or(false);
+    let mut controller = Controller::for_stream(bot_events, bots).with_config(
+        controller::Config::default()
+            .concurrency(ctx.config.concurrency)
+            .debounce(ctx.config.debounce),
     );
-    ctx.register_store(controller.store());
-    controller
-        .owns(scoped::<Deployment>(&client, ns), children.clone())
-        .owns(scoped::<Service>(&client, ns), children.clone())
-        .owns(scoped::<ConfigMap>(&client, ns), children.clone())
-        .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
-        .owns(scoped::<Role>(&client, ns), children.clone())
-        .owns(scoped::<RoleBinding>(&client, ns), children.clone())
-        .owns(scoped::<Ingress>(&client, ns), children.clone())
-        .owns(
-            scoped::<PersistentVolumeClaim>(&client, ns),
-            children.clone(),
-        )
-        .owns(scoped::<PodDisruptionBudget>(&client, ns), children.clone())
-        .owns(scoped::<Secret>(&client, ns), children)
-        .graceful_shutdown_on(async move { stop.cancelled().await })
+    for kind in children::KINDS {
+        // A watch of kinds the cluster does not serve would only fail; they are read from the
+        // API server when the CRDs appear later (until the operator restarts).
+        if kind.is_monitoring() && !monitoring {
+            continue;
+        }
+        controller = controller.owns_stream_with(
+            ctx.cache
+                .watch_kind(client.clone(), namespace.clone(), kind),
+            kind.api_resource(),
+        );
+    }
+    controller = controller.owns_stream(ctx.cache.watch_secrets(client.clone(), namespace.clone()));
+    let grace = ctx.config.shutdown_grace;
+    let stopping = stop.clone();
+    let run = controller
+        .graceful_shutdown_on(async move { stopping.cancelled().await })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((bot, _)) => tracing::debug!(bot = %bot, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
-        })
-        .await;
+        });
+    // In-flight reconciles get `grace` to finish; after that they are abandoned (the next
+    // leader applies everything again, so nothing half-written matters).
+    tokio::select! {
+        () = run => {}
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "reconciles still running at shutdown: abandoned");
+        }
+    }
+}
+
+/// Runs the watches of the children (and Secrets) of `namespace` (None: all) without a
+/// controller, so that [`reconcile`] can be called directly (tests, benchmarks). Returns when
+/// `stop` fires.
+pub async fn watch_children(
+    client: Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) {
+    let monitoring = ctx.monitoring.served(&client).await.unwrap_or(false);
+    let mut streams: Vec<futures::stream::BoxStream<'static, ()>> = Vec::new();
+    for kind in children::KINDS {
+        if kind.is_monitoring() && !monitoring {
+            continue;
+        }
+        streams.push(
+            ctx.cache
+                .watch_kind(client.clone(), namespace.clone(), kind)
+                .map(|_| ())
+                .boxed(),
+        );
+    }
+    streams.push(
+        ctx.cache
+            .watch_secrets(client.clone(), namespace.clone())
+            .map(|_| ())
+            .boxed(),
+    );
+    let all = futures::stream::select_all(streams).for_each(|()| async {});
+    tokio::select! {
+        () = all => {}
+        () = stop.cancelled() => {}
+    }
 }

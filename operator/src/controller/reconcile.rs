@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use botfleet_api::Mode;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::cache::ChildKey;
 use super::children::{self, ChildError, ChildrenOutcome};
 use super::context::Context;
 use super::status::{MonitoringState, Observed, Problem, WebhookState, condition, desired_status};
@@ -103,7 +104,6 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
                     WebhookState::NotRequired
                 },
                 monitoring,
-                spend_today: None,
                 problem: Some(Problem {
                     reason: "InvalidSpec",
                     message: message.clone(),
@@ -133,7 +133,7 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
         bot = webhook::add_finalizer(&api, &bot).await?;
     }
     if render::needs_generated_webhook_secret(&bot)
-        && webhook::ensure_generated_secret(&ctx.client, &bot).await?
+        && webhook::ensure_generated_secret(&ctx.client, &ctx.cache, &bot).await?
     {
         publish(
             ctx,
@@ -153,16 +153,10 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     let mut outcome = ChildrenOutcome::default();
     let uid = bot.uid().unwrap_or_default();
     let applied = async {
-        children::apply_children(
-            &ctx.client,
-            &namespace,
-            &desired,
-            monitoring_served,
-            &mut outcome,
-        )
-        .await?;
+        children::apply_children(ctx, &namespace, &desired, monitoring_served, &mut outcome)
+            .await?;
         children::delete_obsolete(
-            &ctx.client,
+            ctx,
             &namespace,
             &name,
             &uid,
@@ -188,7 +182,6 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
             deployment: deployment.as_ref(),
             webhook: previous_webhook_state(&bot),
             monitoring,
-            spend_today: None,
             problem: Some(Problem {
                 reason: "ApplyFailed",
                 message: format!("{message}; the operator retries with backoff"),
@@ -233,18 +226,6 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     }
 
     let deployment = handler_deployment(ctx, &namespace, &name).await?;
-    let any_ready = deployment
-        .as_ref()
-        .and_then(|d| d.status.as_ref())
-        .and_then(|s| s.ready_replicas)
-        .is_some_and(|n| n > 0);
-    let spend_today = match (&ctx.config.usage_url, any_ready) {
-        (Some(template), true) => {
-            let url = super::usage::usage_url(template, &render::names::handler(&name), &namespace);
-            super::usage::spend_today(&ctx.http, &url).await
-        }
-        _ => None,
-    };
     let webhook_failed = matches!(webhook_state, WebhookState::Failed { .. });
     let observed = Observed {
         generation: bot.meta().generation,
@@ -255,7 +236,6 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
         webhook: webhook_state,
         monitoring,
         problem: None,
-        spend_today,
     };
     write_status(&api, &bot, &observed).await?;
 
@@ -270,14 +250,38 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     }))
 }
 
+/// The update handlers' Deployment as far as the status needs it (generation and rollout
+/// numbers): from the cache, or from the API server when Deployments are not watched.
 async fn handler_deployment(
     ctx: &Context,
     namespace: &str,
     name: &str,
 ) -> Result<Option<Deployment>, kube::Error> {
-    Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(&render::names::handler(name))
-        .await
+    let key = ChildKey {
+        kind: "Deployment".into(),
+        namespace: namespace.into(),
+        name: render::names::handler(name),
+    };
+    match ctx.cache.get(&key) {
+        Ok(cached) => Ok(cached.map(|c| {
+            let rollout = c.rollout.unwrap_or_default();
+            let mut deployment = Deployment::default();
+            deployment.metadata.generation = rollout.generation;
+            deployment.status = Some(DeploymentStatus {
+                observed_generation: rollout.observed_generation,
+                replicas: rollout.replicas,
+                ready_replicas: rollout.ready_replicas,
+                updated_replicas: rollout.updated_replicas,
+                ..Default::default()
+            });
+            deployment
+        })),
+        Err(()) => {
+            Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
+                .get_opt(&key.name)
+                .await
+        }
+    }
 }
 
 /// While the children could not be applied, the webhook keeps the state the status showed.
@@ -318,7 +322,8 @@ async fn register_webhook(
     let failed = |reason: &'static str, message: String| WebhookState::Failed { reason, message };
 
     let state = 'state: {
-        let Some(token) = webhook::read_secret_key(&ctx.client, &namespace, token_ref).await?
+        let Some(token) =
+            webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await?
         else {
             break 'state failed(
                 "TokenSecretMissing",
@@ -333,7 +338,7 @@ async fn register_webhook(
             break 'state WebhookState::NotRequired;
         };
         let Some(secret_token) =
-            webhook::read_secret_key(&ctx.client, &namespace, &secret_ref).await?
+            webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, &secret_ref).await?
         else {
             break 'state failed(
                 "WebhookSecretMissing",
@@ -358,7 +363,7 @@ async fn register_webhook(
             .unwrap_or(botfleet_api::WebhookConfig::DEFAULT_MAX_CONNECTIONS);
         let registration = WebhookRegistration::new(url.clone(), secret_token, max_connections);
         let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-        match webhook::register(&ctx.telegram, api, bot, &api_url, &token, &registration).await {
+        match webhook::register(ctx, api, bot, &api_url, &token, &registration).await {
             Ok(registered) => {
                 if registered.changed {
                     tracing::info!(bot = %key(bot), url, "registered webhook with Telegram");
@@ -380,6 +385,11 @@ async fn register_webhook(
                 }
             }
             Err(WebhookError::Telegram(e)) => {
+                if e.is_unauthorized() {
+                    // Read the token again next time: it may have been replaced.
+                    ctx.cache
+                        .forget_secret_value(&namespace, &token_ref.name, &token_ref.key);
+                }
                 let reason = if e.is_unauthorized() {
                     "TelegramUnauthorized"
                 } else {
@@ -424,7 +434,7 @@ async fn deregister_webhook(
     let namespace = bot.namespace().unwrap_or_default();
     let token_ref = &bot.spec.telegram.token_secret_ref;
     let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-    match webhook::read_secret_key(&ctx.client, &namespace, token_ref).await? {
+    match webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await? {
         None => {
             publish(
                 ctx,

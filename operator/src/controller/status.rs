@@ -54,8 +54,6 @@ pub struct Observed<'a> {
     pub webhook: WebhookState,
     pub monitoring: MonitoringState,
     pub problem: Option<Problem>,
-    /// Today's spend as the bot reported it (`None`: not read; the last value stays).
-    pub spend_today: Option<String>,
 }
 
 /// The status to write, from the previous one (for transition times and fields this reconcile
@@ -68,9 +66,6 @@ pub fn desired_status(
     let mut status = previous.cloned().unwrap_or_default();
     let generation = observed.generation;
     status.observed_generation = generation;
-    if let Some(spend) = &observed.spend_today {
-        status.spend_today = Some(spend.clone());
-    }
 
     let deployment_status = observed.deployment.and_then(|d| d.status.as_ref());
     let ready = deployment_status
@@ -324,7 +319,6 @@ mod tests {
             webhook: WebhookState::NotRequired,
             monitoring: MonitoringState::NotRequested,
             problem: None,
-            spend_today: None,
         }
     }
 

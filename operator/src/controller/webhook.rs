@@ -12,8 +12,10 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::cache::ChildCache;
+use super::context::Context;
 use crate::crd::TelegramBot;
-use crate::telegram::{TelegramClient, TelegramError, WebhookInfo, WebhookRegistration};
+use crate::telegram::{TelegramError, WebhookInfo, WebhookRegistration};
 
 pub const FINALIZER: &str = "botfleet.dev/webhook";
 /// Annotation on the TelegramBot: a keyed digest of the registered secret token. Telegram does
@@ -28,16 +30,26 @@ pub enum WebhookError {
     Telegram(#[from] TelegramError),
 }
 
-/// Reads one key of a Secret; `Ok(None)` when the Secret or the key does not exist.
+/// Reads one key of a Secret; `Ok(None)` when the Secret or the key does not exist. A value
+/// read before is reused while the Secret's resourceVersion (from the Secret watch) is the
+/// same, so an unchanged Secret costs no request.
 pub async fn read_secret_key(
     client: &Client,
+    cache: &ChildCache,
     namespace: &str,
     key_ref: &SecretKeyRef,
 ) -> Result<Option<String>, kube::Error> {
+    if let Some(value) = cache.secret_value(namespace, &key_ref.name, &key_ref.key) {
+        return Ok(value);
+    }
+    if cache.secret_exists(namespace, &key_ref.name) == Some(false) {
+        return Ok(None);
+    }
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let Some(secret) = api.get_opt(&key_ref.name).await? else {
         return Ok(None);
     };
+    let version = secret.metadata.resource_version.clone().unwrap_or_default();
     let value = secret
         .data
         .as_ref()
@@ -50,19 +62,32 @@ pub async fn read_secret_key(
                 .and_then(|d| d.get(&key_ref.key))
                 .map(|s| s.trim().to_string())
         });
-    Ok(value.filter(|v| !v.is_empty()))
+    let value = value.filter(|v| !v.is_empty());
+    cache.remember_secret_value(
+        namespace,
+        &key_ref.name,
+        &key_ref.key,
+        version,
+        value.clone(),
+    );
+    Ok(value)
 }
 
 /// Creates the generated webhook Secret when it does not exist. Never touches an existing one:
 /// the token is generated once and not rotated by reconciles. Returns whether it created it.
 pub async fn ensure_generated_secret(
     client: &Client,
+    cache: &ChildCache,
     bot: &TelegramBot,
 ) -> Result<bool, kube::Error> {
     let namespace = bot.namespace().unwrap_or_default();
     let name = crate::render::names::webhook_secret(&bot.name_any());
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    if api.get_opt(&name).await?.is_some() {
+    let exists = match cache.secret_exists(&namespace, &name) {
+        Some(exists) => exists,
+        None => api.get_opt(&name).await?.is_some(),
+    };
+    if exists {
         return Ok(false);
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
@@ -149,24 +174,42 @@ pub struct Registered {
 }
 
 /// Calls `setWebhook` when `getWebhookInfo` differs from `registration` or the secret token
-/// changed since the last registration, and records the new digest on the bot.
+/// changed since the last registration, and records the new digest on the bot. Telegram is
+/// asked at most once per `webhook_info_interval` while the registration stays the same.
 pub async fn register(
-    telegram: &TelegramClient,
+    ctx: &Context,
     api: &Api<TelegramBot>,
     bot: &TelegramBot,
     api_url: &str,
     bot_token: &str,
     registration: &WebhookRegistration,
 ) -> Result<Registered, WebhookError> {
-    let info = telegram.get_webhook_info(api_url, bot_token).await?;
+    let key = format!("{}/{}", bot.namespace().unwrap_or_default(), bot.name_any());
     let digest = registration_digest(bot_token, &registration.secret_token);
+    // What Telegram's answer is reused for: this token, secret, URL and limits at this API.
+    let seen_for = format!(
+        "{digest} {api_url} {} {}",
+        registration.url, registration.max_connections
+    );
     let recorded = bot.annotations().get(REGISTRATION_ANNOTATION);
-    if !registration.differs_from(&info) && recorded == Some(&digest) {
+    if recorded == Some(&digest)
+        && let Some(info) = ctx.recent_webhook_info(&key, &seen_for)
+    {
         return Ok(Registered {
             info,
             changed: false,
         });
     }
+    let telegram = &ctx.telegram;
+    let info = telegram.get_webhook_info(api_url, bot_token).await?;
+    if !registration.differs_from(&info) && recorded == Some(&digest) {
+        ctx.remember_webhook_info(&key, Some((seen_for, info.clone())));
+        return Ok(Registered {
+            info,
+            changed: false,
+        });
+    }
+    ctx.remember_webhook_info(&key, None);
     telegram
         .set_webhook(api_url, bot_token, registration)
         .await?;
@@ -181,6 +224,7 @@ pub async fn register(
         .await?;
     }
     let info = telegram.get_webhook_info(api_url, bot_token).await?;
+    ctx.remember_webhook_info(&key, Some((seen_for, info.clone())));
     Ok(Registered {
         info,
         changed: true,

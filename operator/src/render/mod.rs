@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    networking::v1::Ingress,
+    networking::v1::{Ingress, NetworkPolicy},
     policy::v1::PodDisruptionBudget,
     rbac::v1::{Role, RoleBinding},
 };
@@ -56,6 +56,29 @@ pub struct RenderDefaults {
     pub telegram_api_url: String,
     /// `BOTFLEET_LOG_FORMAT` of the bot: `json` or `text`.
     pub log_format: String,
+    /// Namespaces whose pods the bots' NetworkPolicy lets in.
+    pub network: NetworkPeers,
+}
+
+/// Who may reach a bot's pods (see [`Children::network_policy`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkPeers {
+    /// The Ingress controller's namespace: the webhook port.
+    pub ingress_namespace: String,
+    /// Prometheus's namespace: the metrics port.
+    pub monitoring_namespace: String,
+    /// The operator's namespace: the metrics port.
+    pub operator_namespace: String,
+}
+
+impl Default for NetworkPeers {
+    fn default() -> Self {
+        Self {
+            ingress_namespace: "ingress-nginx".to_owned(),
+            monitoring_namespace: "monitoring".to_owned(),
+            operator_namespace: "botfleet-system".to_owned(),
+        }
+    }
 }
 
 impl Default for RenderDefaults {
@@ -65,6 +88,7 @@ impl Default for RenderDefaults {
             image_pull_policy: "IfNotPresent".to_owned(),
             telegram_api_url: DEFAULT_TELEGRAM_API_URL.to_owned(),
             log_format: "json".to_owned(),
+            network: NetworkPeers::default(),
         }
     }
 }
@@ -114,6 +138,9 @@ pub struct Children {
     pub service_monitor: Option<ServiceMonitor>,
     /// `<bot>` (when `monitoring.prometheusRule.enabled`).
     pub prometheus_rule: Option<PrometheusRule>,
+    /// `<bot>`: only the Ingress controller reaches the webhook port, only monitoring and the
+    /// operator the metrics port (unless `spec.networkPolicy.enabled: false`).
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 /// Identifies one child: what `kubectl get <kind> <name>` would take.
@@ -158,6 +185,9 @@ impl Children {
         }
         if let Some(pr) = &self.prometheus_rule {
             push(&mut out, pr);
+        }
+        if let Some(np) = &self.network_policy {
+            push(&mut out, np);
         }
         out
     }
@@ -229,6 +259,7 @@ pub fn render_all(bot: &TelegramBot, defaults: &RenderDefaults) -> Result<Childr
         prometheus_rule: spec
             .prometheus_rule_enabled()
             .then(|| monitoring::prometheus_rule(&ctx)),
+        network_policy: network::network_policy(&ctx),
     })
 }
 

@@ -41,6 +41,11 @@ pub fn ingress(bot: &str) -> String {
     bot.to_owned()
 }
 
+/// The NetworkPolicy around the bot's pods.
+pub fn network_policy(bot: &str) -> String {
+    bot.to_owned()
+}
+
 /// The TLS Secret cert-manager fills for the Ingress (unless `webhook.tls.secretName`):
 /// `<bot>-webhook-tls`.
 pub fn webhook_tls_secret(bot: &str) -> String {

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+    IngressServiceBackend, IngressSpec, IngressTLS, NetworkPolicy, NetworkPolicyIngressRule,
+    NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ServiceBackendPort,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::contract;
@@ -128,5 +130,65 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Option<Ingress> {
             ..Default::default()
         }),
         ..Default::default()
+    })
+}
+
+/// `<bot>`, unless `spec.networkPolicy.enabled: false`: ingress to every pod of the bot only
+/// on the webhook port (webhook mode) from the Ingress controller's namespace, and on the
+/// metrics port (`/metrics`, `/api/v1/usage`) from the monitoring namespace and the
+/// operator's. Egress stays open (Telegram, the LLM API, the database, the API server).
+pub(super) fn network_policy(ctx: &Ctx<'_>) -> Option<NetworkPolicy> {
+    if !ctx.spec.network_policy_enabled() {
+        return None;
+    }
+    let peers = &ctx.defaults.network;
+    let namespace = |ns: &str| NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_owned(),
+                ns.to_owned(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let port = |name: &str| NetworkPolicyPort {
+        port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let mut rules = Vec::new();
+    if ctx.spec.mode == Mode::Webhook {
+        rules.push(NetworkPolicyIngressRule {
+            from: Some(vec![namespace(&peers.ingress_namespace)]),
+            ports: Some(vec![port(contract::HTTP_PORT_NAME)]),
+        });
+    }
+    let mut metrics_from = vec![namespace(&peers.monitoring_namespace)];
+    if peers.operator_namespace != peers.monitoring_namespace {
+        metrics_from.push(namespace(&peers.operator_namespace));
+    }
+    rules.push(NetworkPolicyIngressRule {
+        from: Some(metrics_from),
+        ports: Some(vec![port(contract::METRICS_PORT_NAME)]),
+    });
+    let pods = BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_owned(),
+            super::meta::APP_NAME.to_owned(),
+        ),
+        ("app.kubernetes.io/instance".to_owned(), ctx.name.clone()),
+    ]);
+    Some(NetworkPolicy {
+        metadata: ctx.metadata(names::network_policy(&ctx.name), Component::Handler),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(pods),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(rules),
+            egress: None,
+        }),
     })
 }

@@ -1,0 +1,586 @@
+//! What the reconciler knows about the cluster without asking it: one watch per owned kind
+//! (label-selected by `app.kubernetes.io/managed-by`), and one metadata-only watch of Secrets.
+//!
+//! The watches keep a compact record per child, not the object: its bot (the `instance`
+//! label), its controlling owner, the applied-hash annotation, a digest of its content (all but
+//! `status` and server-managed metadata) and, for Deployments, the rollout numbers the status
+//! needs. That is what deciding "apply or skip", finding obsolete children and writing the
+//! status need, at a few hundred bytes per child instead of the whole object.
+//!
+//! Hand edits are noticed through the content digest: after each apply the reconciler records
+//! the digest of the object the API server answered with ([`ChildCache::record_applied`]); a
+//! child whose cached digest still equals it is exactly as the operator left it. A child that
+//! was never applied by this process (after a restart) is applied once, which the API server
+//! treats as a no-op when nothing differs.
+//!
+//! Each watch is a stream that updates the cache and yields the objects it saw, which the
+//! controller uses as triggers ([`kube::runtime::Controller::owns_stream_with`]); a child
+//! deleted out of band therefore reconciles its bot, which re-applies it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, PartialObjectMeta};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::children::{FIELD_MANAGER, OwnedKind};
+
+/// The annotation every applied child carries: a digest of exactly the object the operator
+/// applied (without this annotation). A spec change changes it, so the apply that prunes what
+/// the operator stopped setting always happens.
+pub const APPLIED_HASH_ANNOTATION: &str = "botfleet.dev/applied-hash";
+
+/// Metadata annotations that other controllers write on our children, left out of the content
+/// digest so that their bookkeeping does not count as a hand edit.
+const FOREIGN_ANNOTATIONS: &[&str] = &[
+    "deployment.kubernetes.io/revision",
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "pv.kubernetes.io/bind-completed",
+    "pv.kubernetes.io/bound-by-controller",
+    "volume.beta.kubernetes.io/storage-provisioner",
+    "volume.kubernetes.io/storage-provisioner",
+    "volume.kubernetes.io/selected-node",
+];
+
+/// Where a child lives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildKey {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The rollout numbers of a Deployment (what the bot's status reports).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RolloutState {
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    pub replicas: Option<i32>,
+    pub ready_replicas: Option<i32>,
+    pub updated_replicas: Option<i32>,
+}
+
+/// What the cache keeps of one child.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedChild {
+    /// `app.kubernetes.io/instance`: the bot it belongs to.
+    pub instance: String,
+    /// The uid of its controlling owner reference.
+    pub controller_uid: Option<String>,
+    /// [`APPLIED_HASH_ANNOTATION`].
+    pub applied_hash: Option<String>,
+    /// [`content_digest`] of the object as last seen.
+    pub content: u64,
+    pub deleting: bool,
+    pub resource_version: String,
+    /// Deployments only.
+    pub rollout: Option<RolloutState>,
+}
+
+impl CachedChild {
+    fn from_object(object: &Value) -> Self {
+        let meta = &object["metadata"];
+        let rollout = (object["kind"] == "Deployment").then(|| {
+            let status = &object["status"];
+            let int = |v: &Value| v.as_i64();
+            RolloutState {
+                generation: int(&meta["generation"]),
+                observed_generation: int(&status["observedGeneration"]),
+                replicas: int(&status["replicas"]).map(|n| n as i32),
+                ready_replicas: int(&status["readyReplicas"]).map(|n| n as i32),
+                updated_replicas: int(&status["updatedReplicas"]).map(|n| n as i32),
+            }
+        });
+        Self {
+            instance: meta["labels"]["app.kubernetes.io/instance"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            controller_uid: meta["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true)
+                .and_then(|r| r["uid"].as_str())
+                .map(str::to_string),
+            applied_hash: meta["annotations"][APPLIED_HASH_ANNOTATION]
+                .as_str()
+                .map(str::to_string),
+            content: content_digest(object),
+            deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
+            resource_version: meta["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            rollout,
+        }
+    }
+}
+
+/// A digest of what a person or the operator could have changed on the object: everything but
+/// `status`, server-managed metadata (uid, resourceVersion, generation, managedFields, ...) and
+/// other controllers' annotations.
+pub fn content_digest(object: &Value) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    if let Value::Object(map) = object {
+        for (key, value) in map {
+            match key.as_str() {
+                "status" | "apiVersion" | "kind" => {}
+                "metadata" => {
+                    for field in ["labels", "ownerReferences", "finalizers"] {
+                        field.hash(&mut hasher);
+                        value[field].to_string().hash(&mut hasher);
+                    }
+                    if let Some(annotations) = value["annotations"].as_object() {
+                        for (k, v) in annotations {
+                            if !FOREIGN_ANNOTATIONS.contains(&k.as_str()) {
+                                k.hash(&mut hasher);
+                                v.to_string().hash(&mut hasher);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    key.hash(&mut hasher);
+                    value.to_string().hash(&mut hasher);
+                }
+            }
+        }
+    }
+    hasher.finish()
+}
+
+/// A digest (hex) of an object as the operator applies it, for [`APPLIED_HASH_ANNOTATION`].
+pub fn applied_hash(desired: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut object = desired.clone();
+    if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
+        annotations.remove(APPLIED_HASH_ANNOTATION);
+    }
+    // serde_json's maps are sorted, so equal objects serialize equally.
+    hex::encode(&Sha256::digest(object.to_string().as_bytes())[..12])
+}
+
+/// A watch's scope: a namespace, or all namespaces (`None`).
+type Scope = Option<String>;
+
+#[derive(Default)]
+struct State {
+    children: HashMap<ChildKey, CachedChild>,
+    /// (namespace, instance) → (kind, name): the children of one bot.
+    by_bot: HashMap<(String, String), BTreeSet<(String, String)>>,
+    /// (kind, scope) of the child watches whose first list is complete.
+    synced: HashSet<(String, Scope)>,
+    /// Objects listed since the watch of (kind, scope) (re)started, until its list completes.
+    relisting: HashMap<(String, Scope), HashSet<ChildKey>>,
+    /// The content digest of each child as the API server answered the operator's last apply.
+    applied: HashMap<ChildKey, u64>,
+    /// (namespace, name) → resourceVersion of every Secret in the watched scopes.
+    secrets: HashMap<(String, String), String>,
+    secrets_synced: HashSet<Scope>,
+    secrets_relisting: HashMap<Scope, HashSet<(String, String)>>,
+    /// Values read from Secrets: (namespace, name, key) → (resourceVersion, value).
+    secret_values: HashMap<(String, String, String), (String, Option<String>)>,
+}
+
+impl State {
+    fn upsert(&mut self, key: ChildKey, child: CachedChild) {
+        if let Some(old) = self.children.get(&key)
+            && old.instance != child.instance
+        {
+            let old_bot = (key.namespace.clone(), old.instance.clone());
+            if let Some(set) = self.by_bot.get_mut(&old_bot) {
+                set.remove(&(key.kind.clone(), key.name.clone()));
+            }
+        }
+        self.by_bot
+            .entry((key.namespace.clone(), child.instance.clone()))
+            .or_default()
+            .insert((key.kind.clone(), key.name.clone()));
+        self.children.insert(key, child);
+    }
+
+    fn remove(&mut self, key: &ChildKey) {
+        if let Some(old) = self.children.remove(key) {
+            let bot = (key.namespace.clone(), old.instance);
+            if let Some(set) = self.by_bot.get_mut(&bot) {
+                set.remove(&(key.kind.clone(), key.name.clone()));
+                if set.is_empty() {
+                    self.by_bot.remove(&bot);
+                }
+            }
+        }
+        self.applied.remove(key);
+    }
+}
+
+/// The children and Secrets the watches have seen. Shared by every controller of the process.
+#[derive(Default)]
+pub struct ChildCache {
+    state: RwLock<State>,
+    /// Woken whenever a watch finishes its first list.
+    synced: Notify,
+    /// (kind, scope) of the watches started, to know what "ready" means.
+    started: Mutex<HashSet<(String, Scope)>>,
+}
+
+fn in_scope(scope: &Scope, namespace: &str) -> bool {
+    scope.as_deref().is_none_or(|s| s == namespace)
+}
+
+impl ChildCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets everything (leadership lost: the next controllers start new watches).
+    pub fn clear(&self) {
+        *self.write() = State::default();
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Whether the watch of `kind` covering `namespace` has completed its first list, i.e.
+    /// whether an absent child is really absent.
+    pub fn is_synced(&self, kind: &str, namespace: &str) -> bool {
+        self.read()
+            .synced
+            .iter()
+            .any(|(k, scope)| k == kind && in_scope(scope, namespace))
+    }
+
+    /// Waits until every watch started so far has listed once (or `timeout` passes).
+    pub async fn wait_until_synced(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.synced.notified();
+            if self.all_synced() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.all_synced();
+            }
+        }
+    }
+
+    fn all_synced(&self) -> bool {
+        let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.read();
+        started.iter().all(|(kind, scope)| {
+            if kind == "Secret" {
+                state.secrets_synced.contains(scope)
+            } else {
+                state.synced.contains(&(kind.clone(), scope.clone()))
+            }
+        })
+    }
+
+    /// The child, when its kind is watched; `Err(())` when the kind is not (yet) watched for
+    /// this namespace, so the caller must ask the API server.
+    #[allow(clippy::result_unit_err)]
+    pub fn get(&self, key: &ChildKey) -> Result<Option<CachedChild>, ()> {
+        if !self.is_synced(&key.kind, &key.namespace) {
+            return Err(());
+        }
+        Ok(self.read().children.get(key).cloned())
+    }
+
+    /// The cached children of kind `kind` of the bot `instance` in `namespace`.
+    pub fn children_of(
+        &self,
+        namespace: &str,
+        instance: &str,
+        kind: &str,
+    ) -> Vec<(String, CachedChild)> {
+        let state = self.read();
+        let Some(set) = state
+            .by_bot
+            .get(&(namespace.to_string(), instance.to_string()))
+        else {
+            return Vec::new();
+        };
+        set.iter()
+            .filter(|(k, _)| k == kind)
+            .filter_map(|(k, name)| {
+                let key = ChildKey {
+                    kind: k.clone(),
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                };
+                state.children.get(&key).map(|c| (name.clone(), c.clone()))
+            })
+            .collect()
+    }
+
+    /// Remembers the content of a child as the API server answered an apply.
+    pub fn record_applied(&self, key: ChildKey, answered: &Value) {
+        self.write().applied.insert(key, content_digest(answered));
+    }
+
+    /// Whether the cached child is exactly as the operator's last apply left it.
+    pub fn unchanged_since_apply(&self, key: &ChildKey, cached: &CachedChild) -> bool {
+        self.read().applied.get(key) == Some(&cached.content)
+    }
+
+    /// Every cached child with its resourceVersion (tests wait for the cache to catch up).
+    pub fn versions(&self) -> Vec<(ChildKey, String)> {
+        self.read()
+            .children
+            .iter()
+            .map(|(k, c)| (k.clone(), c.resource_version.clone()))
+            .collect()
+    }
+
+    /// Every Secret seen, as (namespace, name, resourceVersion).
+    pub fn secret_versions(&self) -> Vec<(String, String, String)> {
+        self.read()
+            .secrets
+            .iter()
+            .map(|((ns, n), rv)| (ns.clone(), n.clone(), rv.clone()))
+            .collect()
+    }
+
+    /// Number of cached children (benchmarks and tests).
+    pub fn len(&self) -> usize {
+        self.read().children.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn apply_event(&self, kind: &str, scope: &Scope, event: &watcher::Event<DynamicObject>) {
+        let key_of = |o: &DynamicObject| ChildKey {
+            kind: kind.to_string(),
+            namespace: o.namespace().unwrap_or_default(),
+            name: o.name_any(),
+        };
+        let value_of = |o: &DynamicObject| {
+            let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+            v["kind"] = Value::String(kind.to_string());
+            v
+        };
+        let mut state = self.write();
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                let key = key_of(o);
+                if matches!(event, watcher::Event::InitApply(_))
+                    && let Some(seen) = state.relisting.get_mut(&(kind.to_string(), scope.clone()))
+                {
+                    seen.insert(key.clone());
+                }
+                state.upsert(key, CachedChild::from_object(&value_of(o)));
+            }
+            watcher::Event::Delete(o) => state.remove(&key_of(o)),
+            watcher::Event::Init => {
+                state
+                    .relisting
+                    .insert((kind.to_string(), scope.clone()), HashSet::new());
+            }
+            watcher::Event::InitDone => {
+                let seen = state
+                    .relisting
+                    .remove(&(kind.to_string(), scope.clone()))
+                    .unwrap_or_default();
+                let gone: Vec<ChildKey> = state
+                    .children
+                    .keys()
+                    .filter(|k| {
+                        k.kind == kind && in_scope(scope, &k.namespace) && !seen.contains(*k)
+                    })
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    state.remove(&key);
+                }
+                state.synced.insert((kind.to_string(), scope.clone()));
+                drop(state);
+                self.synced.notify_waiters();
+            }
+        }
+    }
+
+    fn apply_secret_event(&self, scope: &Scope, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+        let key_of =
+            |o: &PartialObjectMeta<Secret>| (o.namespace().unwrap_or_default(), o.name_any());
+        let mut state = self.write();
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                let key = key_of(o);
+                if matches!(event, watcher::Event::InitApply(_))
+                    && let Some(seen) = state.secrets_relisting.get_mut(scope)
+                {
+                    seen.insert(key.clone());
+                }
+                state
+                    .secrets
+                    .insert(key, o.resource_version().unwrap_or_default());
+            }
+            watcher::Event::Delete(o) => {
+                let (namespace, name) = key_of(o);
+                state.secrets.remove(&(namespace.clone(), name.clone()));
+                state
+                    .secret_values
+                    .retain(|(ns, n, _), _| !(*ns == namespace && *n == name));
+            }
+            watcher::Event::Init => {
+                state
+                    .secrets_relisting
+                    .insert(scope.clone(), HashSet::new());
+            }
+            watcher::Event::InitDone => {
+                let seen = state.secrets_relisting.remove(scope).unwrap_or_default();
+                state
+                    .secrets
+                    .retain(|k, _| !in_scope(scope, &k.0) || seen.contains(k));
+                let live = state.secrets.clone();
+                state
+                    .secret_values
+                    .retain(|(ns, n, _), (rv, _)| live.get(&(ns.clone(), n.clone())) == Some(rv));
+                state.secrets_synced.insert(scope.clone());
+                drop(state);
+                self.synced.notify_waiters();
+            }
+        }
+    }
+
+    /// Whether the Secret exists: `Some` when the Secret watch covers the namespace.
+    pub fn secret_exists(&self, namespace: &str, name: &str) -> Option<bool> {
+        let state = self.read();
+        state
+            .secrets_synced
+            .iter()
+            .any(|s| in_scope(s, namespace))
+            .then(|| {
+                state
+                    .secrets
+                    .contains_key(&(namespace.to_string(), name.to_string()))
+            })
+    }
+
+    /// A value read from a Secret earlier, if the Secret has not changed since.
+    /// `Some(None)`: the key was absent then.
+    pub fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<Option<String>> {
+        let state = self.read();
+        let rv = state
+            .secrets
+            .get(&(namespace.to_string(), name.to_string()))?;
+        let (seen_rv, value) =
+            state
+                .secret_values
+                .get(&(namespace.to_string(), name.to_string(), key.to_string()))?;
+        (seen_rv == rv).then(|| value.clone())
+    }
+
+    /// Remembers a value read from a Secret at `resource_version`.
+    pub fn remember_secret_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        resource_version: String,
+        value: Option<String>,
+    ) {
+        self.write().secret_values.insert(
+            (namespace.to_string(), name.to_string(), key.to_string()),
+            (resource_version, value),
+        );
+    }
+
+    /// Forgets a remembered Secret value (e.g. Telegram refused the token read from it).
+    pub fn forget_secret_value(&self, namespace: &str, name: &str, key: &str) {
+        self.write().secret_values.remove(&(
+            namespace.to_string(),
+            name.to_string(),
+            key.to_string(),
+        ));
+    }
+
+    fn mark_started(&self, kind: &str, scope: &Scope) {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((kind.to_string(), scope.clone()));
+    }
+
+    /// The watch of one owned kind in `scope`: keeps the cache and yields every object it saw
+    /// (added, changed or deleted), for the controller's owner triggers.
+    pub fn watch_kind(
+        self: &std::sync::Arc<Self>,
+        client: Client,
+        scope: Scope,
+        kind: &OwnedKind,
+    ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+        let resource: ApiResource = kind.api_resource();
+        let api: Api<DynamicObject> = match &scope {
+            Some(ns) => Api::namespaced_with(client, ns, &resource),
+            None => Api::all_with(client, &resource),
+        };
+        let config = watcher::Config::default()
+            .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"))
+            .any_semantic();
+        self.mark_started(kind.kind, &scope);
+        let cache = self.clone();
+        let kind_name = kind.kind.to_string();
+        watcher(api, config)
+            .default_backoff()
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    cache.apply_event(&kind_name, &scope, event);
+                }
+            })
+            .touched_objects()
+    }
+
+    /// The metadata-only watch of every Secret in `scope` (resourceVersions, so that values
+    /// read once are reused until the Secret changes). Yields what it saw, for owner triggers
+    /// (the generated webhook Secret is a child).
+    pub fn watch_secrets(
+        self: &std::sync::Arc<Self>,
+        client: Client,
+        scope: Scope,
+    ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+    {
+        let api: Api<PartialObjectMeta<Secret>> = match &scope {
+            Some(ns) => Api::namespaced(client, ns),
+            None => Api::all(client),
+        };
+        self.mark_started("Secret", &scope);
+        let cache = self.clone();
+        watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    cache.apply_secret_event(&scope, event);
+                }
+            })
+            .touched_objects()
+            // Only the operator's own Secrets trigger their owner.
+            .filter(|o| {
+                futures::future::ready(o.as_ref().map_or(true, |o| {
+                    o.meta()
+                        .owner_references
+                        .as_ref()
+                        .is_some_and(|r| !r.is_empty())
+                }))
+            })
+    }
+}
