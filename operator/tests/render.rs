@@ -82,6 +82,7 @@ fn polling_sqlite_is_one_recreated_pod_with_a_volume_and_no_ingress() {
             "PersistentVolumeClaim/hello-bot-data",
             "Deployment/hello-bot",
             "Service/hello-bot",
+            "NetworkPolicy/hello-bot",
         ]
     );
     let spec = c.deployment.spec.as_ref().unwrap();
