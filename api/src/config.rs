@@ -6,12 +6,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Decimal USD amount, e.g. `"3.00"`. Prices are held exactly as integers; see `money`.
-pub const DECIMAL_PATTERN: &str = r"^[0-9]{1,9}(\.[0-9]{1,9})?$";
-/// Duration such as `30s`, `15m`, `24h`, `1h30m`, `2d`.
-pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
-/// Wall-clock time of day, `HH:MM` (24-hour).
-pub const TIME_OF_DAY_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
+use std::time::Duration;
+
+use crate::{HumanDuration, TimeOfDay, UsdAmount, UsdPerMtok};
 
 /// How the bot receives updates from Telegram.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -152,8 +149,7 @@ pub struct LlmConfig {
     pub history_tokens: Option<u32>,
     /// Timeout of one API request (default `60s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d))+$"))]
-    pub timeout: Option<String>,
+    pub timeout: Option<HumanDuration>,
     /// Retries of one model on 429, 529, 5xx and timeouts, before the fallback model (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10))]
@@ -202,12 +198,19 @@ impl MaxTokensField {
 impl LlmConfig {
     pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
     pub const DEFAULT_HISTORY_TOKENS: u32 = 8000;
-    pub const DEFAULT_TIMEOUT: &'static str = "60s";
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
     /// Whether replies in private chats are streamed as drafts (`streaming`, default true).
     pub fn streams(&self) -> bool {
         self.streaming.unwrap_or(true)
+    }
+
+    /// `timeout`, default [`Self::DEFAULT_TIMEOUT`].
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .as_ref()
+            .map_or(Self::DEFAULT_TIMEOUT, HumanDuration::get)
     }
 
     pub fn default_base_url(&self) -> &'static str {
@@ -220,30 +223,25 @@ impl LlmConfig {
 
 /// Prices of one model, USD per million tokens, as decimal strings (e.g. `"3.00"`).
 /// Each must be a whole number of nano-USD per token (at most three decimals).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelPrice {
     /// Model name as the API reports it.
     #[schemars(length(min = 1))]
     pub model: String,
     /// Uncached input tokens.
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub input: String,
+    pub input: UsdPerMtok,
     /// Output tokens.
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub output: String,
+    pub output: UsdPerMtok,
     /// Cache writes with a 5-minute lifetime. Default: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub cache_write5m: Option<String>,
+    pub cache_write5m: Option<UsdPerMtok>,
     /// Cache writes with a 1-hour lifetime. Default: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub cache_write1h: Option<String>,
+    pub cache_write1h: Option<UsdPerMtok>,
     /// Cache reads. Default: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub cache_read: Option<String>,
+    pub cache_read: Option<UsdPerMtok>,
     /// Higher prices that apply to a whole request once its prompt exceeds a size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_prompt: Option<LongPromptPrice>,
@@ -251,30 +249,25 @@ pub struct ModelPrice {
 
 /// Long-prompt price tier: applies to every token of a request whose prompt (input + cache
 /// read + cache write tokens) exceeds `aboveInputTokens`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LongPromptPrice {
     /// Prompt size in tokens above which this tier applies, e.g. 200000.
     #[schemars(range(min = 1))]
     pub above_input_tokens: u64,
     /// Uncached input tokens.
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub input: String,
+    pub input: UsdPerMtok,
     /// Output tokens.
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub output: String,
+    pub output: UsdPerMtok,
     /// Cache writes with a 5-minute lifetime. Default: this tier's input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub cache_write5m: Option<String>,
+    pub cache_write5m: Option<UsdPerMtok>,
     /// Cache writes with a 1-hour lifetime. Default: this tier's input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub cache_write1h: Option<String>,
+    pub cache_write1h: Option<UsdPerMtok>,
     /// Cache reads. Default: this tier's input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub cache_read: Option<String>,
+    pub cache_read: Option<UsdPerMtok>,
 }
 
 /// Spend limits (USD, decimal strings) and their alerts. Periods are UTC days and months.
@@ -283,12 +276,10 @@ pub struct LongPromptPrice {
 pub struct BudgetConfig {
     /// Daily limit in USD, e.g. `"5.00"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub daily: Option<String>,
+    pub daily: Option<UsdAmount>,
     /// Monthly limit in USD, e.g. `"100.00"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    pub monthly: Option<String>,
+    pub monthly: Option<UsdAmount>,
     /// Percentages of a limit at which the owners get one Telegram message per period (default 50, 80, 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_thresholds: Option<Vec<u32>>,
@@ -320,7 +311,7 @@ pub struct FollowUpConfig {
     pub enabled: bool,
     /// Silence since the lead's last message before follow-up 1, 2, ... e.g. `["24h", "48h"]`.
     #[serde(default)]
-    pub after: Vec<String>,
+    pub after: Vec<HumanDuration>,
     /// No follow-ups between these local times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_hours: Option<QuietHours>,
@@ -330,15 +321,13 @@ pub struct FollowUpConfig {
 }
 
 /// A daily window of local time with no follow-ups. `start` after `end` spans midnight.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuietHours {
     /// Start, `HH:MM`, e.g. `22:00`.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
-    pub start: String,
+    pub start: TimeOfDay,
     /// End, `HH:MM`, e.g. `08:00`.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
-    pub end: String,
+    pub end: TimeOfDay,
     /// IANA time zone, e.g. `Europe/Berlin` (default `UTC`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
@@ -354,11 +343,22 @@ pub struct RateLimitConfig {
     pub messages: Option<u32>,
     /// The window, e.g. `1m` (default `1m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d))+$"))]
-    pub per: Option<String>,
+    pub per: Option<HumanDuration>,
 }
 
 impl RateLimitConfig {
     pub const DEFAULT_MESSAGES: u32 = 20;
-    pub const DEFAULT_PER: &'static str = "1m";
+    pub const DEFAULT_PER: Duration = Duration::from_secs(60);
+
+    /// `messages`, default [`Self::DEFAULT_MESSAGES`].
+    pub fn messages(&self) -> u32 {
+        self.messages.unwrap_or(Self::DEFAULT_MESSAGES)
+    }
+
+    /// `per`, default [`Self::DEFAULT_PER`].
+    pub fn per(&self) -> Duration {
+        self.per
+            .as_ref()
+            .map_or(Self::DEFAULT_PER, HumanDuration::get)
+    }
 }

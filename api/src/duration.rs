@@ -2,6 +2,25 @@
 
 use std::time::Duration;
 
+use crate::text::text_value;
+
+/// Duration such as `30s`, `15m`, `24h`, `1h30m`, `2d`.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
+
+text_value! {
+    /// A duration written as `30s`, `15m`, `24h`, `1h30m`, `2d` or `500ms`.
+    pub struct HumanDuration(Duration);
+    parse = parse_duration;
+    error = DurationError;
+    pattern = DURATION_PATTERN;
+}
+
+impl HumanDuration {
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {input:?}: {reason} (use e.g. 30s, 15m, 24h, 1h30m)")]
 pub struct DurationError {
@@ -61,6 +80,28 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_duration_keeps_its_text_and_a_bad_one_names_its_field() {
+        #[derive(serde::Deserialize, serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct FollowUp {
+            after: Vec<HumanDuration>,
+        }
+        let yaml = "after:\n- 24h\n- 1h30m\n";
+        let follow_up: FollowUp = serde_yaml_ng::from_str(yaml).unwrap();
+        assert_eq!(follow_up.after[1].get(), Duration::from_secs(5_400));
+        assert_eq!(serde_yaml_ng::to_string(&follow_up).unwrap(), yaml);
+
+        let bad = "after: [24h, 2 days]";
+        let err = serde_path_to_error::deserialize::<_, FollowUp>(
+            serde_yaml_ng::Deserializer::from_str(bad),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.path().to_string(), "after[1]");
+        assert!(err.to_string().contains("\"2 days\""), "{err}");
     }
 
     #[test]

@@ -3,8 +3,48 @@
 //! Decimal strings from the resource are parsed exactly; a value that cannot be held exactly is
 //! an error, never rounded. Rounding happens only in [`format_usd`], for display.
 
+use crate::text::text_value;
+
 pub const NANOS_PER_USD: i64 = 1_000_000_000;
 const TOKENS_PER_MTOK: i64 = 1_000_000;
+
+/// Decimal USD amount, e.g. `"3.00"`: up to 9 digits, up to 9 decimals (always exact in nano-USD).
+pub const DECIMAL_PATTERN: &str = r"^[0-9]{1,9}(\.[0-9]{1,9})?$";
+/// Price in USD per million tokens, e.g. `"0.30"`: like [`DECIMAL_PATTERN`], but only 3
+/// significant decimals (more zeros may follow), so that it is a whole number of nano-USD per
+/// token.
+pub const PRICE_PATTERN: &str = r"^[0-9]{1,9}(\.[0-9]{1,3}0{0,6})?$";
+
+text_value! {
+    /// A USD amount such as a budget limit, written as a decimal (`"5.00"`), held in nano-USD.
+    pub struct UsdAmount(i64);
+    parse = parse_usd_nanos;
+    error = MoneyError;
+    pattern = DECIMAL_PATTERN;
+}
+
+impl UsdAmount {
+    /// The amount in nano-USD.
+    pub fn nanos(&self) -> i64 {
+        self.value
+    }
+}
+
+text_value! {
+    /// A price in USD per million tokens, written as a decimal (`"3.00"`), held in nano-USD per
+    /// token.
+    pub struct UsdPerMtok(i64);
+    parse = parse_usd_per_mtok;
+    error = MoneyError;
+    pattern = PRICE_PATTERN;
+}
+
+impl UsdPerMtok {
+    /// The price in nano-USD per token.
+    pub fn nanos_per_token(&self) -> i64 {
+        self.value
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
@@ -116,6 +156,65 @@ mod tests {
             parse_usd_per_mtok("0.0375"),
             Err(MoneyError::NotWholeNanosPerToken(_))
         ));
+    }
+
+    #[test]
+    fn what_the_patterns_admit_parses() {
+        // The API server checks the pattern; the operator must then be able to parse the value.
+        let decimal = regex::Regex::new(DECIMAL_PATTERN).unwrap();
+        let price = regex::Regex::new(PRICE_PATTERN).unwrap();
+        for text in [
+            "0",
+            "3",
+            "3.00",
+            "0.30",
+            "0.075",
+            "15.000000",
+            "999999999.999",
+            "0.0375",
+            "5.",
+            ".5",
+            "1,5",
+            "0.0000000001",
+            "999999999.999999999",
+            "0.000000001",
+        ] {
+            if decimal.is_match(text) {
+                parse_usd_nanos(text).unwrap();
+            }
+            if price.is_match(text) {
+                parse_usd_per_mtok(text).unwrap();
+            }
+        }
+        for text in ["3.00", "0.30", "0.075", "15.000000", "999999999.999"] {
+            assert!(price.is_match(text), "{text}");
+        }
+        for text in ["0.0375", "0.000000001", "5.", ".5", "1,5"] {
+            assert!(!price.is_match(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn amounts_and_prices_keep_their_text_and_name_their_field() {
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct Budget {
+            daily: UsdAmount,
+            price: UsdPerMtok,
+        }
+        let yaml = "daily: '5.50'\nprice: '0.30'\n";
+        let budget: Budget = serde_yaml_ng::from_str(yaml).unwrap();
+        assert_eq!(budget.daily.nanos(), 5_500_000_000);
+        assert_eq!(budget.price.nanos_per_token(), 300);
+        assert_eq!(serde_yaml_ng::to_string(&budget).unwrap(), yaml);
+
+        let bad = "daily: '5.50'\nprice: '0.0375'\n";
+        let err = serde_path_to_error::deserialize::<_, Budget>(
+            serde_yaml_ng::Deserializer::from_str(bad),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.path().to_string(), "price");
+        assert!(err.to_string().contains("nano-USD per token"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Validation of a [`BotConfig`] beyond what its types say. Each error names the field, in the
 //! resource's own path syntax, so one line tells a person what to fix.
 
-use crate::{BotConfig, Mode, money, parse_duration};
+use crate::{BotConfig, Mode};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -19,13 +19,14 @@ impl ConfigError {
     }
 }
 
-/// Checks what serde cannot: exact prices, durations, time zones' shape, ranges.
+/// Checks what the types cannot: ranges and rules across fields. Amounts, prices, durations
+/// and times of day are already parsed (a bad one fails deserialization, naming its field).
 pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
     if config.llm.model.trim().is_empty() {
         return Err(ConfigError::new("llm.model", "must not be empty"));
     }
-    if let Some(timeout) = &config.llm.timeout {
-        parse_duration(timeout).map_err(|e| ConfigError::new("llm.timeout", e))?;
+    if config.llm.timeout().is_zero() {
+        return Err(ConfigError::new("llm.timeout", "must be longer than 0s"));
     }
     if let Some(url) = &config.llm.base_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -58,37 +59,9 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
                 format!("{:?} is priced twice", price.model),
             ));
         }
-        let mut fields = vec![
-            ("input", Some(&price.input)),
-            ("output", Some(&price.output)),
-            ("cacheWrite5m", price.cache_write5m.as_ref()),
-            ("cacheWrite1h", price.cache_write1h.as_ref()),
-            ("cacheRead", price.cache_read.as_ref()),
-        ];
-        if let Some(long) = &price.long_prompt {
-            fields.extend([
-                ("longPrompt.input", Some(&long.input)),
-                ("longPrompt.output", Some(&long.output)),
-                ("longPrompt.cacheWrite5m", long.cache_write5m.as_ref()),
-                ("longPrompt.cacheWrite1h", long.cache_write1h.as_ref()),
-                ("longPrompt.cacheRead", long.cache_read.as_ref()),
-            ]);
-        }
-        for (name, value) in fields {
-            if let Some(value) = value {
-                money::parse_usd_per_mtok(value)
-                    .map_err(|e| ConfigError::new(format!("pricing[{i}].{name}"), e))?;
-            }
-        }
     }
 
     if let Some(budget) = &config.budget {
-        for (name, value) in [("daily", &budget.daily), ("monthly", &budget.monthly)] {
-            if let Some(value) = value {
-                money::parse_usd_nanos(value)
-                    .map_err(|e| ConfigError::new(format!("budget.{name}"), e))?;
-            }
-        }
         for (i, t) in budget.alert_thresholds().iter().enumerate() {
             if *t == 0 || *t > 1000 {
                 return Err(ConfigError::new(
@@ -99,57 +72,31 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
         }
     }
 
-    if let Some(follow_up) = &config.follow_up {
-        for (i, after) in follow_up.after.iter().enumerate() {
-            parse_duration(after)
-                .map_err(|e| ConfigError::new(format!("followUp.after[{i}]"), e))?;
-        }
-        if follow_up.enabled && follow_up.after.is_empty() {
-            return Err(ConfigError::new(
-                "followUp.after",
-                "must list at least one delay when follow-ups are enabled",
-            ));
-        }
-        if let Some(quiet) = &follow_up.quiet_hours {
-            for (name, value) in [("start", &quiet.start), ("end", &quiet.end)] {
-                if parse_time_of_day(value).is_none() {
-                    return Err(ConfigError::new(
-                        format!("followUp.quietHours.{name}"),
-                        format!("{value:?} is not a time like 22:00"),
-                    ));
-                }
-            }
-        }
+    if let Some(follow_up) = &config.follow_up
+        && follow_up.enabled
+        && follow_up.after.is_empty()
+    {
+        return Err(ConfigError::new(
+            "followUp.after",
+            "must list at least one delay when follow-ups are enabled",
+        ));
     }
 
     if let Some(rate) = &config.rate_limit {
         if rate.messages == Some(0) {
             return Err(ConfigError::new("rateLimit.messages", "must be at least 1"));
         }
-        if let Some(per) = &rate.per {
-            let window = parse_duration(per).map_err(|e| ConfigError::new("rateLimit.per", e))?;
-            if window.is_zero() {
-                return Err(ConfigError::new("rateLimit.per", "must be longer than 0s"));
-            }
+        if rate.per().is_zero() {
+            return Err(ConfigError::new("rateLimit.per", "must be longer than 0s"));
         }
     }
     Ok(())
 }
 
-/// `HH:MM` → minutes after midnight.
-pub fn parse_time_of_day(input: &str) -> Option<u32> {
-    let (h, m) = input.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some(h * 60 + m)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BudgetConfig, FollowUpConfig, LlmConfig, ModelPrice};
+    use crate::{FollowUpConfig, LlmConfig, RateLimitConfig};
 
     fn base() -> BotConfig {
         BotConfig {
@@ -161,58 +108,85 @@ mod tests {
         }
     }
 
+    /// Deserializes like the bot's loader: the error names the field path.
+    fn parse(yaml: &str) -> Result<BotConfig, String> {
+        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(yaml))
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    }
+
     #[test]
     fn a_minimal_config_is_valid() {
         validate(&base()).unwrap();
     }
 
     #[test]
-    fn an_inexact_price_names_its_field() {
-        let mut config = base();
-        config.pricing.push(ModelPrice {
-            model: "m".into(),
-            input: "3.00".into(),
-            output: "15.00".into(),
-            cache_read: Some("0.0375".into()),
-            ..Default::default()
-        });
-        let err = validate(&config).unwrap_err();
-        assert_eq!(err.field, "pricing[0].cacheRead");
-        assert!(err.to_string().contains("nano-USD per token"), "{err}");
+    fn a_value_that_does_not_parse_is_refused_at_its_field() {
+        let cases = [
+            (
+                r#"{llm: {model: m}, pricing: [{model: m, input: "3.00", output: "15.00", cacheRead: "0.0375"}]}"#,
+                "pricing[0].cacheRead: ",
+                "nano-USD per token",
+            ),
+            (
+                r#"{llm: {model: m}, budget: {daily: five}}"#,
+                "budget.daily: ",
+                "not a decimal amount",
+            ),
+            (
+                r#"{llm: {model: m, timeout: soon}}"#,
+                "llm.timeout: ",
+                "invalid duration",
+            ),
+            (
+                r#"{llm: {model: m}, followUp: {enabled: true, after: ["24h", "2 days"]}}"#,
+                "followUp.after[1]: ",
+                "invalid duration \"2 days\"",
+            ),
+            (
+                r#"{llm: {model: m}, followUp: {quietHours: {start: "25:00", end: "08:00"}}}"#,
+                "followUp.quietHours.start: ",
+                "not a time like 22:00",
+            ),
+            (
+                r#"{llm: {model: m}, rateLimit: {per: "1 minute"}}"#,
+                "rateLimit.per: ",
+                "invalid duration",
+            ),
+        ];
+        for (yaml, path, message) in cases {
+            let err = parse(yaml).unwrap_err();
+            assert!(err.starts_with(path), "{yaml}: {err}");
+            assert!(err.contains(message), "{yaml}: {err}");
+        }
     }
 
     #[test]
-    fn bad_budget_follow_up_and_quiet_hours_name_their_fields() {
+    fn rules_across_fields_name_their_field() {
         let mut config = base();
-        config.budget = Some(BudgetConfig {
-            daily: Some("five".into()),
-            ..Default::default()
-        });
-        assert_eq!(validate(&config).unwrap_err().field, "budget.daily");
+        config.pricing = parse(
+            r#"{llm: {model: m}, pricing: [{model: a, input: "1", output: "2"}, {model: a, input: "1", output: "2"}]}"#,
+        )
+        .unwrap()
+        .pricing;
+        assert_eq!(validate(&config).unwrap_err().field, "pricing[1].model");
 
         let mut config = base();
         config.follow_up = Some(FollowUpConfig {
             enabled: true,
-            after: vec!["24h".into(), "2 days".into()],
             ..Default::default()
         });
-        assert_eq!(validate(&config).unwrap_err().field, "followUp.after[1]");
+        assert_eq!(validate(&config).unwrap_err().field, "followUp.after");
 
         let mut config = base();
-        config.follow_up = Some(FollowUpConfig {
-            enabled: true,
-            after: vec!["24h".into()],
-            quiet_hours: Some(crate::QuietHours {
-                start: "25:00".into(),
-                end: "08:00".into(),
-                time_zone: None,
-            }),
-            ..Default::default()
+        config.rate_limit = Some(RateLimitConfig {
+            messages: None,
+            per: Some("0s".parse().unwrap()),
         });
-        assert_eq!(
-            validate(&config).unwrap_err().field,
-            "followUp.quietHours.start"
-        );
+        assert_eq!(validate(&config).unwrap_err().field, "rateLimit.per");
+
+        let mut config = base();
+        config.llm.timeout = Some("0ms".parse().unwrap());
+        assert_eq!(validate(&config).unwrap_err().field, "llm.timeout");
     }
 
     #[test]
@@ -220,28 +194,43 @@ mod tests {
         let yaml = r#"
 mode: webhook
 webhook: {domain: bots.example.com, path: /telegram/sales-bot, maxConnections: 40}
-llm: {provider: anthropic, model: claude-sonnet-4-5, fallbackModel: claude-haiku-4-5, maxOutputTokens: 1024}
+llm: {provider: anthropic, model: claude-sonnet-4-5, fallbackModel: claude-haiku-4-5, maxOutputTokens: 1024, timeout: 45s}
 pricing:
   - {model: claude-sonnet-4-5, input: "3.00", output: "15.00", cacheWrite5m: "3.75", cacheWrite1h: "6.00", cacheRead: "0.30"}
 budget: {daily: "5.00", monthly: "100.00", alertThresholds: [50, 80, 100], hardStop: true}
 owners: [123456789]
 followUp: {enabled: true, after: ["24h", "48h"], quietHours: {start: "22:00", end: "08:00", timeZone: Europe/Berlin}}
+rateLimit: {messages: 5, per: 1m30s}
 "#;
-        let config: BotConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        let config = parse(yaml).unwrap();
         validate(&config).unwrap();
         assert_eq!(config.mode, Mode::Webhook);
-        assert_eq!(config.pricing[0].cache_write1h.as_deref(), Some("6.00"));
+        let price = &config.pricing[0];
+        assert_eq!(price.cache_write1h.as_ref().unwrap().as_str(), "6.00");
+        assert_eq!(
+            price.cache_write1h.as_ref().unwrap().nanos_per_token(),
+            6_000
+        );
+        assert_eq!(
+            config
+                .budget
+                .as_ref()
+                .unwrap()
+                .daily
+                .as_ref()
+                .unwrap()
+                .nanos(),
+            5_000_000_000
+        );
+        assert_eq!(config.llm.timeout(), std::time::Duration::from_secs(45));
+        assert_eq!(config.rate_limit.as_ref().unwrap().per().as_secs(), 90);
         assert_eq!(config.owners, vec![123456789]);
-        let again: BotConfig =
-            serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&config).unwrap()).unwrap();
-        assert_eq!(again, config);
-    }
-
-    #[test]
-    fn time_of_day() {
-        assert_eq!(parse_time_of_day("22:00"), Some(1320));
-        assert_eq!(parse_time_of_day("00:00"), Some(0));
-        assert_eq!(parse_time_of_day("24:00"), None);
-        assert_eq!(parse_time_of_day("8:00"), None);
+        let text = serde_yaml_ng::to_string(&config).unwrap();
+        assert!(
+            text.contains("cacheRead: '0.30'"),
+            "the text as written: {text}"
+        );
+        assert!(text.contains("- 24h"), "{text}");
+        assert_eq!(parse(&text).unwrap(), config);
     }
 }

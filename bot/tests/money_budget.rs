@@ -25,13 +25,16 @@ fn config(daily: Option<&str>, monthly: Option<&str>, hard_stop: bool) -> BotCon
         // $1.00 per million input tokens: 1,000 nano-USD per token, so 10,000 tokens = $0.01.
         pricing: vec![ModelPrice {
             model: "m".into(),
-            input: "1.00".into(),
-            output: "1.00".into(),
-            ..Default::default()
+            input: "1.00".parse().unwrap(),
+            output: "1.00".parse().unwrap(),
+            cache_read: None,
+            cache_write5m: None,
+            cache_write1h: None,
+            long_prompt: None,
         }],
         budget: Some(BudgetConfig {
-            daily: daily.map(Into::into),
-            monthly: monthly.map(Into::into),
+            daily: daily.map(|d| d.parse().unwrap()),
+            monthly: monthly.map(|m| m.parse().unwrap()),
             alert_thresholds: Some(vec![50, 80, 100]),
             hard_stop: Some(hard_stop),
         }),

@@ -21,18 +21,21 @@ fn money() -> Money {
         pricing: vec![
             ModelPrice {
                 model: "claude-sonnet-4-5".into(),
-                input: "3.00".into(),
-                output: "15.00".into(),
-                cache_read: Some("0.30".into()),
-                cache_write5m: Some("3.75".into()),
-                cache_write1h: Some("6.00".into()),
+                input: "3.00".parse().unwrap(),
+                output: "15.00".parse().unwrap(),
+                cache_read: Some("0.30".parse().unwrap()),
+                cache_write5m: Some("3.75".parse().unwrap()),
+                cache_write1h: Some("6.00".parse().unwrap()),
                 long_prompt: None,
             },
             ModelPrice {
                 model: "flat".into(),
-                input: "0.30".into(),
-                output: "0.30".into(),
-                ..Default::default()
+                input: "0.30".parse().unwrap(),
+                output: "0.30".parse().unwrap(),
+                cache_read: None,
+                cache_write5m: None,
+                cache_write1h: None,
+                long_prompt: None,
             },
         ],
         ..Default::default()

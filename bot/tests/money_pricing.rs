@@ -5,11 +5,11 @@ use botfleet_bot::money::{Cost, Money, PriceTable, Rates};
 use botfleet_llm::Usage;
 
 fn price(model: &str, input: &str, output: &str, cache: [Option<&str>; 3]) -> ModelPrice {
-    let [read, write_5m, write_1h] = cache.map(|c| c.map(str::to_owned));
+    let [read, write_5m, write_1h] = cache.map(|c| c.map(|p| p.parse().unwrap()));
     ModelPrice {
         model: model.into(),
-        input: input.into(),
-        output: output.into(),
+        input: input.parse().unwrap(),
+        output: output.parse().unwrap(),
         cache_read: read,
         cache_write5m: write_5m,
         cache_write1h: write_1h,
@@ -27,11 +27,11 @@ fn table() -> PriceTable {
     );
     sonnet_45.long_prompt = Some(LongPromptPrice {
         above_input_tokens: 200_000,
-        input: "6.00".into(),
-        output: "22.50".into(),
-        cache_read: Some("0.60".into()),
-        cache_write5m: Some("7.50".into()),
-        cache_write1h: Some("12.00".into()),
+        input: "6.00".parse().unwrap(),
+        output: "22.50".parse().unwrap(),
+        cache_read: Some("0.60".parse().unwrap()),
+        cache_write5m: Some("7.50".parse().unwrap()),
+        cache_write1h: Some("12.00".parse().unwrap()),
     });
     PriceTable::new(&[
         sonnet_45,
@@ -211,42 +211,31 @@ fn real_response_bodies_are_priced_to_the_nano() {
 
 #[test]
 fn a_price_that_cannot_be_held_exactly_is_rejected_with_its_field_named() {
-    let ok = price("a", "1", "2", [None, None, None]);
-    let mut bad_cache = price("c", "1", "2", [Some("0.0375"), None, None]);
-    let err = PriceTable::new(&[
-        ok.clone(),
-        price("b", "1", "2", [None, None, None]),
-        bad_cache.clone(),
-    ])
-    .unwrap_err();
-    assert_eq!(err.field, "pricing[2].cacheRead");
-
-    bad_cache.cache_read = None;
-    bad_cache.long_prompt = Some(LongPromptPrice {
-        above_input_tokens: 1000,
-        input: "2".into(),
-        output: "abc".into(),
-        ..Default::default()
-    });
-    assert_eq!(
-        PriceTable::new(&[bad_cache]).unwrap_err().field,
-        "pricing[0].longPrompt.output"
+    // Prices and limits are parsed where the config is read: the loader names the field.
+    let load = |extra: &str| {
+        botfleet_bot::config::load_config_str(&format!("llm: {{model: a}}\n{extra}"))
+            .unwrap_err()
+            .to_string()
+    };
+    let err = load(
+        r#"pricing: [{model: a, input: "1", output: "2"}, {model: b, input: "1", output: "2"}, {model: c, input: "1", output: "2", cacheRead: "0.0375"}]"#,
     );
+    assert!(err.starts_with("config: pricing[2].cacheRead: "), "{err}");
+    assert!(err.contains("nano-USD per token"), "{err}");
+    let err = load(
+        r#"pricing: [{model: c, input: "1", output: "2", longPrompt: {aboveInputTokens: 1000, input: "2", output: abc}}]"#,
+    );
+    assert!(
+        err.starts_with("config: pricing[0].longPrompt.output: "),
+        "{err}"
+    );
+    let err = load(r#"budget: {daily: "1.0000000001"}"#);
+    assert!(err.starts_with("config: budget.daily: "), "{err}");
+    assert!(err.contains("more than 9 decimals"), "{err}");
 
+    let ok = price("a", "1", "2", [None, None, None]);
     assert_eq!(
         PriceTable::new(&[ok.clone(), ok]).unwrap_err().field,
         "pricing[1].model"
-    );
-
-    let config = BotConfig {
-        budget: Some(BudgetConfig {
-            daily: Some("1.0000000001".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    assert_eq!(
-        Money::from_config(&config).unwrap_err().field,
-        "budget.daily"
     );
 }

@@ -18,11 +18,11 @@ fn now() -> DateTime<Utc> {
 }
 
 fn price(model: &str, input: &str, output: &str, cache: [&str; 3]) -> ModelPrice {
-    let [read, write_5m, write_1h] = cache.map(|c| Some(c.to_owned()));
+    let [read, write_5m, write_1h] = cache.map(|c| Some(c.parse().unwrap()));
     ModelPrice {
         model: model.into(),
-        input: input.into(),
-        output: output.into(),
+        input: input.parse().unwrap(),
+        output: output.parse().unwrap(),
         cache_read: read,
         cache_write5m: write_5m,
         cache_write1h: write_1h,

@@ -121,13 +121,7 @@ impl LlmClient {
             ));
         }
 
-        let timeout = botfleet_api::parse_duration(
-            config
-                .timeout
-                .as_deref()
-                .unwrap_or(LlmConfig::DEFAULT_TIMEOUT),
-        )
-        .map_err(|e| invalid("llm.timeout", e.to_string()))?;
+        let timeout = config.timeout();
         if timeout.is_zero() {
             return Err(invalid("llm.timeout", "must be more than zero".into()));
         }

@@ -351,7 +351,7 @@ async fn a_slow_api_times_out_and_is_retried() {
         "claude-primary",
         None,
     );
-    config.timeout = Some("300ms".to_owned());
+    config.timeout = Some("300ms".parse().unwrap());
     config.max_retries = Some(1);
     let client = fast(LlmClient::new(&config, KEY.to_owned()).unwrap());
     let outcome = client.complete(&request()).await;

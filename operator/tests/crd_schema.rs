@@ -164,7 +164,7 @@ fn enums_defaults_and_patterns_are_in_the_schema() {
     );
     assert_eq!(
         spec["pricing"]["items"]["properties"]["input"]["pattern"],
-        botfleet_api::DECIMAL_PATTERN
+        botfleet_api::PRICE_PATTERN
     );
     assert_eq!(
         spec["budget"]["properties"]["daily"]["pattern"],
@@ -172,8 +172,11 @@ fn enums_defaults_and_patterns_are_in_the_schema() {
     );
     assert_eq!(
         spec["followUp"]["properties"]["after"]["items"]["pattern"],
-        Value::Null,
-        "durations are checked by validate_spec (botfleet_api::validate)"
+        botfleet_api::DURATION_PATTERN
+    );
+    assert_eq!(
+        spec["rateLimit"]["properties"]["per"]["pattern"],
+        botfleet_api::DURATION_PATTERN
     );
     // Prices are a map keyed by model: the API server itself refuses a model priced twice.
     assert_eq!(spec["pricing"]["x-kubernetes-list-type"], "map");
@@ -344,6 +347,16 @@ fn the_schema_rejects_malformed_fields_with_their_path() {
             "/spec/pricing/0/input",
         ),
         (
+            "price finer than a nano-USD per token",
+            |o| o["spec"]["pricing"][0]["cacheRead"] = json!("0.0375"),
+            "/spec/pricing/0/cacheRead",
+        ),
+        (
+            "follow-up delay in words",
+            |o| o["spec"]["followUp"]["after"] = json!(["24h", "2 days"]),
+            "/spec/followUp/after/1",
+        ),
+        (
             "unknown mode",
             |o| o["spec"]["mode"] = json!("push"),
             "/spec/mode",
@@ -412,7 +425,7 @@ fn validate_spec_reports_every_problem_with_its_field() {
     let mut bot = common::webhook_postgres();
     bot.spec.pricing.push(bot.spec.pricing[0].clone());
     bot.spec.webhook.as_mut().unwrap().domain = None;
-    bot.spec.llm.timeout = Some("soon".into());
+    bot.spec.llm.timeout = Some("0s".parse().unwrap());
     let errors = validate_spec(&bot).unwrap_err();
     assert!(
         errors
@@ -433,13 +446,13 @@ fn validate_spec_reports_every_problem_with_its_field() {
 
     // Rules the schema cannot say, from botfleet_api::validate of the rendered config.
     let mut bot = common::polling_sqlite();
-    bot.spec.pricing[0].cache_read = Some("0.0375".into());
+    bot.spec.rate_limit = Some(botfleet_api::RateLimitConfig {
+        messages: None,
+        per: Some("0s".parse().unwrap()),
+    });
     let errors = validate_spec(&bot).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].starts_with("spec.pricing[0].cacheRead: "),
-        "{errors:?}"
-    );
+    assert!(errors[0].starts_with("spec.rateLimit.per: "), "{errors:?}");
 
     let mut bot = common::polling_sqlite();
     bot.spec.follow_up = Some(botfleet_api::FollowUpConfig {

@@ -133,7 +133,7 @@ async fn main() {
 
     let plan = FollowUpPlan::from_config(Some(&FollowUpConfig {
         enabled: true,
-        after: vec!["24h".into(), "48h".into()],
+        after: vec!["24h".parse().unwrap(), "48h".parse().unwrap()],
         quiet_hours: None,
         prompt: None,
     }))

@@ -59,11 +59,11 @@ fn money() -> Money {
     let price =
         |model: &str, input: &str, output: &str, read: &str, w5m: &str, w1h: &str| ModelPrice {
             model: model.into(),
-            input: input.into(),
-            output: output.into(),
-            cache_read: Some(read.into()),
-            cache_write5m: Some(w5m.into()),
-            cache_write1h: Some(w1h.into()),
+            input: input.parse().unwrap(),
+            output: output.parse().unwrap(),
+            cache_read: Some(read.parse().unwrap()),
+            cache_write5m: Some(w5m.parse().unwrap()),
+            cache_write1h: Some(w1h.parse().unwrap()),
             long_prompt: None,
         };
     Money::from_config(&BotConfig {
@@ -73,8 +73,8 @@ fn money() -> Money {
             price(MODELS[2], "2.50", "10.00", "1.25", "2.50", "2.50"),
         ],
         budget: Some(BudgetConfig {
-            daily: Some("50.00".into()),
-            monthly: Some("1000.00".into()),
+            daily: Some("50.00".parse().unwrap()),
+            monthly: Some("1000.00".parse().unwrap()),
             ..Default::default()
         }),
         owners: vec![1],

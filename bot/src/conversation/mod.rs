@@ -13,7 +13,7 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use botfleet_api::{LlmConfig, RateLimitConfig, parse_duration};
+use botfleet_api::{LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
 use serde_json::Value;
 
@@ -321,12 +321,11 @@ impl Pipeline {
 }
 
 fn rate_limit(config: Option<&RateLimitConfig>) -> (u32, Duration) {
-    let messages = config
-        .and_then(|c| c.messages)
-        .unwrap_or(RateLimitConfig::DEFAULT_MESSAGES);
-    let per = config
-        .and_then(|c| c.per.as_deref())
-        .and_then(|p| parse_duration(p).ok())
-        .unwrap_or(Duration::from_secs(60));
-    (messages, per)
+    match config {
+        Some(c) => (c.messages(), c.per()),
+        None => (
+            RateLimitConfig::DEFAULT_MESSAGES,
+            RateLimitConfig::DEFAULT_PER,
+        ),
+    }
 }

@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use botfleet_api::validate::parse_time_of_day;
-use botfleet_api::{ConfigError, FollowUpConfig, QuietHours, parse_duration};
+use botfleet_api::{ConfigError, FollowUpConfig, QuietHours};
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
@@ -46,9 +45,9 @@ impl FollowUpPlan {
             return Ok(None);
         };
         let mut after = Vec::with_capacity(config.after.len());
-        for (i, text) in config.after.iter().enumerate() {
+        for (i, delay) in config.after.iter().enumerate() {
             let field = format!("followUp.after[{i}]");
-            let d = parse_duration(text).map_err(|e| ConfigError::new(&field, e))?;
+            let d = delay.get();
             if after.last().is_some_and(|prev| d <= *prev) {
                 return Err(ConfigError::new(
                     field,
@@ -107,14 +106,6 @@ impl FollowUpPlan {
 
 impl QuietWindow {
     pub fn from_config(quiet: &QuietHours) -> Result<Self, ConfigError> {
-        let minute = |name: &str, value: &str| {
-            parse_time_of_day(value).ok_or_else(|| {
-                ConfigError::new(
-                    format!("followUp.quietHours.{name}"),
-                    format!("{value:?} is not a time like 22:00"),
-                )
-            })
-        };
         let zone = quiet.time_zone.as_deref().unwrap_or("UTC");
         let time_zone: Tz = zone.parse().map_err(|_| {
             ConfigError::new(
@@ -123,8 +114,8 @@ impl QuietWindow {
             )
         })?;
         Ok(Self {
-            start_minute: minute("start", &quiet.start)?,
-            end_minute: minute("end", &quiet.end)?,
+            start_minute: quiet.start.minute_of_day(),
+            end_minute: quiet.end.minute_of_day(),
             time_zone,
         })
     }
@@ -156,10 +147,10 @@ mod tests {
     fn plan(after: &[&str], quiet: Option<(&str, &str, &str)>) -> FollowUpPlan {
         FollowUpPlan::from_config(Some(&FollowUpConfig {
             enabled: true,
-            after: after.iter().map(|s| s.to_string()).collect(),
+            after: after.iter().map(|s| s.parse().unwrap()).collect(),
             quiet_hours: quiet.map(|(start, end, tz)| QuietHours {
-                start: start.into(),
-                end: end.into(),
+                start: start.parse().unwrap(),
+                end: end.parse().unwrap(),
                 time_zone: Some(tz.into()),
             }),
             prompt: None,
@@ -248,10 +239,10 @@ mod tests {
     fn config_errors_name_the_field() {
         let cfg = |after: &[&str], tz: &str| FollowUpConfig {
             enabled: true,
-            after: after.iter().map(|s| s.to_string()).collect(),
+            after: after.iter().map(|s| s.parse().unwrap()).collect(),
             quiet_hours: Some(QuietHours {
-                start: "22:00".into(),
-                end: "08:00".into(),
+                start: "22:00".parse().unwrap(),
+                end: "08:00".parse().unwrap(),
                 time_zone: Some(tz.into()),
             }),
             prompt: None,

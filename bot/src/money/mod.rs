@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::db::{Db, SqlError};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::telegram::TelegramClient;
-use botfleet_api::{BotConfig, ConfigError, parse_usd_nanos};
+use botfleet_api::{BotConfig, ConfigError, UsdAmount};
 
 pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
 pub use period::Period;
@@ -106,13 +106,6 @@ impl Money {
         let limits = match &config.budget {
             None => BudgetLimits::default(),
             Some(budget) => {
-                let parse = |name: &str, value: &Option<String>| {
-                    value
-                        .as_deref()
-                        .map(parse_usd_nanos)
-                        .transpose()
-                        .map_err(|e| ConfigError::new(format!("budget.{name}"), e))
-                };
                 let mut thresholds = budget.alert_thresholds();
                 if let Some(i) = thresholds.iter().position(|&t| t == 0) {
                     return Err(ConfigError::new(
@@ -123,8 +116,8 @@ impl Money {
                 thresholds.sort_unstable();
                 thresholds.dedup();
                 BudgetLimits {
-                    daily_nanos: parse("daily", &budget.daily)?,
-                    monthly_nanos: parse("monthly", &budget.monthly)?,
+                    daily_nanos: budget.daily.as_ref().map(UsdAmount::nanos),
+                    monthly_nanos: budget.monthly.as_ref().map(UsdAmount::nanos),
                     alert_thresholds: thresholds,
                     hard_stop: budget.hard_stop(),
                 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use botfleet_api::{ConfigError, LongPromptPrice, ModelPrice, parse_usd_per_mtok};
+use botfleet_api::{ConfigError, LongPromptPrice, ModelPrice, UsdPerMtok};
 use botfleet_llm::Usage;
 
 /// Nano-USD per token of each token class.
@@ -111,8 +111,6 @@ impl PriceTable {
                 return Err(ConfigError::new(field("model"), "must not be empty"));
             }
             let base = tier_rates(
-                &field,
-                "",
                 &price.input,
                 &price.output,
                 [
@@ -120,7 +118,7 @@ impl PriceTable {
                     &price.cache_write5m,
                     &price.cache_write1h,
                 ],
-            )?;
+            );
             let long_prompt = price
                 .long_prompt
                 .as_ref()
@@ -169,42 +167,28 @@ fn long_prompt_rates(
         ));
     }
     let rates = tier_rates(
-        field,
-        "longPrompt.",
         &long.input,
         &long.output,
         [&long.cache_read, &long.cache_write5m, &long.cache_write1h],
-    )?;
+    );
     Ok(LongPromptRates {
         above_input_tokens: long.above_input_tokens,
         rates,
     })
 }
 
-/// One tier's rates; `cache` is `[cacheRead, cacheWrite5m, cacheWrite1h]`.
-fn tier_rates(
-    field: &dyn Fn(&str) -> String,
-    prefix: &str,
-    input: &str,
-    output: &str,
-    cache: [&Option<String>; 3],
-) -> Result<Rates, ConfigError> {
-    let parse = |name: &str, value: &str| {
-        parse_usd_per_mtok(value)
-            .map_err(|e| ConfigError::new(field(&format!("{prefix}{name}")), e))
-    };
-    let input = parse("input", input)?;
-    let output = parse("output", output)?;
+/// One tier's rates; `cache` is `[cacheRead, cacheWrite5m, cacheWrite1h]`, each defaulting to
+/// the tier's input price.
+fn tier_rates(input: &UsdPerMtok, output: &UsdPerMtok, cache: [&Option<UsdPerMtok>; 3]) -> Rates {
+    let input = input.nanos_per_token();
+    let or_input =
+        |price: &Option<UsdPerMtok>| price.as_ref().map_or(input, UsdPerMtok::nanos_per_token);
     let [read, write_5m, write_1h] = cache;
-    let or_input = |name: &str, value: &Option<String>| match value {
-        Some(value) => parse(name, value),
-        None => Ok(input),
-    };
-    Ok(Rates {
+    Rates {
         input,
-        output,
-        cache_read: or_input("cacheRead", read)?,
-        cache_write_5m: or_input("cacheWrite5m", write_5m)?,
-        cache_write_1h: or_input("cacheWrite1h", write_1h)?,
-    })
+        output: output.nanos_per_token(),
+        cache_read: or_input(read),
+        cache_write_5m: or_input(write_5m),
+        cache_write_1h: or_input(write_1h),
+    }
 }

@@ -349,7 +349,7 @@ pub fn config(
         fallback_model: fallback.map(str::to_owned),
         base_url: Some(base_url.to_owned()),
         max_retries: Some(2),
-        timeout: Some("5s".to_owned()),
+        timeout: Some("5s".parse().unwrap()),
         ..LlmConfig::default()
     }
 }
