@@ -390,7 +390,7 @@ async fn a_stream_that_outlives_the_timeout_is_a_timeout() {
         "claude-primary",
         None,
     );
-    config.timeout = Some("1s".to_owned());
+    config.timeout = Some("1s".parse().unwrap());
     config.max_retries = Some(0);
     config.on_stream_cut = Some(StreamCutPolicy::Retry);
     let client = LlmClient::new(&config, String::new()).unwrap();
