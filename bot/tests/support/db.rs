@@ -49,6 +49,17 @@ impl Drop for TestDb {
 }
 
 impl TestDb {
+    /// A database the test created itself (e.g. on its own server); nothing is dropped.
+    pub async fn existing(url: &str) -> TestDb {
+        let db = Db::connect(url).await.expect("connecting to the database");
+        TestDb {
+            db,
+            url: url.to_owned(),
+            _dir: None,
+            drop_on_exit: None,
+        }
+    }
+
     /// A new pool on the same database, as a restarted process would open.
     pub async fn reconnect(&self) -> Db {
         Db::connect(&self.url)

@@ -7,6 +7,7 @@
 pub mod db;
 pub mod fake_llm;
 pub mod fake_telegram;
+pub mod pg_server;
 pub mod proxy;
 
 use std::path::PathBuf;
