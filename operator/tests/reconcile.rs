@@ -329,9 +329,29 @@ async fn first_reconcile_creates_every_child_with_owner_references_and_labels() 
             r.content_type
                 .as_deref()
                 .is_some_and(|c| c.starts_with("application/apply-patch"))
+                && !r.path.ends_with("/status")
         })
         .collect();
     assert_eq!(applies.len(), expected.len(), "{applies:?}");
+    // The status too, under a field manager of its own, on the status subresource.
+    let status_writes: Vec<_> = h
+        .server
+        .writes()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/telegrambots/sales-bot/status"))
+        .collect();
+    assert_eq!(status_writes.len(), 1, "{status_writes:?}");
+    assert!(
+        status_writes[0]
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/apply-patch"))
+            && status_writes[0]
+                .query
+                .contains("fieldManager=botfleet-operator-status"),
+        "{:?}",
+        status_writes[0]
+    );
     assert!(
         applies
             .iter()

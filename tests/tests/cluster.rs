@@ -1,5 +1,7 @@
-//! End to end on a real cluster: runs only when `KUBECONFIG` is set, otherwise each test prints
-//! "skipped: KUBECONFIG not set" and returns. It always compiles.
+//! End to end on a real cluster. The tests are `#[ignore]`d (they need `KUBECONFIG`), so a run
+//! without a cluster reports them as ignored; run them with
+//! `KUBECONFIG=... cargo test -p botfleet-tests --test cluster -- --ignored` (see
+//! docs/operations.md). They always compile.
 //!
 //! Applies the TelegramBot CRD (`crds/`) and the prometheus-operator CRDs (`../shared/crds/
 //! prometheus-operator/`, or `$BOTFLEET_SHARED_DIR/crds/prometheus-operator/`), starts the
@@ -14,6 +16,7 @@ use botfleet_operator::controller::{RunArgs, run_with_client};
 use botfleet_operator::crd::TelegramBot;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -37,17 +40,78 @@ fn shared_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_dir().join("../shared"))
 }
 
-/// A client when `KUBECONFIG` is set; otherwise prints the skip line.
-async fn cluster() -> Option<Client> {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        println!("skipped: KUBECONFIG not set");
-        return None;
-    }
-    Some(
-        Client::try_default()
+/// The cluster's client; these tests run only when asked for (`--ignored`), so a missing
+/// `KUBECONFIG` is a failure, not a skip.
+async fn cluster() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: the cluster suite needs a cluster"
+    );
+    Client::try_default()
+        .await
+        .expect("no client could be built from KUBECONFIG")
+}
+
+/// The CRDs applied, a fresh namespace, and the operator running for it in-process.
+struct Setup {
+    client: Client,
+    namespace: String,
+    shutdown: CancellationToken,
+    operator: tokio::task::JoinHandle<()>,
+}
+
+impl Setup {
+    async fn start(prefix: &str) -> Self {
+        let client = cluster().await;
+        apply_crd(
+            &client,
+            &workspace_dir().join("crds/telegrambots.botfleet.dev.yaml"),
+        )
+        .await;
+        let monitoring_crds = shared_dir().join("crds/prometheus-operator");
+        for file in [
+            "monitoring.coreos.com_servicemonitors.yaml",
+            "monitoring.coreos.com_prometheusrules.yaml",
+        ] {
+            apply_crd(&client, &monitoring_crds.join(file)).await;
+        }
+        let namespace = format!(
+            "{prefix}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() % 100_000_000)
+                .unwrap_or_default()
+        );
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
             .await
-            .expect("KUBECONFIG is set but no client could be built from it"),
-    )
+            .expect("creating the test namespace");
+        let shutdown = CancellationToken::new();
+        let operator = {
+            let (client, args, shutdown) = (client.clone(), run_args(&namespace), shutdown.clone());
+            tokio::spawn(async move {
+                run_with_client(client, args, shutdown)
+                    .await
+                    .expect("the operator runs");
+            })
+        };
+        Self {
+            client,
+            namespace,
+            shutdown,
+            operator,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.operator).await;
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
+    }
 }
 
 fn yaml_documents(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -155,44 +219,10 @@ fn run_args(namespace: &str) -> RunArgs {
 }
 
 #[tokio::test]
+#[ignore = "needs KUBECONFIG"]
 async fn polling_sqlite_example_becomes_children_and_status() {
-    let Some(client) = cluster().await else {
-        return;
-    };
-    apply_crd(
-        &client,
-        &workspace_dir().join("crds/telegrambots.botfleet.dev.yaml"),
-    )
-    .await;
-    let monitoring_crds = shared_dir().join("crds/prometheus-operator");
-    for file in [
-        "monitoring.coreos.com_servicemonitors.yaml",
-        "monitoring.coreos.com_prometheusrules.yaml",
-    ] {
-        apply_crd(&client, &monitoring_crds.join(file)).await;
-    }
-
-    let namespace = format!(
-        "botfleet-e2e-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() % 100_000_000)
-            .unwrap_or_default()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("creating the test namespace");
-
-    let shutdown = CancellationToken::new();
-    let operator = tokio::spawn(run_with_client(
-        client.clone(),
-        run_args(&namespace),
-        shutdown.clone(),
-    ));
+    let setup = Setup::start("botfleet-e2e").await;
+    let (client, namespace) = (setup.client.clone(), setup.namespace.clone());
     apply_manifest(
         &client,
         &namespace,
@@ -330,9 +360,70 @@ async fn polling_sqlite_example_becomes_children_and_status() {
     })
     .await;
 
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
-    let _ = namespaces
-        .delete(&namespace, &DeleteParams::default())
-        .await;
+    setup.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs KUBECONFIG"]
+async fn fields_removed_from_the_spec_are_pruned_from_the_children() {
+    let setup = Setup::start("botfleet-prune").await;
+    let (client, namespace) = (setup.client.clone(), setup.namespace.clone());
+    // A webhook bot; its token is fake, so the registration fails, but the children are applied.
+    let bot: TelegramBot = serde_json::from_value(json!({
+        "apiVersion": "botfleet.dev/v1alpha1", "kind": "TelegramBot",
+        "metadata": {"name": "prune-bot", "namespace": namespace},
+        "spec": {
+            "mode": "webhook",
+            "webhook": {"domain": "bots.example.com", "ingressClassName": "nginx",
+                        "tls": {"clusterIssuer": "letsencrypt-prod"}},
+            "telegram": {"tokenSecretRef": {"name": "prune-bot-telegram", "key": "token"}},
+            "llm": {"model": "claude-haiku-4-5",
+                    "apiKeySecretRef": {"name": "prune-bot-llm", "key": "apiKey"}},
+        },
+    }))
+    .expect("a TelegramBot");
+    let bots: Api<TelegramBot> = Api::namespaced(client.clone(), &namespace);
+    bots.create(&PostParams::default(), &bot)
+        .await
+        .expect("create the bot");
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &namespace);
+    eventually("the Ingress with class and TLS", || async {
+        ingresses
+            .get_opt("prune-bot")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|i| i.spec)
+            .is_some_and(|s| s.ingress_class_name.as_deref() == Some("nginx") && s.tls.is_some())
+    })
+    .await;
+
+    // The operator stops setting them: the API server prunes them (server-side apply).
+    bots.patch(
+        "prune-bot",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"webhook": {"ingressClassName": null, "tls": null}}})),
+    )
+    .await
+    .expect("edit the spec");
+    eventually(
+        "the Ingress without class, TLS and cert-manager annotation",
+        || async {
+            ingresses
+                .get_opt("prune-bot")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|i| {
+                    let spec = i.spec.clone().unwrap_or_default();
+                    spec.ingress_class_name.is_none()
+                        && spec.tls.is_none()
+                        && !i
+                            .annotations()
+                            .contains_key("cert-manager.io/cluster-issuer")
+                })
+        },
+    )
+    .await;
+    setup.stop().await;
 }

@@ -11,7 +11,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use serde_json::Value;
 use tracing::Instrument;
 
 use super::cache::ChildKey;
@@ -504,8 +503,13 @@ async fn cleanup(
     Ok(Action::await_change())
 }
 
-/// Writes the status when it differs from the current one (merge patch on the subresource;
-/// fields that disappeared are sent as null so they are removed).
+/// The field manager of the status: its own, so that the status apply never takes (or prunes)
+/// fields of the object's spec or metadata.
+pub const STATUS_FIELD_MANAGER: &str = "botfleet-operator-status";
+
+/// Writes the status when it differs from the current one: server-side apply of the whole
+/// status on the status subresource, so a field the operator stops reporting (e.g. the webhook
+/// URL after a switch to polling) is removed by the API server, without sending nulls.
 async fn write_status(
     api: &Api<TelegramBot>,
     bot: &TelegramBot,
@@ -515,22 +519,14 @@ async fn write_status(
     if bot.status.as_ref() == Some(&new) {
         return Ok(());
     }
-    let mut patch = serde_json::to_value(&new).unwrap_or(Value::Null);
-    if let (Some(old), Some(map)) = (
-        bot.status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok()),
-        patch.as_object_mut(),
-    ) && let Some(old) = old.as_object()
-    {
-        for field in old.keys() {
-            map.entry(field.clone()).or_insert(Value::Null);
-        }
-    }
     api.patch_status(
         &bot.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": patch })),
+        &PatchParams::apply(STATUS_FIELD_MANAGER).force(),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": TelegramBot::api_version(&()),
+            "kind": TelegramBot::kind(&()),
+            "status": new,
+        })),
     )
     .await?;
     Ok(())
