@@ -1,7 +1,7 @@
 //! Pricing: exact nano-USD per call, per token class, tier and model (pure, no database).
 
-use botfleet_api::{BotConfig, BudgetConfig, LongPromptPrice, ModelPrice, format_usd};
-use botfleet_bot::money::{Cost, Money, PriceTable, Rates};
+use botfleet_api::{LongPromptPrice, ModelPrice, format_usd};
+use botfleet_bot::money::{Cost, PriceTable, Rates};
 use botfleet_llm::Usage;
 
 fn price(model: &str, input: &str, output: &str, cache: [Option<&str>; 3]) -> ModelPrice {
