@@ -48,6 +48,8 @@ pub struct BotOptions<'a> {
     pub llm_url: &'a str,
     /// `BOTFLEET_WORKERS`; `None` leaves the bot's default.
     pub workers: Option<usize>,
+    /// More environment (e.g. `POD_NAME`, tuning variables).
+    pub env: Vec<(&'a str, String)>,
 }
 
 pub struct BotProcess {
@@ -115,6 +117,9 @@ impl BotProcess {
         }
         if let Some(workers) = options.workers {
             command.env(env::BOTFLEET_WORKERS, workers.to_string());
+        }
+        for (name, value) in &options.env {
+            command.env(name, value);
         }
         let child = command.spawn().map_err(|source| BotError::Spawn {
             bin: options.bin.to_owned(),

@@ -160,6 +160,12 @@ async fn run(
         telegram_url: &telegram.url,
         llm_url: &llm.url,
         workers: Some(workers),
+        // This measures the pipeline's concurrency, not Telegram's 30 messages/s (which the
+        // outbound limiter would otherwise impose above 30 updates/s).
+        env: vec![(
+            botfleet_api::contract::env::BOTFLEET_TELEGRAM_MESSAGES_PER_SEC,
+            "100000".into(),
+        )],
     })
     .await?;
     let target = Arc::new(Target::new(bot.webhook_url.clone(), 1));

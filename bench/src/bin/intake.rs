@@ -170,6 +170,7 @@ async fn run_on(kind: Kind, inputs: &Inputs) -> Result<DbResult, Box<dyn std::er
         telegram_url: &telegram.url,
         llm_url: &llm.url,
         workers: inputs.workers,
+        env: vec![],
     })
     .await?;
     eprintln!(

@@ -1,0 +1,206 @@
+//! How soon a crashed bot answers the update it was working on: the real `botfleet-bot serve`
+//! is SIGKILLed with one update in flight (its LLM call hangs), then
+//!
+//! - **restart**: the same pod's next container (same `POD_NAME`) starts; measured from ready
+//!   to the reply at the fake Telegram; target ≤ 5 s (SQLite and PostgreSQL);
+//! - **other replica** (PostgreSQL): a second pod is already running; measured from the crash
+//!   to its reply; target ≤ 20 s (the production claim of 15 s with a 5 s heartbeat).
+//!
+//! Exits non-zero when a target is missed.
+//!
+//! ```text
+//! cargo build --release -p botfleet-bot -p botfleet-bench
+//! target/release/restart
+//! ```
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use botfleet_api::contract::env;
+use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
+use botfleet_bench::database::{Database, Kind};
+use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
+use botfleet_bench::flags::{Flag, Flags};
+use botfleet_bench::load::Target;
+use botfleet_bench::report::{Table, ms, print_header};
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "db",
+        env: Some("BENCH_DBS"),
+        default: "sqlite,postgres",
+        help: "databases to run on (sqlite, postgres)",
+    },
+    Flag {
+        name: "database-url",
+        env: Some("BENCH_DATABASE_URL"),
+        default: "postgres://postgres@127.0.0.1:5432/test",
+        help: "PostgreSQL admin URL; a fresh database is created next to it",
+    },
+    Flag {
+        name: "bot-bin",
+        env: Some("BOTFLEET_BOT_BIN"),
+        default: "",
+        help: "botfleet-bot binary (default: next to this one)",
+    },
+];
+
+const RESTART_TARGET: Duration = Duration::from_secs(5);
+const OTHER_REPLICA_TARGET: Duration = Duration::from_secs(20);
+const GIVE_UP: Duration = Duration::from_secs(60);
+
+struct Setup<'a> {
+    bin: &'a PathBuf,
+    db: &'a Database,
+    telegram: &'a FakeTelegram,
+}
+
+impl Setup<'_> {
+    async fn bot(
+        &self,
+        llm: &FakeLlm,
+        pod: &str,
+    ) -> Result<BotProcess, Box<dyn std::error::Error>> {
+        Ok(BotProcess::start(BotOptions {
+            bin: self.bin,
+            dir: &self.db.dir,
+            database_url: &self.db.url,
+            telegram_url: &self.telegram.url,
+            llm_url: &llm.url,
+            workers: None,
+            env: vec![(env::POD_NAME, pod.to_owned())],
+        })
+        .await?)
+    }
+}
+
+/// Posts one update and waits until its (hanging) LLM call has started.
+async fn in_flight(bot: &BotProcess, hanging: &FakeLlm) -> Result<(), Box<dyn std::error::Error>> {
+    let target = Target::new(bot.webhook_url.clone(), 1);
+    let (_, status) = target.post(1, 4242).await;
+    if status != 200 {
+        return Err(format!("the webhook answered {status}").into());
+    }
+    wait_for("the LLM call", || hanging.requests() >= 1).await
+}
+
+async fn wait_for(
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + GIVE_UP;
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(format!("{what}: nothing after {GIVE_UP:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// Crash, then the same pod restarts: from ready to the reply.
+async fn restart(kind: Kind, inputs: &Inputs) -> Result<Duration, Box<dyn std::error::Error>> {
+    let db = Database::fresh(kind, &inputs.admin_url).await?;
+    let telegram = FakeTelegram::start().await;
+    let hanging = FakeLlm::start(Duration::from_secs(600)).await;
+    let fast = FakeLlm::start(Duration::ZERO).await;
+    let setup = Setup {
+        bin: &inputs.bot_bin,
+        db: &db,
+        telegram: &telegram,
+    };
+    let mut first = setup.bot(&hanging, "bench-bot-7c9d4-aaaaa").await?;
+    in_flight(&first, &hanging).await?;
+    first.stop(); // SIGKILL
+    let _restarted = setup.bot(&fast, "bench-bot-7c9d4-aaaaa").await?;
+    let ready = Instant::now();
+    wait_for("the reply after the restart", || telegram.messages() >= 1).await?;
+    let took = ready.elapsed();
+    db.drop_now().await;
+    Ok(took)
+}
+
+/// PostgreSQL: crash while another replica runs: from the crash to its reply.
+async fn other_replica(inputs: &Inputs) -> Result<Duration, Box<dyn std::error::Error>> {
+    let db = Database::fresh(Kind::Postgres, &inputs.admin_url).await?;
+    let telegram = FakeTelegram::start().await;
+    let hanging = FakeLlm::start(Duration::from_secs(600)).await;
+    let fast = FakeLlm::start(Duration::ZERO).await;
+    let setup = Setup {
+        bin: &inputs.bot_bin,
+        db: &db,
+        telegram: &telegram,
+    };
+    let mut first = setup.bot(&hanging, "bench-bot-7c9d4-aaaaa").await?;
+    in_flight(&first, &hanging).await?;
+    let _second = setup.bot(&fast, "bench-bot-7c9d4-bbbbb").await?;
+    first.stop(); // SIGKILL
+    let crash = Instant::now();
+    wait_for("the other replica's reply", || telegram.messages() >= 1).await?;
+    let took = crash.elapsed();
+    db.drop_now().await;
+    Ok(took)
+}
+
+struct Inputs {
+    bot_bin: PathBuf,
+    admin_url: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let flags = Flags::parse(
+        "A crashed bot answers what it left in flight: time to the reply",
+        FLAGS,
+    );
+    let bin = flags.text("bot-bin");
+    let inputs = Inputs {
+        bot_bin: if bin.is_empty() {
+            default_bot_bin()
+        } else {
+            PathBuf::from(bin)
+        },
+        admin_url: flags.text("database-url"),
+    };
+    let kinds: Vec<Kind> = flags.list("db");
+    print_header(
+        "restart: SIGKILL with one update in flight",
+        &[("bot", inputs.bot_bin.display().to_string())],
+    );
+    let mut table = Table::new(["database", "case", "time to the reply", "target", "met"]);
+    let mut missed = false;
+    let mut row = |db: &str, case: &str, took: Duration, target: Duration| {
+        let met = took <= target;
+        missed |= !met;
+        table.row([
+            db.to_owned(),
+            case.to_owned(),
+            ms(took),
+            format!("≤ {} s", target.as_secs()),
+            if met { "yes" } else { "NO" }.to_owned(),
+        ]);
+    };
+    for &kind in &kinds {
+        let took = restart(kind, &inputs).await?;
+        row(
+            kind.name(),
+            "same pod restarts (from ready)",
+            took,
+            RESTART_TARGET,
+        );
+        if kind == Kind::Postgres {
+            let took = other_replica(&inputs).await?;
+            row(
+                kind.name(),
+                "another replica (from the crash)",
+                took,
+                OTHER_REPLICA_TARGET,
+            );
+        }
+    }
+    println!("{}", table.render());
+    if missed {
+        return Err("a restart target was missed".into());
+    }
+    Ok(())
+}
