@@ -13,6 +13,28 @@ pub struct Flag {
     pub help: &'static str,
 }
 
+/// `--db`: the databases a bot benchmark runs on.
+pub const DB: Flag = Flag {
+    name: "db",
+    env: Some("BENCH_DBS"),
+    default: "sqlite,postgres",
+    help: "databases to run on (sqlite, postgres)",
+};
+/// `--database-url`: the PostgreSQL server a fresh database is created on.
+pub const DATABASE_URL: Flag = Flag {
+    name: "database-url",
+    env: Some("BENCH_DATABASE_URL"),
+    default: "postgres://postgres@127.0.0.1:5432/test",
+    help: "PostgreSQL admin URL; a fresh database is created next to it",
+};
+/// `--bot-bin`: the `botfleet-bot` binary under test.
+pub const BOT_BIN: Flag = Flag {
+    name: "bot-bin",
+    env: Some("BOTFLEET_BOT_BIN"),
+    default: "",
+    help: "botfleet-bot binary (default: next to this one)",
+};
+
 pub struct Flags {
     values: HashMap<&'static str, String>,
 }

@@ -19,30 +19,15 @@ use std::time::Duration;
 use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
-use botfleet_bench::flags::{Flag, Flags};
+use botfleet_bench::flags::{self, Flag, Flags};
 use botfleet_bench::load::{RunResult, Target, open_loop};
 use botfleet_bench::process_stats::{RssSampler, cpu_time, rss_kib};
 use botfleet_bench::report::{Table, mib, ms, print_header};
 
 const FLAGS: &[Flag] = &[
-    Flag {
-        name: "db",
-        env: Some("BENCH_DBS"),
-        default: "sqlite,postgres",
-        help: "databases to run on (sqlite, postgres)",
-    },
-    Flag {
-        name: "database-url",
-        env: Some("BENCH_DATABASE_URL"),
-        default: "postgres://postgres@127.0.0.1:5432/test",
-        help: "PostgreSQL admin URL; a fresh database is created next to it",
-    },
-    Flag {
-        name: "bot-bin",
-        env: Some("BOTFLEET_BOT_BIN"),
-        default: "",
-        help: "botfleet-bot binary (default: next to this one)",
-    },
+    flags::DB,
+    flags::DATABASE_URL,
+    flags::BOT_BIN,
     Flag {
         name: "steady-rate",
         env: None,
