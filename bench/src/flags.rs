@@ -35,6 +35,21 @@ pub const BOT_BIN: Flag = Flag {
     help: "botfleet-bot binary (default: next to this one)",
 };
 
+/// `--runs`: how many times a database benchmark times each query.
+pub const RUNS: Flag = Flag {
+    name: "runs",
+    env: None,
+    default: "200",
+    help: "timed runs of each query",
+};
+/// `--keep`: keep the scratch database of a database benchmark for a look afterwards.
+pub const KEEP: Flag = Flag {
+    name: "keep",
+    env: None,
+    default: "false",
+    help: "keep the scratch database (true or false)",
+};
+
 pub struct Flags {
     values: HashMap<&'static str, String>,
 }

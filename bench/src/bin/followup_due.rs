@@ -13,10 +13,12 @@
 //!
 //! ```text
 //! cargo run --release -p botfleet-bench --bin followup_due -- \
-//!     --url postgres://postgres@127.0.0.1:5432/postgres --leads 1000000 --runs 200
+//!     --database-url postgres://postgres@127.0.0.1:5432/postgres --leads 1000000 --runs 200
 //! ```
 
 use std::time::{Duration, Instant};
+
+use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::FollowUpConfig;
 use botfleet_bench::database::{Database, Kind};
@@ -31,26 +33,29 @@ struct Args {
     keep: bool,
 }
 
+const FLAGS: &[Flag] = &[
+    flags::DATABASE_URL,
+    Flag {
+        name: "leads",
+        env: None,
+        default: "1000000",
+        help: "leads to seed",
+    },
+    flags::RUNS,
+    flags::KEEP,
+];
+
 fn parse_args() -> Args {
-    let mut args = Args {
-        url: std::env::var("BENCH_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        leads: 1_000_000,
-        runs: 200,
-        keep: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => args.url = value(),
-            "--leads" => args.leads = value().parse().expect("--leads N"),
-            "--runs" => args.runs = value().parse().expect("--runs N"),
-            "--keep" => args.keep = true,
-            other => panic!("unknown flag {other} (--url, --leads, --runs, --keep)"),
-        }
+    let flags = Flags::parse(
+        "Due follow-up selection over many leads on PostgreSQL",
+        FLAGS,
+    );
+    Args {
+        url: flags.text("database-url"),
+        leads: flags.get("leads"),
+        runs: flags.get("runs"),
+        keep: flags.get("keep"),
     }
-    args
 }
 
 /// One batch of leads, ids `$1..=$2`, relative to `$3` = now (ms). `r` is a per-row random
@@ -92,7 +97,7 @@ fn ms(d: Duration) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
-    // A fresh database next to --url, dropped at the end unless --keep.
+    // A fresh database next to --database-url, dropped at the end unless --keep true.
     let scratch = Database::fresh(Kind::Postgres, &args.url)
         .await
         .expect("creating the bench database");

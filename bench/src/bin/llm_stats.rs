@@ -8,10 +8,12 @@
 //!
 //! ```text
 //! cargo run --release -p botfleet-bench --bin llm_stats -- \
-//!     --url postgres://postgres@127.0.0.1:5432/postgres --rows 1000000 --runs 200
+//!     --database-url postgres://postgres@127.0.0.1:5432/postgres --rows 1000000 --runs 200
 //! ```
 
 use std::time::{Duration, Instant};
+
+use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::{BotConfig, BudgetConfig, ModelPrice};
 use botfleet_bench::database::{Database, Kind};
@@ -29,28 +31,33 @@ struct Args {
     keep: bool,
 }
 
+const FLAGS: &[Flag] = &[
+    flags::DATABASE_URL,
+    Flag {
+        name: "rows",
+        env: None,
+        default: "1000000",
+        help: "ledger rows to seed",
+    },
+    Flag {
+        name: "calls",
+        env: None,
+        default: "2000",
+        help: "calls recorded through record_call (timed)",
+    },
+    flags::RUNS,
+    flags::KEEP,
+];
+
 fn parse_args() -> Args {
-    let mut args = Args {
-        url: std::env::var("BENCH_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        rows: 1_000_000,
-        runs: 200,
-        calls: 2_000,
-        keep: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => args.url = value(),
-            "--rows" => args.rows = value().parse().expect("--rows N"),
-            "--runs" => args.runs = value().parse().expect("--runs N"),
-            "--calls" => args.calls = value().parse().expect("--calls N"),
-            "--keep" => args.keep = true,
-            other => panic!("unknown flag {other} (--url, --rows, --runs, --calls, --keep)"),
-        }
+    let flags = Flags::parse("/llm_stats over a large ledger on PostgreSQL", FLAGS);
+    Args {
+        url: flags.text("database-url"),
+        rows: flags.get("rows"),
+        calls: flags.get("calls"),
+        runs: flags.get("runs"),
+        keep: flags.get("keep"),
     }
-    args
 }
 
 const MODELS: [&str; 3] = ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o"];
@@ -152,7 +159,7 @@ where
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
-    // A fresh database next to --url, dropped at the end unless --keep.
+    // A fresh database next to --database-url, dropped at the end unless --keep true.
     let scratch = Database::fresh(Kind::Postgres, &args.url)
         .await
         .expect("creating the bench database");
