@@ -157,6 +157,9 @@ pub struct LlmConfig {
     /// Stream replies: the lead sees a draft that grows while the model writes (private chats only; default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming: Option<bool>,
+    /// How often the draft of a streamed reply is updated while the model writes (default `400ms`; the first text is shown at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_interval: Option<HumanDuration>,
     /// What to do when a streamed answer breaks off after some text: `retry` from the start (default; the broken attempt stays in the ledger as `stream_cut`) or `complete` with the text that arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_stream_cut: Option<StreamCutPolicy>,
@@ -200,6 +203,15 @@ impl LlmConfig {
     pub const DEFAULT_HISTORY_TOKENS: u32 = 8000;
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+    pub const DEFAULT_DRAFT_INTERVAL: Duration = Duration::from_millis(400);
+
+    /// `draftInterval`, default [`Self::DEFAULT_DRAFT_INTERVAL`].
+    pub fn draft_interval(&self) -> Duration {
+        self.draft_interval
+            .as_ref()
+            .map_or(Self::DEFAULT_DRAFT_INTERVAL, HumanDuration::get)
+    }
 
     /// Whether replies in private chats are streamed as drafts (`streaming`, default true).
     pub fn streams(&self) -> bool {

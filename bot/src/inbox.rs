@@ -32,6 +32,8 @@ pub struct Claimed {
     pub payload: String,
     /// Including this one.
     pub attempts: i64,
+    /// When the update arrived (Unix milliseconds).
+    pub received_at_ms: i64,
 }
 
 pub async fn enqueue(
@@ -102,16 +104,18 @@ pub async fn claim_next(
         .rows_affected()
             == 1;
         if won {
-            let row =
-                sqlx::query("SELECT chat_id, payload, attempts FROM inbox WHERE update_id = $1")
-                    .bind(update_id)
-                    .fetch_one(&db.pool)
-                    .await?;
+            let row = sqlx::query(
+                "SELECT chat_id, payload, attempts, received_at FROM inbox WHERE update_id = $1",
+            )
+            .bind(update_id)
+            .fetch_one(&db.pool)
+            .await?;
             return Ok(Some(Claimed {
                 update_id,
                 chat_id: row.try_get("chat_id")?,
                 payload: row.try_get("payload")?,
                 attempts: row.try_get::<i64, _>("attempts")?,
+                received_at_ms: row.try_get::<i64, _>("received_at")?,
             }));
         }
     }

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub messages_sent: Counter,
     pub llm_requests: Family<RequestLabels, Counter>,
     pub llm_request_duration: Family<ModelLabels, Histogram, fn() -> Histogram>,
+    /// From an update's arrival to the first text the lead sees (a draft, or the reply).
+    pub reply_first_text: Histogram,
     pub llm_tokens: Family<TokenLabels, Counter>,
     pub llm_cost_usd: Family<CostLabels, FloatCounter>,
     pub llm_unpriced_calls: Family<ModelLabels, Counter>,
@@ -97,6 +99,7 @@ impl Metrics {
             messages_sent: Counter::default(),
             llm_requests: Family::default(),
             llm_request_duration: Family::new_with_constructor(llm_duration_histogram),
+            reply_first_text: llm_duration_histogram(),
             llm_tokens: Family::default(),
             llm_cost_usd: Family::default(),
             llm_unpriced_calls: Family::default(),
@@ -136,6 +139,11 @@ impl Metrics {
             "llm_request_duration_seconds",
             "LLM API call latency",
             m.llm_request_duration.clone(),
+        );
+        r.register(
+            "reply_first_text_seconds",
+            "Time from an update's arrival to the first text the user sees (the first draft of a streamed reply, else the reply)",
+            m.reply_first_text.clone(),
         );
         r.register(
             "llm_tokens",

@@ -94,7 +94,7 @@ impl Workers {
         );
         async {
             let heartbeat = self.heartbeat(worker, row.update_id);
-            let transport = TelegramTransport::new(self.ctx.clone());
+            let transport = TelegramTransport::new(self.ctx.clone()).arrived_at(row.received_at_ms);
             let result = tokio::select! {
                 result = self.pipeline.handle_update(&transport, row.update_id, &row.payload) => result,
                 lost = heartbeat => {

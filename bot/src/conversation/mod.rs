@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod history;
 pub mod store;
+mod streamed;
 mod transport;
 
 use std::sync::Arc;
@@ -275,7 +276,14 @@ impl Pipeline {
                 .max_output_tokens
                 .unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
         };
-        let outcome = {
+        let outcome = if llm_config.streams() && transport.drafts_available(inbound.chat_id) {
+            let target = streamed::DraftTarget {
+                chat_id: inbound.chat_id,
+                draft_id: inbound.update_id.max(1),
+                interval: llm_config.draft_interval(),
+            };
+            streamed::call_with_drafts(&self.ctx.llm, transport, target, &request).await
+        } else {
             let call = self.ctx.llm.complete(&request);
             tokio::pin!(call);
             loop {
@@ -303,6 +311,9 @@ impl Pipeline {
         }
         match outcome.result {
             Ok(completion) if !completion.text.trim().is_empty() => {
+                if completion.cut {
+                    tracing::info!(model = %completion.model, "answered with a stream that broke off (llm.onStreamCut: complete)");
+                }
                 if completion.used_fallback {
                     tracing::info!(model = %completion.model, "answered by the fallback model");
                 }

@@ -2,10 +2,11 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::context::Context;
 pub use crate::telegram::Format;
-use crate::telegram::{Priority, TelegramError};
+use crate::telegram::{DraftShown, Priority, TelegramError};
 
 pub trait Transport: Send + Sync {
     fn send(
@@ -15,27 +16,79 @@ pub trait Transport: Send + Sync {
         format: Format,
     ) -> impl Future<Output = Result<(), TelegramError>> + Send;
     fn typing(&self, chat_id: i64) -> impl Future<Output = ()> + Send;
+    /// Whether a streamed reply can be shown as a draft in this chat.
+    fn drafts_available(&self, _chat_id: i64) -> bool {
+        false
+    }
+    /// Shows (or replaces) the draft of a reply being written.
+    fn draft(
+        &self,
+        _chat_id: i64,
+        _draft_id: i64,
+        _text: &str,
+    ) -> impl Future<Output = DraftShown> + Send {
+        async { DraftShown::Unavailable }
+    }
 }
 
-/// Replies to the person waiting in the chat: interactive priority.
+/// Replies to the person waiting in the chat: interactive priority. Observes when the
+/// first text of the update became visible.
 pub struct TelegramTransport {
     ctx: Context,
+    /// When the update arrived (Unix ms), for `botfleet_reply_first_text_seconds`.
+    arrived_at_ms: Option<i64>,
+    first_text_shown: AtomicBool,
 }
 
 impl TelegramTransport {
     pub fn new(ctx: Context) -> Self {
-        Self { ctx }
+        Self {
+            ctx,
+            arrived_at_ms: None,
+            first_text_shown: AtomicBool::new(false),
+        }
+    }
+
+    /// The update's arrival, from which the time to the first visible text is measured.
+    pub fn arrived_at(mut self, at_ms: i64) -> Self {
+        self.arrived_at_ms = Some(at_ms);
+        self
+    }
+
+    fn text_shown(&self) {
+        if let Some(arrived) = self.arrived_at_ms
+            && !self.first_text_shown.swap(true, Ordering::Relaxed)
+        {
+            let elapsed_ms = (chrono::Utc::now().timestamp_millis() - arrived).max(0);
+            self.ctx
+                .metrics
+                .reply_first_text
+                .observe(elapsed_ms as f64 / 1000.0);
+        }
     }
 }
 
 impl Transport for TelegramTransport {
     async fn send(&self, chat_id: i64, text: &str, format: Format) -> Result<(), TelegramError> {
         crate::delivery::send(&self.ctx, chat_id, text, format, Priority::Interactive).await?;
+        self.text_shown();
         Ok(())
     }
 
     async fn typing(&self, chat_id: i64) {
         self.ctx.telegram.send_typing(chat_id).await;
+    }
+
+    fn drafts_available(&self, chat_id: i64) -> bool {
+        self.ctx.telegram.drafts_available(chat_id)
+    }
+
+    async fn draft(&self, chat_id: i64, draft_id: i64, text: &str) -> DraftShown {
+        let shown = self.ctx.telegram.send_draft(chat_id, draft_id, text).await;
+        if shown == DraftShown::Shown {
+            self.text_shown();
+        }
+        shown
     }
 }
 

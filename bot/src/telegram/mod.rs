@@ -5,6 +5,7 @@
 //! ([`outbound`]), the typing action, and long polling. Built on teloxide's `Bot`, pointed at
 //! `TELEGRAM_API_URL`. Failures are a [`TelegramError`] of a kind callers can match on.
 
+mod draft;
 mod error;
 pub mod outbound;
 mod split;
@@ -15,6 +16,7 @@ use teloxide::ApiError;
 use teloxide::prelude::*;
 use teloxide::types::{ChatAction, ParseMode};
 
+pub use draft::{DraftShown, SendMessageDraft};
 use error::describe_network_error;
 pub use error::{Conflict, TelegramError, Unreachable};
 pub use outbound::{Limits, Outbound, Priority};
@@ -50,6 +52,7 @@ pub fn escape_html(text: &str) -> String {
 pub struct TelegramClient {
     bot: Bot,
     outbound: Outbound,
+    drafts: draft::SharedDraftSupport,
 }
 
 impl std::fmt::Debug for TelegramClient {
@@ -77,6 +80,7 @@ impl TelegramClient {
         Ok(Self {
             bot: Bot::with_client(token, client).set_api_url(url),
             outbound: Outbound::new(limits),
+            drafts: Default::default(),
         })
     }
 
@@ -114,6 +118,37 @@ impl TelegramClient {
                 .await?;
         }
         Ok(parts.len())
+    }
+
+    /// Whether drafts may work in this chat: a private chat (positive id: a user's own chat
+    /// has the user's id; groups and channels are negative) where Telegram did not refuse them.
+    pub fn drafts_available(&self, chat_id: i64) -> bool {
+        chat_id > 0 && self.drafts.available(chat_id)
+    }
+
+    /// Shows (or replaces) the draft `draft_id` in a private chat. Best effort: a draft is a
+    /// preview, so a 429 or a network error skips it rather than waiting.
+    pub async fn send_draft(&self, chat_id: i64, draft_id: i64, text: &str) -> DraftShown {
+        if !self.drafts_available(chat_id) {
+            return DraftShown::Unavailable;
+        }
+        let payload = SendMessageDraft {
+            chat_id,
+            draft_id,
+            text: text.to_owned(),
+        };
+        // Like "typing…": not worth waiting out flood control for.
+        if self.outbound.is_paused() || self.outbound.acquire_draft(chat_id).await.is_err() {
+            return DraftShown::Skipped;
+        }
+        match draft::request(&self.bot, payload).await {
+            Ok(_) => DraftShown::Shown,
+            Err(teloxide::RequestError::RetryAfter(wait)) => {
+                self.outbound.pause_all(wait.duration());
+                DraftShown::Skipped
+            }
+            Err(e) => self.drafts.failed(chat_id, e),
+        }
     }
 
     /// "typing…" in the chat; best effort (a failure is not worth more than a debug line).

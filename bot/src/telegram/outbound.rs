@@ -89,6 +89,10 @@ impl Default for Limits {
 
 struct Waiter {
     chat_id: i64,
+    /// Kept to the chat's own limits. Drafts (previews of a reply being written) are not
+    /// messages: they take a slot of the overall rate but not the chat's one-a-second, or the
+    /// reply itself would wait behind its last draft.
+    per_chat: bool,
     grant: oneshot::Sender<()>,
 }
 
@@ -143,9 +147,32 @@ impl Outbound {
 
     /// Waits for this chat's next send slot.
     pub async fn acquire(&self, chat_id: i64, priority: Priority) -> Result<(), TelegramError> {
+        self.wait_for_slot(chat_id, true, priority).await
+    }
+
+    /// Waits for a slot of the overall rate for a draft: not spaced from the chat's messages
+    /// (see [`Waiter::per_chat`]), not counted as one of them.
+    pub async fn acquire_draft(&self, chat_id: i64) -> Result<(), TelegramError> {
+        self.wait_for_slot(chat_id, false, Priority::Interactive)
+            .await
+    }
+
+    async fn wait_for_slot(
+        &self,
+        chat_id: i64,
+        per_chat: bool,
+        priority: Priority,
+    ) -> Result<(), TelegramError> {
         let (grant, granted) = oneshot::channel();
         self.requests
-            .send((priority, Waiter { chat_id, grant }))
+            .send((
+                priority,
+                Waiter {
+                    chat_id,
+                    per_chat,
+                    grant,
+                },
+            ))
             .map_err(|_| TelegramError::LimiterStopped)?;
         granted.await.map_err(|_| TelegramError::LimiterStopped)
     }
@@ -267,7 +294,8 @@ struct Queues {
 }
 
 enum Pick {
-    Granted(i64),
+    /// The slot went to a waiter; the chat to record, when it keeps to the chat's limits.
+    Granted(Option<i64>),
     NotBefore(Instant),
     Empty,
 }
@@ -297,7 +325,12 @@ impl Queues {
                     queue.remove(i);
                     continue;
                 }
-                match chats.ready_at(waiter.chat_id) {
+                let ready_at = if waiter.per_chat {
+                    chats.ready_at(waiter.chat_id)
+                } else {
+                    None
+                };
+                match ready_at {
                     Some(at) if at > now => {
                         earliest = Some(earliest.map_or(at, |e| e.min(at)));
                         i += 1;
@@ -305,7 +338,7 @@ impl Queues {
                     _ => {
                         let waiter = queue.remove(i).expect("index in range");
                         if waiter.grant.send(()).is_ok() {
-                            return Pick::Granted(waiter.chat_id);
+                            return Pick::Granted(waiter.per_chat.then_some(waiter.chat_id));
                         }
                     }
                 }
@@ -343,7 +376,9 @@ async fn dispatch(
         } else {
             match queues.grant(&chats, now) {
                 Pick::Granted(chat_id) => {
-                    chats.record(chat_id, now);
+                    if let Some(chat_id) = chat_id {
+                        chats.record(chat_id, now);
+                    }
                     // From the grant, not the schedule: a late wake-up (the timer rounds up to
                     // the millisecond, a busy runtime adds more) costs a little rate but never
                     // puts two slots closer than `slot`.

@@ -1,5 +1,7 @@
 //! A fake Anthropic Messages API on 127.0.0.1: answers from a script (status, headers, body,
 //! delay), by default with `"reply: <last user text>"` and a usage block; records requests.
+//! A request with `stream: true` gets the same answer as real-shaped server-sent events, word
+//! by word at a fixed rate (`set_token_every`), optionally broken off (`Scripted::cut_after`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,8 @@ pub struct Scripted {
     /// `None`: the default answer.
     pub body: Option<Value>,
     pub delay: Duration,
+    /// Streamed: the connection is aborted after this many text events.
+    pub cut_after: Option<usize>,
 }
 
 impl Scripted {
@@ -29,6 +33,7 @@ impl Scripted {
             headers: vec![],
             body: Some(body),
             delay: Duration::ZERO,
+            cut_after: None,
         }
     }
     pub fn text(text: &str) -> Self {
@@ -37,6 +42,7 @@ impl Scripted {
             headers: vec![],
             body: Some(message(text, "scripted")),
             delay: Duration::ZERO,
+            cut_after: None,
         }
     }
     pub fn default_after(delay: Duration) -> Self {
@@ -45,7 +51,13 @@ impl Scripted {
             headers: vec![],
             body: None,
             delay,
+            cut_after: None,
         }
+    }
+    /// When streamed, break the connection off after `text_events` pieces of text.
+    pub fn cut_after(mut self, text_events: usize) -> Self {
+        self.cut_after = Some(text_events);
+        self
     }
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.push((name, value.to_owned()));
@@ -68,6 +80,8 @@ struct Inner {
     requests: Vec<Value>,
     /// Delay for every default answer.
     default_delay: Duration,
+    /// Streamed answers: the pause before each piece of text.
+    token_every: Duration,
 }
 
 #[derive(Clone)]
@@ -90,6 +104,11 @@ impl FakeLlm {
 
     pub fn script(&self, responses: impl IntoIterator<Item = Scripted>) {
         self.inner.lock().unwrap().script.extend(responses);
+    }
+
+    /// The model's writing speed in streamed answers: one word every `every`.
+    pub fn set_token_every(&self, every: Duration) {
+        self.inner.lock().unwrap().token_every = every;
     }
 
     pub fn set_default_delay(&self, delay: Duration) {
@@ -118,16 +137,21 @@ async fn handle(
         headers.get("x-api-key").and_then(|v| v.to_str().ok()),
         Some("test-llm-key")
     );
-    let (scripted, default_delay) = {
+    let (scripted, default_delay, token_every) = {
         let mut inner = inner.lock().unwrap();
         inner.requests.push(request.clone());
-        (inner.script.pop_front(), inner.default_delay)
+        (
+            inner.script.pop_front(),
+            inner.default_delay,
+            inner.token_every,
+        )
     };
     let scripted = scripted.unwrap_or(Scripted {
         status: 200,
         headers: vec![],
         body: None,
         delay: default_delay,
+        cut_after: None,
     });
     tokio::time::sleep(scripted.delay).await;
     let body = scripted.body.unwrap_or_else(|| {
@@ -150,15 +174,138 @@ async fn handle(
             request["model"].as_str().unwrap_or_default(),
         )
     });
-    let mut response = (
-        StatusCode::from_u16(scripted.status).unwrap(),
-        axum::Json(body),
-    )
-        .into_response();
+    let streamed = request["stream"] == json!(true) && (200..300).contains(&scripted.status);
+    let mut response = if streamed {
+        let events = anthropic_events(&body);
+        Response::builder()
+            .status(scripted.status)
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::from_stream(paced(
+                events,
+                token_every,
+                scripted.cut_after,
+            )))
+            .unwrap()
+    } else {
+        (
+            StatusCode::from_u16(scripted.status).unwrap(),
+            axum::Json(body),
+        )
+            .into_response()
+    };
     for (name, value) in scripted.headers {
         response
             .headers_mut()
             .insert(name, HeaderValue::from_str(&value).unwrap());
     }
     response
+}
+
+/// One event on the wire, and whether it carries text.
+type WireEvent = (String, bool);
+
+fn sse(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// The answer of `message` as Anthropic streams it: `message_start` with the input usage,
+/// one `content_block_delta` per word, `message_delta` with the output usage, `message_stop`.
+pub fn anthropic_events(message: &Value) -> Vec<WireEvent> {
+    let text: String = message["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    let mut start_usage = message["usage"].clone();
+    start_usage["output_tokens"] = json!(1);
+    let mut events = vec![
+        (
+            sse(
+                "message_start",
+                json!({"type": "message_start", "message": {
+                    "id": message["id"], "type": "message", "role": "assistant",
+                    "model": message["model"], "content": [], "stop_reason": null,
+                    "stop_sequence": null, "usage": start_usage}}),
+            ),
+            false,
+        ),
+        (
+            sse(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0,
+                       "content_block": {"type": "text", "text": ""}}),
+            ),
+            false,
+        ),
+        (sse("ping", json!({"type": "ping"})), false),
+    ];
+    for piece in words(&text) {
+        events.push((
+            sse(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0,
+                       "delta": {"type": "text_delta", "text": piece}}),
+            ),
+            true,
+        ));
+    }
+    events.push((
+        sse(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        false,
+    ));
+    events.push((
+        sse(
+            "message_delta",
+            json!({"type": "message_delta",
+                   "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"output_tokens": message["usage"]["output_tokens"]}}),
+        ),
+        false,
+    ));
+    events.push((sse("message_stop", json!({"type": "message_stop"})), false));
+    events
+}
+
+/// The text in word-sized pieces, each with its leading space.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(' ')
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_owned()
+            } else {
+                format!(" {w}")
+            }
+        })
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The events paced (a pause before each text event), cut after `cut_after` text events.
+fn paced(
+    events: Vec<WireEvent>,
+    every: Duration,
+    cut_after: Option<usize>,
+) -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    futures::stream::unfold(
+        (events.into_iter(), 0usize),
+        move |(mut events, texts)| async move {
+            if cut_after == Some(texts) && texts > 0 {
+                // Let what was written reach the bot before the connection breaks.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake cut");
+                return Some((Err(cut), (Vec::new().into_iter(), usize::MAX)));
+            }
+            let (event, carries_text) = events.next()?;
+            if carries_text {
+                tokio::time::sleep(every).await;
+            }
+            let texts = texts + usize::from(carries_text);
+            Some((Ok(axum::body::Bytes::from(event)), (events, texts)))
+        },
+    )
 }

@@ -52,6 +52,8 @@ struct Inner {
     failing: bool,
     /// sendMessage calls refused while failing.
     rejected: u32,
+    /// While set, every sendMessageDraft is answered with this status and description.
+    draft_failure: Option<(u16, String)>,
 }
 
 #[derive(Clone)]
@@ -100,6 +102,26 @@ impl FakeTelegram {
                 chat_id: c.body["chat_id"].as_i64().unwrap_or_default(),
                 text: c.body["text"].as_str().unwrap_or_default().to_owned(),
                 parse_mode: c.body["parse_mode"].as_str().map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// Answers every `sendMessageDraft` with `status` and `description` (e.g. 400, or 404
+    /// "Not Found" like a Bot API server that predates drafts); `None` accepts them again.
+    pub fn set_draft_failure(&self, failure: Option<(u16, &str)>) {
+        self.inner.lock().unwrap().draft_failure = failure.map(|(s, d)| (s, d.to_owned()));
+    }
+
+    /// Texts of the drafts Telegram accepted for `chat_id`, in order, with their draft ids.
+    pub fn drafts(&self, chat_id: i64) -> Vec<(i64, String)> {
+        self.calls("sendMessageDraft.ok")
+            .into_iter()
+            .filter(|c| c.body["chat_id"].as_i64() == Some(chat_id))
+            .map(|c| {
+                (
+                    c.body["draft_id"].as_i64().unwrap_or_default(),
+                    c.body["text"].as_str().unwrap_or_default().to_owned(),
+                )
             })
             .collect()
     }
@@ -193,6 +215,29 @@ async fn handle(
                 }
             }
         }
+        "sendMessageDraft" => {
+            let mut inner = inner.lock().unwrap();
+            inner.calls.push(Call {
+                method: method.clone(),
+                body: body.clone(),
+                at: Instant::now(),
+            });
+            match inner.draft_failure.clone() {
+                Some((status, description)) => (
+                    StatusCode::from_u16(status).unwrap(),
+                    Json(json!({"ok": false, "error_code": status, "description": description})),
+                )
+                    .into_response(),
+                None => {
+                    inner.calls.push(Call {
+                        method: "sendMessageDraft.ok".into(),
+                        body,
+                        at: Instant::now(),
+                    });
+                    Json(json!({"ok": true, "result": true})).into_response()
+                }
+            }
+        }
         "getUpdates" => {
             inner.lock().unwrap().calls.push(Call {
                 method: method.clone(),
@@ -229,8 +274,9 @@ async fn handle(
 }
 
 fn canonical(method: &str) -> String {
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 8] = [
         "sendMessage",
+        "sendMessageDraft",
         "getUpdates",
         "sendChatAction",
         "setWebhook",

@@ -58,6 +58,8 @@ pub struct BotConfigOptions {
     pub mode: &'static str,
     pub fallback_model: Option<&'static str>,
     pub extra_yaml: String,
+    /// More fields of the `llm` section, each line indented by two spaces.
+    pub llm_yaml: String,
 }
 
 impl Default for BotConfigOptions {
@@ -66,6 +68,7 @@ impl Default for BotConfigOptions {
             mode: "webhook",
             fallback_model: None,
             extra_yaml: String::new(),
+            llm_yaml: String::new(),
         }
     }
 }
@@ -79,9 +82,10 @@ impl Harness {
             .map(|m| format!("  fallbackModel: {m}\n"))
             .unwrap_or_default();
         let config = format!(
-            "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: You are a test bot.\n  timeout: 5s\n  maxRetries: 2\npricing:\n  - {{model: claude-test, input: \"3.00\", output: \"15.00\"}}\n{extra}",
+            "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: You are a test bot.\n  timeout: 5s\n  maxRetries: 2\n{llm_extra}pricing:\n  - {{model: claude-test, input: \"3.00\", output: \"15.00\"}}\n{extra}",
             mode = options.mode,
             url = llm.url,
+            llm_extra = options.llm_yaml,
             extra = options.extra_yaml,
         );
         let dir = tempfile::tempdir().unwrap();
