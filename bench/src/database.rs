@@ -99,6 +99,19 @@ impl Database {
         }
     }
 
+    /// A fresh database with the bot's schema and the bot's own handle on it, for benchmarks
+    /// that call the bot's queries directly. Panics with what failed: a benchmark cannot go on.
+    pub async fn fresh_migrated(kind: Kind, admin_url: &str) -> (Self, botfleet_bot::db::Db) {
+        let scratch = Self::fresh(kind, admin_url)
+            .await
+            .expect("creating the bench database");
+        let db = botfleet_bot::db::Db::connect(&scratch.url)
+            .await
+            .expect("connecting to the bench database");
+        db.migrate().await.expect("migrating");
+        (scratch, db)
+    }
+
     /// `ALTER DATABASE <this> SET plan_cache_mode = <mode>` (PostgreSQL only; a diagnostic: the
     /// bot's sessions then plan its prepared statements that way). Empty: leave the default.
     pub async fn set_plan_cache_mode(&self, mode: &str) -> Result<(), sqlx::Error> {

@@ -22,7 +22,6 @@ use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::FollowUpConfig;
 use botfleet_bench::database::{Database, Kind};
-use botfleet_bot::db::Db;
 use botfleet_bot::followup::{DEFAULT_BATCH, FollowUpPlan, store};
 use chrono::Utc;
 
@@ -98,13 +97,7 @@ fn ms(d: Duration) -> String {
 async fn main() {
     let args = parse_args();
     // A fresh database next to --database-url, dropped at the end unless --keep true.
-    let scratch = Database::fresh(Kind::Postgres, &args.url)
-        .await
-        .expect("creating the bench database");
-    let db = Db::connect(&scratch.url)
-        .await
-        .expect("connecting to the bench database");
-    db.migrate().await.expect("migrating");
+    let (scratch, db) = Database::fresh_migrated(Kind::Postgres, &args.url).await;
 
     let now = Utc::now();
     let now_ms = now.timestamp_millis();

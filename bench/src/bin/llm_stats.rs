@@ -17,7 +17,6 @@ use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::{BotConfig, BudgetConfig, ModelPrice};
 use botfleet_bench::database::{Database, Kind};
-use botfleet_bot::db::Db;
 use botfleet_bot::metrics::Metrics;
 use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
@@ -160,13 +159,7 @@ where
 async fn main() {
     let args = parse_args();
     // A fresh database next to --database-url, dropped at the end unless --keep true.
-    let scratch = Database::fresh(Kind::Postgres, &args.url)
-        .await
-        .expect("creating the bench database");
-    let db = Db::connect(&scratch.url)
-        .await
-        .expect("connecting to the bench database");
-    db.migrate().await.expect("migrating");
+    let (scratch, db) = Database::fresh_migrated(Kind::Postgres, &args.url).await;
 
     let now = Utc::now();
     let now_ms = now.timestamp_millis();
