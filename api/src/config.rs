@@ -49,6 +49,9 @@ pub struct BotConfig {
     /// Per-user message rate limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
+    /// What `/start` offers a new lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<WelcomeConfig>,
 }
 
 /// Webhook settings.
@@ -373,4 +376,24 @@ impl RateLimitConfig {
             .as_ref()
             .map_or(Self::DEFAULT_PER, HumanDuration::get)
     }
+}
+
+/// What `/start` offers a new lead: suggested questions as buttons under the welcome. Pressing
+/// one asks that question as if the lead had typed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WelcomeConfig {
+    /// Suggested questions, 1 to 4, each at most 64 characters, e.g. `["What do you sell?", "How fast do you ship?"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub suggestions: Vec<String>,
+    /// Without `suggestions`: let the LLM write 2 to 4 from `llm.systemPrompt`, once per prompt (the result is kept in the database; the call is in the ledger as request type `suggestions`). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_suggestions: Option<bool>,
+}
+
+impl WelcomeConfig {
+    /// The longest suggestion, in characters (a button's label must stay readable).
+    pub const MAX_SUGGESTION_CHARS: usize = 64;
+    pub const MAX_SUGGESTIONS: usize = 4;
 }

@@ -130,6 +130,11 @@ pub fn is_valid_webhook_secret(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The update kinds the bot handles, and so the only ones it asks Telegram for: polling's
+/// `getUpdates` and the operator's `setWebhook` both send exactly this list. A kind the bot's
+/// routing table (`bot/src/telegram/updates.rs`) starts handling is added here too.
+pub const ALLOWED_UPDATES: [&str; 3] = ["message", "callback_query", "my_chat_member"];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Validation of a [`BotConfig`] beyond what its types say. Each error names the field, in the
 //! resource's own path syntax, so one line tells a person what to fix.
 
-use crate::{BotConfig, Mode};
+use crate::{BotConfig, Mode, WelcomeConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -88,6 +88,27 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
         }
         if rate.per().is_zero() {
             return Err(ConfigError::new("rateLimit.per", "must be longer than 0s"));
+        }
+    }
+
+    if let Some(welcome) = &config.welcome {
+        if welcome.suggestions.len() > WelcomeConfig::MAX_SUGGESTIONS {
+            return Err(ConfigError::new(
+                "welcome.suggestions",
+                format!("at most {} suggestions", WelcomeConfig::MAX_SUGGESTIONS),
+            ));
+        }
+        for (i, suggestion) in welcome.suggestions.iter().enumerate() {
+            let chars = suggestion.trim().chars().count();
+            if chars == 0 || chars > WelcomeConfig::MAX_SUGGESTION_CHARS {
+                return Err(ConfigError::new(
+                    format!("welcome.suggestions[{i}]"),
+                    format!(
+                        "must be 1 to {} characters",
+                        WelcomeConfig::MAX_SUGGESTION_CHARS
+                    ),
+                ));
+            }
         }
     }
     Ok(())

@@ -105,6 +105,13 @@ pub async fn serve_with(
     }
 
     release_dead_claims(&ctx).await;
+
+    // Telegram's command menu: best effort, in the background, never in the way of serving.
+    let (telegram, owners) = (ctx.telegram.clone(), settings.bot.owners.clone());
+    tokio::spawn(
+        async move { crate::conversation::commands::publish_menu(&telegram, &owners).await },
+    );
+
     let pipeline = Arc::new(Pipeline::new(ctx.clone(), money.clone()));
     let workers = Workers {
         ctx: ctx.clone(),

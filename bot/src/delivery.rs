@@ -16,7 +16,23 @@ pub async fn send(
     format: Format,
     priority: Priority,
 ) -> Result<usize, TelegramError> {
-    match ctx.telegram.send(chat_id, text, format, priority).await {
+    send_with_buttons(ctx, chat_id, text, format, priority, &[]).await
+}
+
+/// [`send`] with inline buttons `(label, callback data)` under the message.
+pub async fn send_with_buttons(
+    ctx: &Context,
+    chat_id: i64,
+    text: &str,
+    format: Format,
+    priority: Priority,
+    buttons: &[(String, String)],
+) -> Result<usize, TelegramError> {
+    match ctx
+        .telegram
+        .send_with_buttons(chat_id, text, format, priority, buttons)
+        .await
+    {
         Ok(parts) => {
             ctx.metrics.messages_sent.inc_by(parts as u64);
             Ok(parts)

@@ -22,7 +22,7 @@ pub async fn run(ctx: Context, wake: Arc<Notify>, shutdown: CancellationToken) {
     let mut offset: i64 = 0;
     let mut backoff = Duration::from_millis(500);
     loop {
-        let poll = ctx.telegram.get_updates_raw(offset, LONG_POLL_SECS);
+        let poll = ctx.telegram.get_updates(offset, LONG_POLL_SECS);
         let updates = tokio::select! {
             // Dropping an in-flight poll is safe: its updates are not confirmed yet.
             _ = shutdown.cancelled() => break,

@@ -42,6 +42,12 @@ async fn polling_mode_answers(db: TestDb) {
         offsets.contains(&8003),
         "offset never confirmed the updates: {offsets:?}"
     );
+    // Telegram is asked for exactly the kinds the bot handles, the list setWebhook sends too.
+    let asked = h.telegram.calls("getUpdates")[0].body["allowed_updates"].clone();
+    assert_eq!(
+        asked,
+        serde_json::json!(botfleet_api::contract::ALLOWED_UPDATES)
+    );
     assert!(
         h.telegram.calls("deleteWebhook").is_empty(),
         "the bot must never delete a webhook"

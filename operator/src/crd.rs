@@ -12,7 +12,7 @@
 
 use botfleet_api::{
     BotConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice, RateLimitConfig,
-    SecretKeyRef, WebhookConfig,
+    SecretKeyRef, WebhookConfig, WelcomeConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -220,6 +220,10 @@ pub struct TelegramBotSpec {
     /// Per-user message rate limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
+
+    /// What `/start` offers a new lead: suggested questions as buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<WelcomeConfig>,
 
     /// The bot's database: PostgreSQL via a Secret, or embedded SQLite on a volume when
     /// `urlSecretRef` is left out.
@@ -485,6 +489,7 @@ impl TelegramBotSpec {
             owners: self.owners.clone(),
             follow_up: self.follow_up.clone(),
             rate_limit: self.rate_limit.clone(),
+            welcome: self.welcome.clone(),
         }
     }
 }

@@ -6,15 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use botfleet_api::contract::ALLOWED_UPDATES;
 use serde::{Deserialize, Serialize};
-
-/// The update kinds the bot handles; `setWebhook` asks Telegram for exactly these.
-pub const ALLOWED_UPDATES: [&str; 4] = [
-    "message",
-    "edited_message",
-    "callback_query",
-    "my_chat_member",
-];
 
 /// Why a Bot API call failed. Never contains the token.
 #[derive(Debug, thiserror::Error)]
@@ -240,14 +233,9 @@ mod tests {
             url: "https://bots.example.com/telegram/a".into(),
             max_connections: Some(40),
             allowed_updates: Some(
-                [
-                    "callback_query",
-                    "message",
-                    "my_chat_member",
-                    "edited_message",
-                ]
-                .map(String::from)
-                .to_vec(),
+                ["callback_query", "message", "my_chat_member"]
+                    .map(String::from)
+                    .to_vec(),
             ),
             ..Default::default()
         }

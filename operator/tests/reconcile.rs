@@ -554,15 +554,7 @@ async fn webhook_mode_registers_once_and_reports_the_queue() {
     assert_eq!(hook.max_connections, Some(40));
     let mut allowed = hook.allowed_updates.clone().unwrap();
     allowed.sort();
-    assert_eq!(
-        allowed,
-        [
-            "callback_query",
-            "edited_message",
-            "message",
-            "my_chat_member"
-        ]
-    );
+    assert_eq!(allowed, ["callback_query", "message", "my_chat_member"]);
     // The secret registered is the generated one the bot pods get.
     let secrets: Api<Secret> = Api::namespaced(h.server.client(), NS);
     let generated = secrets.get("sales-bot-webhook").await.unwrap();

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod history;
 pub mod store;
 mod streamed;
+mod suggestions;
 mod transport;
 
 use std::sync::Arc;
@@ -16,12 +17,12 @@ use std::time::Duration;
 
 use botfleet_api::{LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
-use serde_json::Value;
 
 use crate::context::Context;
 use crate::money::{BUDGET_STOPPED_REPLY, BudgetGate, CallContext, Money, MoneyError, RequestType};
 use crate::telegram::TelegramError;
-use commands::Command;
+use crate::telegram::updates::{self, ButtonPress, Route, Unreadable};
+use commands::{Command, LeadCommand, OwnerCommand};
 use store::{Inbound, Kind};
 pub use transport::{ConsoleTransport, Format, TelegramTransport, Transport};
 
@@ -36,6 +37,9 @@ pub enum PipelineError {
     Telegram(#[from] TelegramError),
     #[error("ledger: {0}")]
     Money(#[from] MoneyError),
+    /// Kept in the inbox with this error; trying again would read the same bytes.
+    #[error("unreadable update: {0}")]
+    Unreadable(#[from] Unreadable),
 }
 
 impl PipelineError {
@@ -44,6 +48,7 @@ impl PipelineError {
         match self {
             PipelineError::Db(_) | PipelineError::Money(_) => true,
             PipelineError::Telegram(e) => e.is_transient(),
+            PipelineError::Unreadable(_) => false,
         }
     }
 
@@ -54,11 +59,20 @@ impl PipelineError {
     }
 }
 
+/// A command's answer, with buttons `(label, data)` under it (the welcome's suggestions).
+struct CommandReply {
+    text: String,
+    format: Format,
+    buttons: Vec<(String, String)>,
+}
+
 pub struct Pipeline {
     pub ctx: Context,
     pub money: Arc<Money>,
     /// A user id treated as an owner whatever the config says (the console's user).
     pub extra_owner: Option<i64>,
+    /// Held while the LLM writes the welcome's suggestions, so one process writes them once.
+    suggestions_written: tokio::sync::Mutex<()>,
 }
 
 impl Pipeline {
@@ -67,57 +81,61 @@ impl Pipeline {
             ctx,
             money,
             extra_owner: None,
+            suggestions_written: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Handles one stored update (its raw JSON).
+    /// Handles one stored update (the JSON Telegram sent), by its route in the routing table
+    /// (`telegram::updates`).
     pub async fn handle_update<T: Transport>(
         &self,
         transport: &T,
         update_id: i64,
         payload: &str,
     ) -> Result<(), PipelineError> {
-        let Ok(update) = serde_json::from_str::<Value>(payload) else {
-            tracing::warn!("stored update is not JSON; dropping it");
-            return Ok(());
-        };
-        if let Some(member) = update.get("my_chat_member") {
-            return self.chat_member_changed(member).await;
+        match updates::route_payload(update_id, payload)? {
+            Route::Text(inbound) => self.handle_text(transport, inbound).await,
+            Route::NotText { chat_id } => {
+                transport
+                    .send(chat_id, commands::TEXT_ONLY, Format::Plain)
+                    .await?;
+                Ok(())
+            }
+            Route::Button(press) => self.button_pressed(transport, update_id, press).await,
+            Route::Membership { chat_id, blocked } => {
+                self.membership_changed(chat_id, blocked).await
+            }
+            Route::Ignore(why) => {
+                tracing::debug!(why, "update acknowledged, nothing to do");
+                Ok(())
+            }
         }
-        let Some(message) = update.get("message") else {
-            tracing::debug!("update kind not handled; acknowledged");
+    }
+
+    /// A button was pressed: the spinner is stopped first, then its data is handled like text
+    /// the lead typed (a `/command`, or the suggested question the button shows).
+    async fn button_pressed<T: Transport>(
+        &self,
+        transport: &T,
+        update_id: i64,
+        press: ButtonPress,
+    ) -> Result<(), PipelineError> {
+        transport.answer_button(&press.query_id).await;
+        let text = if press.data.starts_with('/') {
+            Some(press.data.clone())
+        } else {
+            self.suggestion_asked(&press).await?
+        };
+        let Some(text) = text else {
+            tracing::info!("a button whose question is no longer known; acknowledged");
             return Ok(());
         };
-        let Some(chat_id) = message["chat"]["id"].as_i64() else {
-            return Ok(());
-        };
-        let Some(text) = message["text"].as_str() else {
-            transport
-                .send(chat_id, commands::TEXT_ONLY, Format::Plain)
-                .await?;
-            return Ok(());
-        };
-        let from = &message["from"];
-        let inbound = Inbound {
-            update_id,
-            chat_id,
-            user_id: from["id"].as_i64(),
-            username: from["username"].as_str().map(str::to_owned),
-            first_name: from["first_name"].as_str().map(str::to_owned),
-            text: text.to_owned(),
-        };
+        let inbound = press.user.inbound(update_id, press.chat_id, text);
         self.handle_text(transport, inbound).await
     }
 
     /// A user blocked the bot (or unblocked it): stop or restart follow-ups.
-    async fn chat_member_changed(&self, member: &Value) -> Result<(), PipelineError> {
-        let (Some(chat_id), Some(status)) = (
-            member["chat"]["id"].as_i64(),
-            member["new_chat_member"]["status"].as_str(),
-        ) else {
-            return Ok(());
-        };
-        let blocked = matches!(status, "kicked" | "left");
+    async fn membership_changed(&self, chat_id: i64, blocked: bool) -> Result<(), PipelineError> {
         let now = chrono::Utc::now().timestamp_millis();
         store::set_opted_out(&self.ctx.db, chat_id, blocked, now).await?;
         tracing::info!(chat_id, blocked, "chat membership changed");
@@ -158,14 +176,14 @@ impl Pipeline {
             return Ok(());
         }
 
-        let (text, kind, format) = match command {
+        let (text, kind, format, buttons) = match command {
             Some(command) => {
-                let (text, format) = self.command_reply(command, &inbound, now).await?;
-                (text, Kind::Command, format)
+                let reply = self.command_reply(command, &inbound, now).await?;
+                (reply.text, Kind::Command, reply.format, reply.buttons)
             }
             None => {
                 let (text, kind) = self.chat_reply(transport, &inbound, now).await?;
-                (text, kind, Format::Plain)
+                (text, kind, Format::Plain, vec![])
             }
         };
         let id = store::store_reply(
@@ -177,7 +195,13 @@ impl Pipeline {
             now_ms,
         )
         .await?;
-        transport.send(inbound.chat_id, &text, format).await?;
+        if buttons.is_empty() {
+            transport.send(inbound.chat_id, &text, format).await?;
+        } else {
+            transport
+                .send_with_buttons(inbound.chat_id, &text, format, &buttons)
+                .await?;
+        }
         self.record_sent(id, inbound.chat_id).await;
         Ok(())
     }
@@ -214,27 +238,48 @@ impl Pipeline {
         command: Command,
         inbound: &Inbound,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(String, Format), PipelineError> {
+    ) -> Result<CommandReply, PipelineError> {
         let db = &self.ctx.db;
         let owner = self.is_owner(inbound.user_id);
         let escape = crate::telegram::escape_html;
-        Ok(match command {
-            Command::Start => {
+        let (text, format) = match command {
+            Command::Lead(LeadCommand::Start) => {
                 store::set_opted_out(db, inbound.chat_id, false, now.timestamp_millis()).await?;
+                let questions = self
+                    .welcome_suggestions(inbound.chat_id, inbound.update_id)
+                    .await?;
+                if !questions.is_empty() {
+                    return Ok(CommandReply {
+                        text: escape(commands::WELCOME_WITH_SUGGESTIONS),
+                        format: Format::Html,
+                        buttons: suggestions::buttons(&questions),
+                    });
+                }
                 (escape(commands::WELCOME), Format::Html)
             }
-            Command::Stop => {
+            Command::Lead(LeadCommand::Stop) => {
                 store::set_opted_out(db, inbound.chat_id, true, now.timestamp_millis()).await?;
                 tracing::info!("lead opted out of follow-ups");
                 (escape(commands::STOPPED), Format::Html)
             }
-            Command::Help | Command::Unknown => (escape(&commands::help(owner)), Format::Html),
-            Command::LlmStats | Command::Stats | Command::Budget if !owner => {
-                (escape(commands::OWNERS_ONLY), Format::Html)
+            Command::Lead(LeadCommand::Help) | Command::Unknown => {
+                (escape(&commands::help(owner)), Format::Html)
             }
-            Command::LlmStats => (self.money.report_llm_stats(db, now).await?, Format::Html),
-            Command::Stats => (self.money.report_stats(db, now).await?, Format::Html),
-            Command::Budget => (self.money.report_budget(db, now).await?, Format::Html),
+            Command::Owner(_) if !owner => (escape(commands::OWNERS_ONLY), Format::Html),
+            Command::Owner(OwnerCommand::LlmStats) => {
+                (self.money.report_llm_stats(db, now).await?, Format::Html)
+            }
+            Command::Owner(OwnerCommand::Stats) => {
+                (self.money.report_stats(db, now).await?, Format::Html)
+            }
+            Command::Owner(OwnerCommand::Budget) => {
+                (self.money.report_budget(db, now).await?, Format::Html)
+            }
+        };
+        Ok(CommandReply {
+            text,
+            format,
+            buttons: vec![],
         })
     }
 

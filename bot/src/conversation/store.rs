@@ -5,7 +5,7 @@ use sqlx::Row;
 use crate::db::Db;
 
 /// Who wrote, from the update.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
     pub update_id: i64,
     pub chat_id: i64,

@@ -15,6 +15,15 @@ pub trait Transport: Send + Sync {
         text: &str,
         format: Format,
     ) -> impl Future<Output = Result<(), TelegramError>> + Send;
+    /// Like [`Transport::send`], with buttons under the (last part of the) message; a button
+    /// is `(label, data)` and pressing it comes back as a callback query with that data.
+    fn send_with_buttons(
+        &self,
+        chat_id: i64,
+        text: &str,
+        format: Format,
+        buttons: &[(String, String)],
+    ) -> impl Future<Output = Result<(), TelegramError>> + Send;
     fn typing(&self, chat_id: i64) -> impl Future<Output = ()> + Send;
     /// Whether a streamed reply can be shown as a draft in this chat.
     fn drafts_available(&self, _chat_id: i64) -> bool {
@@ -29,6 +38,8 @@ pub trait Transport: Send + Sync {
     ) -> impl Future<Output = DraftShown> + Send {
         async { DraftShown::Unavailable }
     }
+    /// Stops the client's spinner on a pressed button; best effort.
+    fn answer_button(&self, query_id: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// Replies to the person waiting in the chat: interactive priority. Observes when the
@@ -75,6 +86,26 @@ impl Transport for TelegramTransport {
         Ok(())
     }
 
+    async fn send_with_buttons(
+        &self,
+        chat_id: i64,
+        text: &str,
+        format: Format,
+        buttons: &[(String, String)],
+    ) -> Result<(), TelegramError> {
+        crate::delivery::send_with_buttons(
+            &self.ctx,
+            chat_id,
+            text,
+            format,
+            Priority::Interactive,
+            buttons,
+        )
+        .await?;
+        self.text_shown();
+        Ok(())
+    }
+
     async fn typing(&self, chat_id: i64) {
         self.ctx.telegram.send_typing(chat_id).await;
     }
@@ -89,6 +120,10 @@ impl Transport for TelegramTransport {
             self.text_shown();
         }
         shown
+    }
+
+    async fn answer_button(&self, query_id: &str) {
+        self.ctx.telegram.answer_callback_query(query_id).await;
     }
 }
 
@@ -107,7 +142,26 @@ impl Transport for ConsoleTransport {
         Ok(())
     }
 
+    async fn send_with_buttons(
+        &self,
+        chat_id: i64,
+        text: &str,
+        format: Format,
+        buttons: &[(String, String)],
+    ) -> Result<(), TelegramError> {
+        self.send(chat_id, text, format).await?;
+        let mut out = std::io::stdout().lock();
+        for (label, _) in buttons {
+            let _ = writeln!(out, "  [{label}]");
+        }
+        let _ = writeln!(out);
+        let _ = out.flush();
+        Ok(())
+    }
+
     async fn typing(&self, _chat_id: i64) {}
+
+    async fn answer_button(&self, _query_id: &str) {}
 }
 
 fn strip_html(html: &str) -> String {

@@ -53,13 +53,16 @@ pub enum RequestType {
     Followup,
     /// Summarising a long conversation.
     Summary,
+    /// Writing the suggested questions of the welcome's buttons.
+    Suggestions,
 }
 
 impl RequestType {
-    pub const ALL: [RequestType; 3] = [
+    pub const ALL: [RequestType; 4] = [
         RequestType::Chat,
         RequestType::Followup,
         RequestType::Summary,
+        RequestType::Suggestions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl RequestType {
             RequestType::Chat => "chat",
             RequestType::Followup => "followup",
             RequestType::Summary => "summary",
+            RequestType::Suggestions => "suggestions",
         }
     }
 }

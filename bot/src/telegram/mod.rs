@@ -1,20 +1,23 @@
-//! Talking to the Telegram Bot API: sending replies (split, 429-aware), the typing action, and
-//! long polling. Built on teloxide's `Bot`, pointed at `TELEGRAM_API_URL`.
-
 //! Talking to the Telegram Bot API: sending messages through the one outbound limiter
 //! ([`outbound`]), the typing action, and long polling. Built on teloxide's `Bot`, pointed at
 //! `TELEGRAM_API_URL`. Failures are a [`TelegramError`] of a kind callers can match on.
 
 mod draft;
 mod error;
+mod get_updates;
 pub mod outbound;
 mod split;
+pub mod updates;
 
 use std::time::Duration;
 
-use teloxide::ApiError;
+use botfleet_api::contract::ALLOWED_UPDATES;
 use teloxide::prelude::*;
-use teloxide::types::{ChatAction, ParseMode};
+use teloxide::requests::JsonRequest;
+use teloxide::types::{
+    BotCommand, BotCommandScope, CallbackQueryId, ChatAction, InlineKeyboardButton,
+    InlineKeyboardMarkup, ParseMode,
+};
 
 pub use draft::{DraftShown, SendMessageDraft};
 use error::describe_network_error;
@@ -104,16 +107,41 @@ impl TelegramClient {
         format: Format,
         priority: Priority,
     ) -> Result<usize, TelegramError> {
+        self.send_with_buttons(chat_id, text, format, priority, &[])
+            .await
+    }
+
+    /// Like [`TelegramClient::send`], with an inline keyboard under the last part: one button
+    /// per row, `(label, callback data)`; none when `buttons` is empty.
+    pub async fn send_with_buttons(
+        &self,
+        chat_id: i64,
+        text: &str,
+        format: Format,
+        priority: Priority,
+        buttons: &[(String, String)],
+    ) -> Result<usize, TelegramError> {
+        let keyboard = (!buttons.is_empty()).then(|| {
+            InlineKeyboardMarkup::new(
+                buttons
+                    .iter()
+                    .map(|(label, data)| [InlineKeyboardButton::callback(label, data)]),
+            )
+        });
         let parts = split_message(text, TELEGRAM_MAX_MESSAGE_UTF16);
-        for part in &parts {
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let keyboard = keyboard.as_ref().filter(|_| i == last);
             self.outbound
                 .send(chat_id, priority, || {
-                    let request = self.bot.send_message(ChatId(chat_id), part.as_str());
-                    match format {
-                        Format::Plain => request,
-                        Format::Html => request.parse_mode(ParseMode::Html),
+                    let mut request = self.bot.send_message(ChatId(chat_id), part.as_str());
+                    if format == Format::Html {
+                        request = request.parse_mode(ParseMode::Html);
                     }
-                    .into_future()
+                    if let Some(keyboard) = keyboard {
+                        request = request.reply_markup(keyboard.clone());
+                    }
+                    request.into_future()
                 })
                 .await?;
         }
@@ -165,51 +193,45 @@ impl TelegramClient {
         }
     }
 
-    /// One long poll: updates after `offset`, as raw JSON (stored as-is in the inbox).
-    pub async fn get_updates_raw(
+    /// Stops the spinner on a pressed inline button (not a message: no limiter); best effort
+    /// (Telegram refuses an answer to an old query, e.g. one handled again after a crash).
+    pub async fn answer_callback_query(&self, query_id: &str) {
+        let id = CallbackQueryId(query_id.to_owned());
+        if let Err(e) = self.bot.answer_callback_query(id).await {
+            tracing::debug!(error = %TelegramError::from(e), "answerCallbackQuery failed");
+        }
+    }
+
+    /// Sets Telegram's command menu for one scope (`setMyCommands`).
+    pub async fn set_commands(
+        &self,
+        commands: Vec<BotCommand>,
+        scope: BotCommandScope,
+    ) -> Result<(), TelegramError> {
+        self.bot
+            .set_my_commands(commands)
+            .scope(scope)
+            .await
+            .map(|_| ())
+            .map_err(TelegramError::from)
+    }
+
+    /// One long poll: updates from `offset` on, each as the JSON Telegram sent (stored as it
+    /// is in the inbox), of the kinds in [`ALLOWED_UPDATES`].
+    pub async fn get_updates(
         &self,
         offset: i64,
         timeout_secs: u32,
     ) -> Result<Vec<serde_json::Value>, TelegramError> {
-        let mut url = self.bot.api_url();
-        let token = self.bot.token();
-        url.set_path(&format!(
-            "{}/bot{token}/getUpdates",
-            url.path().trim_end_matches('/')
-        ));
-        let body = serde_json::json!({
-            "offset": offset,
-            "timeout": timeout_secs,
-            "allowed_updates": ["message", "edited_message", "callback_query", "my_chat_member"],
-        });
-        let response = self
-            .bot
-            .client()
-            .post(url)
-            .json(&body)
+        let payload = get_updates::GetRawUpdates {
+            offset,
+            timeout: timeout_secs,
+            allowed_updates: &ALLOWED_UPDATES,
+        };
+        JsonRequest::new(self.bot.clone(), payload)
             .send()
             .await
-            .map_err(|e| TelegramError::Network(describe_network_error(&e)))?;
-        let status = response.status();
-        let reply: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| TelegramError::Network(describe_network_error(&e)))?;
-        if reply["ok"].as_bool() != Some(true) {
-            if let Some(wait) = reply["parameters"]["retry_after"].as_u64() {
-                return Err(TelegramError::RetryAfter(Duration::from_secs(wait)));
-            }
-            let description = reply["description"].as_str().unwrap_or_default();
-            return Err(
-                match serde_json::from_value::<ApiError>(description.into()) {
-                    Ok(api) => teloxide::RequestError::Api(api).into(),
-                    Err(_) => TelegramError::Server {
-                        description: format!("getUpdates: HTTP {status}"),
-                    },
-                },
-            );
-        }
-        Ok(reply["result"].as_array().cloned().unwrap_or_default())
+            .map_err(TelegramError::from)
     }
 }
 

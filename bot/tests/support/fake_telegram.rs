@@ -150,6 +150,42 @@ impl FakeTelegram {
         self.calls("sendMessage").iter().map(|c| c.at).collect()
     }
 
+    /// The inline keyboard of each accepted message to `chat_id`, in order, as button
+    /// `(label, callback_data)` rows flattened (empty for a message without one).
+    pub fn sent_buttons(&self, chat_id: i64) -> Vec<Vec<(String, String)>> {
+        self.calls("sendMessage.ok")
+            .into_iter()
+            .filter(|c| c.body["chat_id"].as_i64() == Some(chat_id))
+            .map(|c| {
+                c.body["reply_markup"]["inline_keyboard"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+                    .map(|b| {
+                        (
+                            b["text"].as_str().unwrap_or_default().to_owned(),
+                            b["callback_data"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The `callback_query_id`s answered with answerCallbackQuery, in order.
+    pub fn answered_callbacks(&self) -> Vec<String> {
+        self.calls("answerCallbackQuery")
+            .into_iter()
+            .map(|c| {
+                c.body["callback_query_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Texts of successful sendMessage calls to `chat_id`, in order.
     pub fn sent_texts(&self, chat_id: i64) -> Vec<String> {
         self.calls("sendMessage.ok")
@@ -210,6 +246,7 @@ async fn handle(
                         "chat": {"id": body["chat_id"], "type": "private", "first_name": "Lead"},
                         "from": {"id": 1, "is_bot": true, "first_name": "Bot", "username": "test_bot"},
                         "text": body["text"],
+                        "reply_markup": body["reply_markup"],
                     }}))
                     .into_response()
                 }
@@ -274,7 +311,7 @@ async fn handle(
 }
 
 fn canonical(method: &str) -> String {
-    const KNOWN: [&str; 8] = [
+    const KNOWN: [&str; 10] = [
         "sendMessage",
         "sendMessageDraft",
         "getUpdates",
@@ -283,6 +320,8 @@ fn canonical(method: &str) -> String {
         "deleteWebhook",
         "getWebhookInfo",
         "getMe",
+        "setMyCommands",
+        "answerCallbackQuery",
     ];
     KNOWN
         .iter()
@@ -303,4 +342,32 @@ pub fn text_update(update_id: i64, chat_id: i64, text: &str) -> Value {
             "text": text,
         }
     })
+}
+
+/// A press on an inline-keyboard button under the bot's message `keyboard_message` (an
+/// accepted `sendMessage` body, as [`FakeTelegram::calls`] records it), or under a message
+/// Telegram no longer includes (`None`).
+pub fn button_press(
+    update_id: i64,
+    chat_id: i64,
+    data: &str,
+    keyboard_message: Option<&Value>,
+) -> Value {
+    let mut query = json!({
+        "id": format!("cbq-{update_id}"),
+        "from": {"id": chat_id, "is_bot": false, "first_name": "Lead", "username": "lead"},
+        "chat_instance": "e2e",
+        "data": data,
+    });
+    if let Some(sent) = keyboard_message {
+        query["message"] = json!({
+            "message_id": 77,
+            "date": 1_700_000_000,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Lead"},
+            "from": {"id": 1, "is_bot": true, "first_name": "Bot", "username": "test_bot"},
+            "text": sent["text"],
+            "reply_markup": sent["reply_markup"],
+        });
+    }
+    json!({"update_id": update_id, "callback_query": query})
 }

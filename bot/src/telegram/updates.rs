@@ -1,0 +1,315 @@
+//! The bot's routing table: a stored update, parsed into teloxide's types, becomes one
+//! [`Route`]; `conversation::Pipeline::handle_update` runs it.
+//!
+//! The inbox keeps every update as the JSON Telegram sent; parsing happens here, when a worker
+//! takes it. Adding a route: a variant of [`Route`], an arm in [`route`] (and the update kind
+//! in `botfleet_api::contract::ALLOWED_UPDATES` if it is a new kind), an arm in the pipeline.
+
+use botfleet_api::contract::ALLOWED_UPDATES;
+use serde::Deserialize;
+use serde_json::Value;
+use teloxide::types::{
+    CallbackQuery, ChatMemberUpdated, MaybeInaccessibleMessage, Message, MessageKind, Update,
+    UpdateKind, User,
+};
+
+use crate::conversation::store::Inbound;
+
+/// What the bot does with one update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// A text message: a command or a question for the LLM (`conversation/`).
+    Text(Inbound),
+    /// A message the bot cannot read yet (photo, voice, sticker, document…): it says it reads
+    /// text only.
+    NotText { chat_id: i64 },
+    /// A button of one of the bot's inline keyboards was pressed.
+    Button(ButtonPress),
+    /// The user blocked the bot (no more follow-ups) or unblocked it.
+    Membership { chat_id: i64, blocked: bool },
+    /// Acknowledged and nothing else (the inbox row is done, the chat's next update runs).
+    Ignore(&'static str),
+}
+
+/// A pressed inline-keyboard button.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ButtonPress {
+    /// Answered with `answerCallbackQuery` so the user's client stops its spinner.
+    pub query_id: String,
+    pub chat_id: i64,
+    pub user: Sender,
+    /// The button's `callback_data`.
+    pub data: String,
+    /// The label of the pressed button, read from the message the keyboard is attached to
+    /// (absent when Telegram no longer includes that message).
+    pub label: Option<String>,
+}
+
+/// Who wrote or pressed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sender {
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+}
+
+impl Sender {
+    fn of(user: Option<&User>) -> Self {
+        match user {
+            Some(user) => Self {
+                user_id: i64::try_from(user.id.0).ok(),
+                username: user.username.clone(),
+                first_name: Some(user.first_name.clone()),
+            },
+            None => Self::default(),
+        }
+    }
+
+    pub fn inbound(self, update_id: i64, chat_id: i64, text: String) -> Inbound {
+        Inbound {
+            update_id,
+            chat_id,
+            user_id: self.user_id,
+            username: self.username,
+            first_name: self.first_name,
+            text,
+        }
+    }
+}
+
+/// A stored payload the types cannot read: kept in the inbox with this error, never retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(String);
+
+/// Parses a stored update and routes it.
+pub fn route_payload(update_id: i64, payload: &str) -> Result<Route, Unreadable> {
+    let value: Value = serde_json::from_str(payload)
+        .map_err(|e| Unreadable(format!("the stored update is not JSON: {e}")))?;
+    let update = Update::deserialize(&value)
+        .map_err(|e| Unreadable(format!("the stored update is not a Telegram update: {e}")))?;
+    route(update_id, &update, &value)
+}
+
+/// The routing table.
+pub fn route(update_id: i64, update: &Update, raw: &Value) -> Result<Route, Unreadable> {
+    Ok(match &update.kind {
+        UpdateKind::Message(message) => message_route(update_id, message),
+        UpdateKind::CallbackQuery(query) => button_route(query),
+        UpdateKind::MyChatMember(member) => membership_route(member),
+        // Telegram tells the bot about edits; the answer to the original stands.
+        UpdateKind::EditedMessage(_) => Route::Ignore("edited message"),
+        // teloxide could not read it: a kind newer than its types, or a payload of a kind we
+        // handle that does not have the shape the types expect (kept, with the reason).
+        UpdateKind::Error(_) => return unreadable_kind(raw),
+        _ => Route::Ignore("update kind not handled"),
+    })
+}
+
+fn message_route(update_id: i64, message: &Message) -> Route {
+    let chat_id = message.chat.id.0;
+    let MessageKind::Common(_) = &message.kind else {
+        // Service messages: members joined or left, a title changed, a message was pinned…
+        return Route::Ignore("service message");
+    };
+    if message.from.as_ref().is_some_and(|from| from.is_bot) {
+        return Route::Ignore("message from a bot");
+    }
+    match message.text() {
+        Some(text) => {
+            Route::Text(Sender::of(message.from.as_ref()).inbound(update_id, chat_id, text.into()))
+        }
+        // Documents, photos, voice: a later feature routes documents here.
+        None => Route::NotText { chat_id },
+    }
+}
+
+fn button_route(query: &CallbackQuery) -> Route {
+    let keyboard_message = match &query.message {
+        Some(MaybeInaccessibleMessage::Regular(message)) => Some(message.as_ref()),
+        _ => None,
+    };
+    let chat_id = match &query.message {
+        Some(message) => message.chat().id.0,
+        // A button under an inline-mode message has no chat: the presser's private chat.
+        None => match i64::try_from(query.from.id.0) {
+            Ok(id) => id,
+            Err(_) => return Route::Ignore("button press without a chat"),
+        },
+    };
+    let Some(data) = query.data.clone() else {
+        return Route::Ignore("button press without data (a game)");
+    };
+    let label = keyboard_message
+        .and_then(Message::reply_markup)
+        .and_then(|markup| {
+            markup
+                .inline_keyboard
+                .iter()
+                .flatten()
+                .find_map(|button| match &button.kind {
+                    teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if *d == data => {
+                        Some(button.text.clone())
+                    }
+                    _ => None,
+                })
+        });
+    Route::Button(ButtonPress {
+        query_id: query.id.0.clone(),
+        chat_id,
+        user: Sender::of(Some(&query.from)),
+        data,
+        label,
+    })
+}
+
+fn membership_route(member: &ChatMemberUpdated) -> Route {
+    let new = &member.new_chat_member;
+    Route::Membership {
+        chat_id: member.chat.id.0,
+        blocked: new.kind.is_banned() || new.kind.is_left(),
+    }
+}
+
+fn unreadable_kind(raw: &Value) -> Result<Route, Unreadable> {
+    let kind = raw
+        .as_object()
+        .and_then(|fields| fields.keys().find(|k| *k != "update_id"))
+        .map(String::as_str)
+        .unwrap_or("nothing");
+    if !ALLOWED_UPDATES.contains(&kind) {
+        return Ok(Route::Ignore("update kind not handled"));
+    }
+    let detail = match kind {
+        "message" => serde_json::from_value::<Message>(raw[kind].clone()).err(),
+        "callback_query" => serde_json::from_value::<CallbackQuery>(raw[kind].clone()).err(),
+        "my_chat_member" => serde_json::from_value::<ChatMemberUpdated>(raw[kind].clone()).err(),
+        _ => None,
+    };
+    Err(Unreadable(match detail {
+        Some(e) => format!("a {kind} update the Telegram types cannot read: {e}"),
+        None => format!("a {kind} update the Telegram types cannot read"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(id: i64) -> Value {
+        json!({"id": id, "is_bot": false, "first_name": "Lead", "username": "lead"})
+    }
+
+    fn text_message(chat_id: i64, text: &str) -> Value {
+        json!({"message_id": 5, "date": 1_700_000_000,
+               "chat": {"id": chat_id, "type": "private", "first_name": "Lead"},
+               "from": user(chat_id), "text": text})
+    }
+
+    fn routed(update: Value) -> Result<Route, Unreadable> {
+        route_payload(update["update_id"].as_i64().unwrap(), &update.to_string())
+    }
+
+    #[test]
+    fn a_text_message_goes_to_the_conversation() {
+        let route = routed(json!({"update_id": 1, "message": text_message(42, "hi")})).unwrap();
+        let Route::Text(inbound) = route else {
+            panic!("{route:?}")
+        };
+        assert_eq!(
+            (inbound.update_id, inbound.chat_id, inbound.user_id),
+            (1, 42, Some(42))
+        );
+        assert_eq!(inbound.text, "hi");
+        assert_eq!(inbound.username.as_deref(), Some("lead"));
+    }
+
+    #[test]
+    fn a_photo_is_not_text_and_a_service_message_is_ignored() {
+        let mut photo = text_message(42, "");
+        photo.as_object_mut().unwrap().remove("text");
+        photo["photo"] = json!([{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}]);
+        assert_eq!(
+            routed(json!({"update_id": 2, "message": photo})).unwrap(),
+            Route::NotText { chat_id: 42 }
+        );
+        let mut joined = text_message(-100, "");
+        joined.as_object_mut().unwrap().remove("text");
+        joined["chat"] = json!({"id": -100, "type": "group", "title": "Group"});
+        joined["from"] = user(7);
+        joined["new_chat_members"] = json!([user(7)]);
+        assert_eq!(
+            routed(json!({"update_id": 3, "message": joined})).unwrap(),
+            Route::Ignore("service message")
+        );
+    }
+
+    #[test]
+    fn a_button_press_carries_its_data_and_label() {
+        let mut keyboard_message = text_message(42, "Hello!");
+        keyboard_message["from"] = json!({"id": 1, "is_bot": true, "first_name": "Bot"});
+        keyboard_message["reply_markup"] = json!({"inline_keyboard": [
+            [{"text": "What do you sell?", "callback_data": "suggest:0"}],
+            [{"text": "Shipping?", "callback_data": "suggest:1"}],
+        ]});
+        let update = json!({"update_id": 4, "callback_query": {
+            "id": "q1", "from": user(42), "chat_instance": "c", "data": "suggest:1",
+            "message": keyboard_message,
+        }});
+        let Route::Button(press) = routed(update).unwrap() else {
+            panic!()
+        };
+        assert_eq!(press.query_id, "q1");
+        assert_eq!(press.chat_id, 42);
+        assert_eq!(press.data, "suggest:1");
+        assert_eq!(press.label.as_deref(), Some("Shipping?"));
+        assert_eq!(press.user.user_id, Some(42));
+    }
+
+    #[test]
+    fn blocking_the_bot_is_a_membership_change() {
+        let member = |status: &str| {
+            json!({"update_id": 5, "my_chat_member": {
+                "chat": {"id": 42, "type": "private", "first_name": "Lead"},
+                "from": user(42), "date": 1_700_000_000,
+                "old_chat_member": {"user": {"id": 1, "is_bot": true, "first_name": "Bot"}, "status": "member"},
+                "new_chat_member": {"user": {"id": 1, "is_bot": true, "first_name": "Bot"}, "status": status, "until_date": 0},
+            }})
+        };
+        assert_eq!(
+            routed(member("kicked")).unwrap(),
+            Route::Membership {
+                chat_id: 42,
+                blocked: true
+            }
+        );
+        assert_eq!(
+            routed(member("member")).unwrap(),
+            Route::Membership {
+                chat_id: 42,
+                blocked: false
+            }
+        );
+    }
+
+    #[test]
+    fn edits_and_unknown_kinds_are_acknowledged() {
+        assert_eq!(
+            routed(json!({"update_id": 6, "edited_message": text_message(42, "hi!")})).unwrap(),
+            Route::Ignore("edited message")
+        );
+        assert_eq!(
+            routed(json!({"update_id": 7, "future_kind": {"x": 1}})).unwrap(),
+            Route::Ignore("update kind not handled")
+        );
+    }
+
+    #[test]
+    fn a_payload_the_types_cannot_read_is_reported_not_dropped() {
+        let err = routed(json!({"update_id": 8, "message": {"text": "no chat"}})).unwrap_err();
+        assert!(err.to_string().contains("message update"), "{err}");
+        assert!(route_payload(9, "{not json").is_err());
+        assert!(route_payload(10, r#"{"message": {}}"#).is_err());
+    }
+}
