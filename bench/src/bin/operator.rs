@@ -1,32 +1,29 @@
-//! The operator's reconciler over many `TelegramBot`s against the in-memory Kubernetes API
-//! server (`botfleet_operator::fixtures`, which records every request) and a fake Telegram Bot
-//! API: the first pass creates every bot's children, the next passes find nothing to change.
+//! The operator process over many `TelegramBot`s: the real `botfleet-operator run` binary, in a
+//! process of its own, against the in-memory Kubernetes API server (`botfleet_operator::fixtures`,
+//! which records every request) served over HTTP by this process, and a fake Telegram Bot API.
 //!
-//! Each pass lists the bots once (as the controller's watch cache would hold them; the list is
-//! not counted) and then calls the public `botfleet_operator::controller::reconcile` for each,
-//! `--concurrency` at a time, as the controller does. Half the bots (`--webhook-percent`) are
-//! webhook bots on PostgreSQL with monitoring (Ingress, scheduler, Telegram registration), the
-//! rest polling bots on SQLite.
+//! It measures the time until every bot's status observes its generation (the first pass
+//! creates every child), the API requests per bot of that first pass and of a steady-state
+//! window in which every bot is reconciled again (`--resync-seconds`), reads and writes apart,
+//! and the operator process's RSS (only the operator: the fake API server lives here). Half the
+//! bots (`--webhook-percent`) are webhook bots on PostgreSQL with monitoring (Ingress, scheduler,
+//! Telegram registration), the rest polling bots on SQLite.
 //!
 //! ```text
-//! cargo run --release -p botfleet-bench --bin operator -- --bots 1000
+//! cargo build --release -p botfleet-operator -p botfleet-bench
+//! target/release/operator --bots 1000
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use botfleet_bench::flags::{Flag, Flags};
-use botfleet_bench::process_stats::rss_kib;
-use botfleet_bench::report::{Table, mib, ms, print_header};
-use botfleet_operator::controller::{Context, ContextConfig, reconcile};
+use botfleet_bench::process_stats::{peak_rss_kib, rss_kib};
+use botfleet_bench::report::{Table, mib, print_header};
 use botfleet_operator::crd::TelegramBot;
 use botfleet_operator::fixtures::{FakeApiServer, FakeTelegram, RecordedRequest};
-use botfleet_operator::process::metrics::Metrics;
-use botfleet_operator::render::RenderDefaults;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 const FLAGS: &[Flag] = &[
@@ -55,10 +52,16 @@ const FLAGS: &[Flag] = &[
         help: "reconciles in flight at once",
     },
     Flag {
-        name: "passes",
+        name: "resync-seconds",
         env: None,
-        default: "2",
-        help: "passes over all bots (pass 1 creates, later ones are steady state)",
+        default: "20",
+        help: "the operator's --resync-seconds: the steady-state window is one resync and a bit",
+    },
+    Flag {
+        name: "operator-binary",
+        env: Some("BOTFLEET_OPERATOR_BINARY"),
+        default: "",
+        help: "the botfleet-operator binary (default: beside this one)",
     },
 ];
 
@@ -142,43 +145,95 @@ async fn seed(
     webhook_bots
 }
 
-struct Pass {
-    elapsed: Duration,
-    failures: usize,
-    requests: Vec<RecordedRequest>,
-    telegram_calls: usize,
-    rss_kib: u64,
+/// Serves the in-memory API server over HTTP on loopback, so that another process can use it.
+async fn serve_api(server: &FakeApiServer) -> String {
+    let client = server.client();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let client = client.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let request =
+                axum::http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
+            match client.send(request).await {
+                Ok(response) => response.map(axum::body::Body::new),
+                Err(e) => axum::http::Response::builder()
+                    .status(502)
+                    .body(axum::body::Body::from(e.to_string()))
+                    .expect("a response"),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    url
 }
 
-async fn pass(
-    server: &FakeApiServer,
-    telegram: &FakeTelegram,
-    ctx: &Arc<Context>,
-    concurrency: usize,
-) -> Pass {
-    // The controller reconciles from its watch cache; one list stands in for it.
-    let bots = Api::<TelegramBot>::all(server.client())
-        .list(&ListParams::default())
-        .await
-        .expect("list TelegramBots")
-        .items;
-    server.clear_requests();
-    let telegram_before = telegram.calls().len();
-    let started = Instant::now();
-    let failures = futures::stream::iter(bots)
-        .map(|bot| reconcile(Arc::new(bot), ctx.clone()))
-        .buffer_unordered(concurrency.max(1))
-        .filter(|r| futures::future::ready(r.is_err()))
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Bots whose status observes their generation.
+fn converged(server: &FakeApiServer) -> usize {
+    server
+        .paths()
+        .iter()
+        .filter(|p| p.contains("/telegrambots/"))
+        .filter_map(|p| server.object(p))
+        .filter(|b| {
+            b["metadata"]["generation"].as_i64().is_some()
+                && b["status"]["observedGeneration"] == b["metadata"]["generation"]
+        })
         .count()
-        .await;
-    let elapsed = started.elapsed();
-    Pass {
-        elapsed,
-        failures,
-        requests: server.requests(),
-        telegram_calls: telegram.calls().len() - telegram_before,
-        rss_kib: rss_kib(std::process::id()).unwrap_or(0),
+}
+
+/// `botfleet_reconcile_total` summed over results, from the operator's /metrics.
+async fn reconciles(metrics_url: &str) -> u64 {
+    let Ok(response) = reqwest::get(metrics_url).await else {
+        return 0;
+    };
+    response
+        .text()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("botfleet_reconcile_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Reads (GET of an object, LIST, discovery) and writes of a request log; watches apart.
+#[derive(Default)]
+struct Counts {
+    watches: usize,
+    reads: usize,
+    writes: usize,
+    by_kind: BTreeMap<String, usize>,
+}
+
+fn count(requests: &[RecordedRequest]) -> Counts {
+    let mut c = Counts::default();
+    for r in requests {
+        if r.query.contains("watch=true") || r.query.contains("watch=1") {
+            c.watches += 1;
+            continue;
+        }
+        if r.is_write() {
+            c.writes += 1;
+        } else {
+            c.reads += 1;
+        }
+        *c.by_kind.entry(request_kind(r)).or_default() += 1;
     }
+    c
 }
 
 /// `GET`, `LIST`, `PATCH (apply)`, `PATCH (merge)`, `POST`, ... with the resource, for the breakdown.
@@ -197,12 +252,10 @@ fn request_kind(r: &RecordedRequest) -> String {
         };
     }
     let segments: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
-    // .../namespaces/<ns>/<plural>[/<name>[/<sub>]]
     let resource = match segments.iter().position(|s| *s == "namespaces") {
         Some(i) if segments.len() > i + 2 => {
             let plural = segments[i + 2];
             if segments.len() == i + 3 && verb == "GET" {
-                // A collection: a list (watches are not made by a reconcile).
                 verb = "LIST".into();
             }
             match segments.get(i + 4) {
@@ -210,7 +263,15 @@ fn request_kind(r: &RecordedRequest) -> String {
                 None => plural.to_string(),
             }
         }
-        _ => segments.last().copied().unwrap_or("/").to_string(),
+        _ => {
+            if verb == "GET" && segments.len() <= 3 {
+                "discovery".into()
+            } else {
+                // A cluster-wide collection (the watches' initial lists).
+                verb = "LIST".into();
+                segments.last().copied().unwrap_or("/").to_string()
+            }
+        }
     };
     format!("{verb} {resource}")
 }
@@ -218,42 +279,110 @@ fn request_kind(r: &RecordedRequest) -> String {
 #[tokio::main]
 async fn main() {
     let flags = Flags::parse(
-        "Reconcile of many TelegramBots against the in-memory API server",
+        "The operator process over many TelegramBots against the in-memory API server",
         FLAGS,
     );
     let bots: usize = flags.get("bots");
     let namespaces: usize = flags.get("namespaces");
     let webhook_percent: usize = flags.get::<usize>("webhook-percent").min(100);
     let concurrency: usize = flags.get("concurrency");
-    let passes: usize = flags.get::<usize>("passes").max(1);
+    let resync: u64 = flags.get::<u64>("resync-seconds").max(10);
+    let binary = match flags.text("operator-binary") {
+        b if !b.is_empty() => std::path::PathBuf::from(b),
+        _ => std::env::current_exe()
+            .expect("this binary")
+            .with_file_name("botfleet-operator"),
+    };
+    assert!(
+        binary.exists(),
+        "{} not found: cargo build --release -p botfleet-operator",
+        binary.display()
+    );
 
-    let rss_start = rss_kib(std::process::id()).unwrap_or(0);
     let server = FakeApiServer::new();
     let telegram = FakeTelegram::start().await;
-    let ctx = Arc::new(Context::new(
-        server.client(),
-        ContextConfig {
-            defaults: RenderDefaults {
-                telegram_api_url: telegram.url.clone(),
-                ..RenderDefaults::default()
-            },
-            ..ContextConfig::default()
-        },
-        Arc::new(Metrics::new()),
-    ));
     eprintln!("seeding {bots} bots");
     let webhook_bots = seed(&server, bots, namespaces, webhook_percent).await;
-    let rss_seeded = rss_kib(std::process::id()).unwrap_or(0);
+    let api_url = serve_api(&server).await;
+    let dir = std::env::temp_dir().join(format!("botfleet-operator-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{api_url}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\n\
+             current-context: fake\n"
+        ),
+    )
+    .expect("kubeconfig");
+    let metrics_port = free_port();
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
 
-    let mut results = Vec::new();
-    for n in 1..=passes {
-        eprintln!("pass {n}");
-        results.push(pass(&server, &telegram, &ctx, concurrency).await);
+    server.clear_requests();
+    let started = Instant::now();
+    let mut operator = std::process::Command::new(&binary)
+        .args([
+            "run",
+            "--disable-leader-election",
+            "--log-format=text",
+            &format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            &format!("--telegram-api-url={}", telegram.url),
+            &format!("--resync-seconds={resync}"),
+            &format!("--concurrency={concurrency}"),
+            // The fake server is the limit here, not a rate limit.
+            "--api-qps=100000",
+            "--api-burst=100000",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the operator");
+    let pid = operator.id();
+
+    // First pass: until every bot's status observes its generation.
+    let mut last_report = Instant::now();
+    loop {
+        let done = converged(&server);
+        if done >= bots {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "{done}/{bots} converged after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "not converged within an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let objects = server.paths().len();
+    let converge_time = started.elapsed();
+    // The events of the operator's own applies come back as (no-op) reconciles; let them pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let first = count(&server.requests());
+    let rss_first = rss_kib(pid).unwrap_or(0);
 
+    // Steady state: one resync and a bit, in which every bot is reconciled again.
+    server.clear_requests();
+    let reconciles_before = reconciles(&metrics_url).await;
+    tokio::time::sleep(Duration::from_secs(resync + resync / 2 + 5)).await;
+    let steady_reconciles = reconciles(&metrics_url).await - reconciles_before;
+    let steady = count(&server.requests());
+    let rss_steady = rss_kib(pid).unwrap_or(0);
+    let peak = peak_rss_kib(pid).unwrap_or(0);
+    let _ = operator.kill();
+    let _ = operator.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let objects = server.paths().len();
     print_header(
-        "Operator: reconcile of many TelegramBots (in-memory API server)",
+        "Operator: the operator process over many TelegramBots (in-memory API server in another process)",
         &[
             (
                 "bots",
@@ -263,64 +392,57 @@ async fn main() {
                 ),
             ),
             ("reconciles in flight", concurrency.to_string()),
-            (
-                "objects in the API server after the passes",
-                objects.to_string(),
-            ),
+            ("objects in the API server", objects.to_string()),
         ],
     );
+    let per_bot = |n: usize| format!("{:.2}", n as f64 / bots.max(1) as f64);
     let mut table = Table::new([
-        "pass",
-        "total time",
-        "per bot",
-        "failed",
-        "API requests",
-        "per bot",
-        "writes",
+        "phase",
+        "time",
+        "reconciles",
+        "reads per bot",
         "writes per bot",
-        "Telegram calls",
-        "process RSS",
+        "watch requests",
+        "operator RSS",
     ]);
-    for (i, p) in results.iter().enumerate() {
-        let writes = p.requests.iter().filter(|r| r.is_write()).count();
-        table.row([
-            if i == 0 {
-                "1 (create)".to_owned()
-            } else {
-                format!("{} (steady)", i + 1)
-            },
-            format!("{:.2} s", p.elapsed.as_secs_f64()),
-            ms(p.elapsed / bots.max(1) as u32),
-            p.failures.to_string(),
-            p.requests.len().to_string(),
-            format!("{:.1}", p.requests.len() as f64 / bots.max(1) as f64),
-            writes.to_string(),
-            format!("{:.2}", writes as f64 / bots.max(1) as f64),
-            p.telegram_calls.to_string(),
-            mib(p.rss_kib),
+    table.row([
+        "first pass (creates everything)".to_owned(),
+        format!("{:.1} s to converge", converge_time.as_secs_f64()),
+        "-".to_owned(),
+        per_bot(first.reads),
+        per_bot(first.writes),
+        first.watches.to_string(),
+        mib(rss_first),
+    ]);
+    table.row([
+        "steady state (one resync)".to_owned(),
+        format!("{} s window", resync + resync / 2 + 5),
+        steady_reconciles.to_string(),
+        per_bot(steady.reads),
+        per_bot(steady.writes),
+        steady.watches.to_string(),
+        mib(rss_steady),
+    ]);
+    println!("{}", table.render());
+    let mut breakdown = Table::new(["request", "first pass", "steady state"]);
+    let kinds: std::collections::BTreeSet<&String> =
+        first.by_kind.keys().chain(steady.by_kind.keys()).collect();
+    for kind in kinds {
+        breakdown.row([
+            kind.clone(),
+            first.by_kind.get(kind).copied().unwrap_or(0).to_string(),
+            steady.by_kind.get(kind).copied().unwrap_or(0).to_string(),
         ]);
     }
-    println!("{}", table.render());
-
-    let mut breakdown = Table::new(
-        std::iter::once("request".to_owned()).chain((1..=passes).map(|n| format!("pass {n}"))),
-    );
-    let mut counts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, p) in results.iter().enumerate() {
-        for r in &p.requests {
-            counts
-                .entry(request_kind(r))
-                .or_insert_with(|| vec![0; passes])[i] += 1;
-        }
-    }
-    for (kind, per_pass) in counts {
-        breakdown.row(std::iter::once(kind).chain(per_pass.iter().map(|c| c.to_string())));
-    }
-    println!("### API requests by kind\n\n{}", breakdown.render());
     println!(
-        "process RSS: {} at start, {} with the bots seeded, {} after the passes (one process holds the reconciler, the in-memory API server with every object, its request log, and the fake Telegram).",
-        mib(rss_start),
-        mib(rss_seeded),
-        mib(results.last().map_or(0, |p| p.rss_kib)),
+        "### API requests by kind (watches not included)\n\n{}",
+        breakdown.render()
+    );
+    println!(
+        "operator RSS: {} after the first pass, {} in steady state, peak {} (the operator process alone; the fake API server and Telegram run in the benchmark process). Telegram calls: {}.",
+        mib(rss_first),
+        mib(rss_steady),
+        mib(peak),
+        telegram.calls().len(),
     );
 }
