@@ -280,7 +280,7 @@ async fn serve_on_sqlite_runs_the_follow_up_scheduler() {
     assert_eq!(texts[0], "reply: I might buy later");
     let followup_calls = h.llm.requests().len();
     assert_eq!(followup_calls, 2, "one chat call and one follow-up call");
-    let metrics = bot.metrics_text().await;
+    let metrics = bot.metrics_with(&["botfleet_followups_sent_total 1"]).await;
     assert!(
         metrics.contains("botfleet_followups_sent_total 1"),
         "{metrics}"

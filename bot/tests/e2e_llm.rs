@@ -73,7 +73,12 @@ async fn primary_down_fallback_answers(db: TestDb) {
             "claude-fallback"
         ]
     );
-    let metrics = bot.metrics_text().await;
+    let metrics = bot
+        .metrics_with(&[
+            r#"botfleet_llm_requests_total{model="claude-fallback",request_type="chat",outcome="ok"} 1"#,
+            r#"botfleet_llm_requests_total{model="claude-test",request_type="chat",outcome="overloaded"} 1"#,
+        ])
+        .await;
     assert!(metrics.contains(r#"botfleet_llm_requests_total{model="claude-fallback",request_type="chat",outcome="ok"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"botfleet_llm_requests_total{model="claude-test",request_type="chat",outcome="overloaded"} 1"#), "{metrics}");
 }

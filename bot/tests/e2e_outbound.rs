@@ -158,7 +158,9 @@ async fn a_lead_who_blocked_the_bot_is_opted_out(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(status, "opted_out");
-    let metrics = bot.metrics_text().await;
+    let metrics = bot
+        .metrics_with(&[r#"botfleet_telegram_unreachable_total{reason="blocked"} 1"#])
+        .await;
     assert!(
         metrics.contains(r#"botfleet_telegram_unreachable_total{reason="blocked"} 1"#),
         "{metrics}"

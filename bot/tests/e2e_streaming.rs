@@ -125,7 +125,9 @@ async fn drafts_grow_and_the_final_message_is_the_stored_reply(db: TestDb) {
         vec![("ok".to_owned(), 100, 20, 100 * 3_000 + 20 * 15_000)]
     );
     assert_eq!(ledger(&h, -70).await, streamed);
-    let metrics = bot.metrics_text().await;
+    let metrics = bot
+        .metrics_with(&[r#"botfleet_llm_tokens_total{model="claude-test",request_type="chat",token_type="output"} 40"#])
+        .await;
     assert!(
         metrics.contains(r#"botfleet_llm_tokens_total{model="claude-test",request_type="chat",token_type="output"} 40"#),
         "{metrics}"
@@ -263,7 +265,9 @@ async fn streaming_off_sends_no_drafts(db: TestDb) {
     eventually(WAIT, "the reply", || !h.telegram.sent_texts(66).is_empty()).await;
     assert!(h.telegram.calls("sendMessageDraft").is_empty());
     assert_eq!(h.llm.requests()[0].get("stream"), None);
-    let metrics = bot.metrics_text().await;
+    let metrics = bot
+        .metrics_with(&["botfleet_reply_first_text_seconds_count 1"])
+        .await;
     assert!(
         metrics.contains("botfleet_reply_first_text_seconds_count 1"),
         "{metrics}"

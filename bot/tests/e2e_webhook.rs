@@ -29,7 +29,13 @@ async fn answers_with_the_llms_text(db: TestDb) {
             .contains("You are a test bot.")
     );
     assert!(!h.telegram.calls("sendChatAction").is_empty());
-    let metrics = bot.metrics_text().await;
+    let metrics = bot
+        .metrics_with(&[
+            r#"botfleet_telegram_updates_total{kind="message"} 1"#,
+            "botfleet_messages_sent_total 1",
+            r#"botfleet_llm_requests_total{model="claude-test",request_type="chat",outcome="ok"} 1"#,
+        ])
+        .await;
     assert!(
         metrics.contains(r#"botfleet_telegram_updates_total{kind="message"} 1"#),
         "{metrics}"

@@ -202,6 +202,20 @@ impl BotProcess {
             .as_u16()
     }
 
+    /// `/metrics` once every line in `lines` is in it (or after 10 s, for the caller's assert to
+    /// show). Counters move just after the side effect a test waits for (a send the fake saw
+    /// returns before its counter is bumped), so a read right after it can be one step behind.
+    pub async fn metrics_with(&self, lines: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.metrics_text().await;
+            if lines.iter().all(|line| text.contains(line)) || Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn metrics_text(&self) -> String {
         reqwest::get(format!("{}/metrics", self.metrics))
             .await
