@@ -85,7 +85,9 @@ async fn a_database_restart_under_load_loses_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Down for longer than the pool's 5 s acquire timeout: a delivery that waited that long for
+    // a connection is refused (500) rather than held until the server is back.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     server.start_again();
     assert!(unready, "/readyz stayed 200 with the database down");
 
