@@ -308,17 +308,22 @@ impl LlmClient {
         }
     }
 
-    /// One HTTP call.
-    async fn send(&self, model: &str, body: &Value) -> (Attempt, Result<(String, Usage), Failure>) {
+    /// The provider's endpoint with this client's headers and `body`: plain and streamed
+    /// calls differ only in how they read the answer.
+    fn post(&self, body: &Value) -> reqwest::RequestBuilder {
         let inner = &self.inner;
-        let started = Instant::now();
-        let sent = inner
+        inner
             .http
             .post(&inner.endpoint)
             .headers(inner.headers.clone())
             .json(body)
-            .send()
-            .await;
+    }
+
+    /// One HTTP call.
+    async fn send(&self, model: &str, body: &Value) -> (Attempt, Result<(String, Usage), Failure>) {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let sent = self.post(body).send().await;
         let (status, headers, bytes) = match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -382,13 +387,7 @@ impl LlmClient {
     ) -> (Attempt, Result<(String, Usage), Failure>) {
         let inner = &self.inner;
         let started = Instant::now();
-        let sent = inner
-            .http
-            .post(&inner.endpoint)
-            .headers(inner.headers.clone())
-            .json(body)
-            .send()
-            .await;
+        let sent = self.post(body).send().await;
         let mut response = match sent {
             Ok(response) => response,
             Err(e) => return self.transport_failure(model, started, None, &e),
