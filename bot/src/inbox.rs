@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use crate::db::Db;
+use crate::db::{Db, SqlContext, SqlError};
 
 /// A row that keeps failing is parked (marked done with its error) after this many attempts,
 /// so one poisonous update cannot block its chat forever.
@@ -43,7 +43,7 @@ pub async fn enqueue(
     kind: &str,
     payload: &str,
     now_ms: i64,
-) -> Result<Enqueued, sqlx::Error> {
+) -> Result<Enqueued, SqlError> {
     let inserted = sqlx::query(
         "INSERT INTO inbox (update_id, chat_id, kind, payload, received_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (update_id) DO NOTHING",
@@ -54,7 +54,7 @@ pub async fn enqueue(
     .bind(payload)
     .bind(now_ms)
     .execute(&db.pool)
-    .await?
+    .await.ctx("storing an update in the inbox")?
     .rows_affected();
     Ok(if inserted == 1 {
         Enqueued::New
@@ -70,7 +70,7 @@ pub async fn claim_next(
     worker: &str,
     claim_for: Duration,
     now_ms: i64,
-) -> Result<Option<Claimed>, sqlx::Error> {
+) -> Result<Option<Claimed>, SqlError> {
     let candidates: Vec<i64> = sqlx::query_scalar(
         "SELECT i.update_id FROM inbox i
          WHERE i.done_at IS NULL
@@ -87,7 +87,8 @@ pub async fn claim_next(
     .persistent(false)
     .bind(now_ms)
     .fetch_all(&db.pool)
-    .await?;
+    .await
+    .ctx("claiming the next update")?;
     let until = now_ms + claim_for.as_millis() as i64;
     for update_id in candidates {
         // Conditional update: of several workers racing for this row, one changes it.
@@ -100,7 +101,7 @@ pub async fn claim_next(
         .bind(update_id)
         .bind(now_ms)
         .execute(&db.pool)
-        .await?
+        .await.ctx("claiming the next update")?
         .rows_affected()
             == 1;
         if won {
@@ -109,13 +110,18 @@ pub async fn claim_next(
             )
             .bind(update_id)
             .fetch_one(&db.pool)
-            .await?;
+            .await
+            .ctx("claiming the next update")?;
             return Ok(Some(Claimed {
                 update_id,
-                chat_id: row.try_get("chat_id")?,
-                payload: row.try_get("payload")?,
-                attempts: row.try_get::<i64, _>("attempts")?,
-                received_at_ms: row.try_get::<i64, _>("received_at")?,
+                chat_id: row.try_get("chat_id").ctx("claiming the next update")?,
+                payload: row.try_get("payload").ctx("claiming the next update")?,
+                attempts: row
+                    .try_get::<i64, _>("attempts")
+                    .ctx("claiming the next update")?,
+                received_at_ms: row
+                    .try_get::<i64, _>("received_at")
+                    .ctx("claiming the next update")?,
             }));
         }
     }
@@ -129,7 +135,7 @@ pub async fn extend_claim(
     update_id: i64,
     worker: &str,
     until_ms: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, SqlError> {
     let changed = sqlx::query(
         "UPDATE inbox SET claim_until = $1 WHERE update_id = $2 AND claimed_by = $3 AND done_at IS NULL",
     )
@@ -137,7 +143,7 @@ pub async fn extend_claim(
     .bind(update_id)
     .bind(worker)
     .execute(&db.pool)
-    .await?
+    .await.ctx("extending an update's claim")?
     .rows_affected();
     Ok(changed == 1)
 }
@@ -148,7 +154,7 @@ pub async fn complete(
     update_id: i64,
     now_ms: i64,
     error: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), SqlError> {
     sqlx::query(
         "UPDATE inbox SET done_at = $1, last_error = $2, claim_until = NULL WHERE update_id = $3",
     )
@@ -156,17 +162,13 @@ pub async fn complete(
     .bind(error)
     .bind(update_id)
     .execute(&db.pool)
-    .await?;
+    .await
+    .ctx("marking an update done")?;
     Ok(())
 }
 
 /// Gives a row back for another attempt (a transient failure), keeping the error for operators.
-pub async fn release(
-    db: &Db,
-    update_id: i64,
-    worker: &str,
-    error: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn release(db: &Db, update_id: i64, worker: &str, error: &str) -> Result<(), SqlError> {
     sqlx::query(
         "UPDATE inbox SET claimed_by = NULL, claim_until = NULL, last_error = $1
          WHERE update_id = $2 AND claimed_by = $3 AND done_at IS NULL",
@@ -175,36 +177,40 @@ pub async fn release(
     .bind(update_id)
     .bind(worker)
     .execute(&db.pool)
-    .await?;
+    .await
+    .ctx("giving an update back")?;
     Ok(())
 }
 
 /// Gives back every unfinished row this worker holds (at shutdown, past the grace period), so
 /// the next process takes them at once instead of waiting for the claims to expire.
-pub async fn release_all(db: &Db, worker_prefix: &str) -> Result<u64, sqlx::Error> {
+pub async fn release_all(db: &Db, worker_prefix: &str) -> Result<u64, SqlError> {
     Ok(sqlx::query(
         "UPDATE inbox SET claimed_by = NULL, claim_until = NULL
          WHERE done_at IS NULL AND claimed_by LIKE $1",
     )
     .bind(format!("{worker_prefix}%"))
     .execute(&db.pool)
-    .await?
+    .await
+    .ctx("releasing this process's claims")?
     .rows_affected())
 }
 
-pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
+pub async fn pending_count(db: &Db) -> Result<i64, SqlError> {
     sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")
         .fetch_one(&db.pool)
         .await
+        .ctx("counting pending updates")
 }
 
 /// Deletes done rows older than [`KEEP_DONE_FOR`].
-pub async fn prune(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
+pub async fn prune(db: &Db, now_ms: i64) -> Result<u64, SqlError> {
     Ok(
         sqlx::query("DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < $1")
             .bind(now_ms - KEEP_DONE_FOR.as_millis() as i64)
             .execute(&db.pool)
-            .await?
+            .await
+            .ctx("pruning done updates")?
             .rows_affected(),
     )
 }

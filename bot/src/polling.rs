@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
+use crate::db::SqlError;
 use crate::http::webhook::update_header;
 use crate::inbox::{self, Enqueued};
 use crate::metrics::KindLabels;
@@ -79,7 +80,7 @@ pub async fn run(ctx: Context, wake: Arc<Notify>, shutdown: CancellationToken) {
 }
 
 /// Stores updates in order; returns the offset that confirms them all.
-async fn store(ctx: &Context, updates: &[serde_json::Value]) -> Result<Option<i64>, sqlx::Error> {
+async fn store(ctx: &Context, updates: &[serde_json::Value]) -> Result<Option<i64>, SqlError> {
     let mut next = None;
     for update in updates {
         let Some(header) = update_header(update) else {

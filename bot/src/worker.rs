@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::context::Context;
 use crate::conversation::{Pipeline, TelegramTransport};
+use crate::db::SqlError;
 use crate::inbox::{self, Claimed};
 
 /// How often an idle worker looks for rows it was not woken for (other replicas' expired
@@ -151,10 +152,10 @@ impl Workers {
 
 /// Retries a database write for up to `within` (the database restarting); the last error is
 /// returned for the caller to log.
-async fn persist<F, Fut>(within: Duration, mut write: F) -> Result<(), sqlx::Error>
+async fn persist<F, Fut>(within: Duration, mut write: F) -> Result<(), SqlError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<(), SqlError>>,
 {
     let deadline = tokio::time::Instant::now() + within;
     let mut pause = Duration::from_millis(100);

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::db::Db;
+use crate::db::{Db, SqlContext, SqlError};
 
 /// Who wrote, from the update.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,9 @@ pub struct Inbound {
     pub username: Option<String>,
     pub first_name: Option<String>,
     pub text: String,
+    /// A private chat with the user (`chat.type` is `private`): where replies stream as
+    /// drafts. Groups, supergroups and channels are not.
+    pub private_chat: bool,
 }
 
 /// Message kinds: `chat` and `followup` are conversation (sent to the LLM as history);
@@ -43,8 +46,8 @@ pub async fn record_inbound(
     inbound: &Inbound,
     kind: Kind,
     now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+) -> Result<(), SqlError> {
+    let mut tx = db.pool.begin().await.ctx("recording the lead's message")?;
     sqlx::query(
         "INSERT INTO leads (chat_id, user_id, username, first_name, first_seen_at, last_inbound_at)
          VALUES ($1, $2, $3, $4, $5, $5)
@@ -63,7 +66,8 @@ pub async fn record_inbound(
     .bind(inbound.first_name.as_deref())
     .bind(now_ms)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .ctx("recording the lead's message")?;
     sqlx::query(
         "INSERT INTO messages (chat_id, role, kind, text, update_id, created_at) VALUES ($1, 'user', $2, $3, $4, $5)
          ON CONFLICT (update_id, role) WHERE update_id IS NOT NULL DO NOTHING",
@@ -74,8 +78,8 @@ pub async fn record_inbound(
     .bind(inbound.update_id)
     .bind(now_ms)
     .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    .await.ctx("recording the lead's message")?;
+    tx.commit().await.ctx("recording the lead's message")
 }
 
 /// A reply already written for an update (found when an update is processed again).
@@ -87,19 +91,23 @@ pub struct StoredReply {
     pub sent: bool,
 }
 
-pub async fn reply_for_update(db: &Db, update_id: i64) -> Result<Option<StoredReply>, sqlx::Error> {
+pub async fn reply_for_update(db: &Db, update_id: i64) -> Result<Option<StoredReply>, SqlError> {
     let row = sqlx::query(
         "SELECT id, text, kind, sent_at FROM messages WHERE update_id = $1 AND role = 'assistant'",
     )
     .bind(update_id)
     .fetch_optional(&db.pool)
-    .await?;
+    .await
+    .ctx("looking up the stored reply")?;
     row.map(|row| {
         Ok(StoredReply {
-            id: row.try_get("id")?,
-            text: row.try_get("text")?,
-            kind: row.try_get("kind")?,
-            sent: row.try_get::<Option<i64>, _>("sent_at")?.is_some(),
+            id: row.try_get("id").ctx("looking up the stored reply")?,
+            text: row.try_get("text").ctx("looking up the stored reply")?,
+            kind: row.try_get("kind").ctx("looking up the stored reply")?,
+            sent: row
+                .try_get::<Option<i64>, _>("sent_at")
+                .ctx("looking up the stored reply")?
+                .is_some(),
         })
     })
     .transpose()
@@ -114,7 +122,7 @@ pub async fn store_reply(
     kind: Kind,
     text: &str,
     now_ms: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, SqlError> {
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO messages (chat_id, role, kind, text, update_id, created_at) VALUES ($1, 'assistant', $2, $3, $4, $5)
          ON CONFLICT (update_id, role) WHERE update_id IS NOT NULL DO NOTHING
@@ -126,18 +134,17 @@ pub async fn store_reply(
     .bind(update_id)
     .bind(now_ms)
     .fetch_optional(&db.pool)
-    .await?;
+    .await.ctx("storing the reply")?;
     match (inserted, update_id) {
         (Some(id), _) => Ok(id),
-        (None, Some(update_id)) => {
-            sqlx::query_scalar(
-                "SELECT id FROM messages WHERE update_id = $1 AND role = 'assistant'",
-            )
-            .bind(update_id)
-            .fetch_one(&db.pool)
-            .await
-        }
-        (None, None) => Err(sqlx::Error::RowNotFound),
+        (None, Some(update_id)) => sqlx::query_scalar(
+            "SELECT id FROM messages WHERE update_id = $1 AND role = 'assistant'",
+        )
+        .bind(update_id)
+        .fetch_one(&db.pool)
+        .await
+        .ctx("storing the reply"),
+        (None, None) => Err(sqlx::Error::RowNotFound).ctx("storing the reply"),
     }
 }
 
@@ -146,19 +153,21 @@ pub async fn mark_sent(
     message_id: i64,
     chat_id: i64,
     now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+) -> Result<(), SqlError> {
+    let mut tx = db.pool.begin().await.ctx("marking the reply sent")?;
     sqlx::query("UPDATE messages SET sent_at = $1 WHERE id = $2")
         .bind(now_ms)
         .bind(message_id)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .ctx("marking the reply sent")?;
     sqlx::query("UPDATE leads SET last_outbound_at = $1 WHERE chat_id = $2")
         .bind(now_ms)
         .bind(chat_id)
         .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+        .await
+        .ctx("marking the reply sent")?;
+    tx.commit().await.ctx("marking the reply sent")
 }
 
 /// `/stop`: no more follow-ups. `/start` undoes it.
@@ -167,7 +176,7 @@ pub async fn set_opted_out(
     chat_id: i64,
     opted_out: bool,
     now_ms: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), SqlError> {
     let (status, at) = if opted_out {
         ("opted_out", Some(now_ms))
     } else {
@@ -178,12 +187,13 @@ pub async fn set_opted_out(
         .bind(at)
         .bind(chat_id)
         .execute(&db.pool)
-        .await?;
+        .await
+        .ctx("setting the lead's opt-out")?;
     Ok(())
 }
 
 /// Messages the user sent in the window (the rate limit's count).
-pub async fn user_messages_since(db: &Db, chat_id: i64, since_ms: i64) -> Result<i64, sqlx::Error> {
+pub async fn user_messages_since(db: &Db, chat_id: i64, since_ms: i64) -> Result<i64, SqlError> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND role = 'user' AND created_at > $2",
     )
@@ -191,4 +201,5 @@ pub async fn user_messages_since(db: &Db, chat_id: i64, since_ms: i64) -> Result
     .bind(since_ms)
     .fetch_one(&db.pool)
     .await
+    .ctx("counting the lead's recent messages")
 }

@@ -9,7 +9,7 @@ use botfleet_llm::{ChatMessage, CompletionRequest};
 use sha2::{Digest, Sha256};
 
 use super::{Pipeline, PipelineError};
-use crate::db::Db;
+use crate::db::{Db, SqlContext, SqlError};
 use crate::money::{BudgetGate, CallContext, RequestType};
 use crate::telegram::updates::ButtonPress;
 
@@ -73,7 +73,8 @@ impl Pipeline {
         .bind(json)
         .bind(chrono::Utc::now().timestamp_millis())
         .execute(&self.ctx.db.pool)
-        .await?;
+        .await
+        .ctx("caching the suggestions")?;
         tracing::info!(
             count = questions.len(),
             "the LLM wrote the welcome's suggested questions"
@@ -170,12 +171,13 @@ impl Pipeline {
     }
 }
 
-async fn cached(db: &Db, key: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
+async fn cached(db: &Db, key: &str) -> Result<Option<Vec<String>>, SqlError> {
     let questions: Option<String> =
         sqlx::query_scalar("SELECT questions FROM welcome_suggestions WHERE prompt_sha256 = $1")
             .bind(key)
             .fetch_optional(&db.pool)
-            .await?;
+            .await
+            .ctx("reading the cached suggestions")?;
     Ok(questions.map(|json| serde_json::from_str(&json).unwrap_or_default()))
 }
 

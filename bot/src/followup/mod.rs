@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::db::{SqlContext, SqlError};
+use crate::db::SqlError;
 use crate::money::{BudgetGate, CallContext, Money, MoneyError, RequestType};
 use crate::telegram::{Format, Priority};
 
@@ -137,12 +137,8 @@ impl FollowUpRunner {
         for step in 0..plan.steps() {
             let cutoff = plan.cutoff_ms(step, now);
             let step = step_u32(step);
-            report.due += store::count_due(&ctx.db, step, cutoff)
-                .await
-                .ctx("counting due follow-ups")?;
-            report.overdue += store::count_due(&ctx.db, step, cutoff - OVERDUE_AFTER_MS)
-                .await
-                .ctx("counting overdue follow-ups")?;
+            report.due += store::count_due(&ctx.db, step, cutoff).await?;
+            report.overdue += store::count_due(&ctx.db, step, cutoff - OVERDUE_AFTER_MS).await?;
         }
         ctx.metrics.followups_due.set(report.due);
         ctx.metrics.followups_overdue.set(report.overdue);
@@ -171,8 +167,7 @@ impl FollowUpRunner {
                 now_ms,
                 self.batch,
             )
-            .await
-            .ctx("selecting due leads")?;
+            .await?;
             due.extend(leads);
         }
         let outcomes = futures::stream::iter(due)
@@ -262,9 +257,8 @@ impl FollowUpRunner {
         match crate::delivery::send(ctx, lead.chat_id, &text, Format::Plain, Priority::Bulk).await {
             Ok(_) => {
                 ctx.metrics.followups_sent.inc();
-                let advanced = store::complete(&ctx.db, lead, token, &text, now.timestamp_millis())
-                    .await
-                    .ctx("recording a sent follow-up")?;
+                let advanced =
+                    store::complete(&ctx.db, lead, token, &text, now.timestamp_millis()).await?;
                 if !advanced {
                     tracing::info!(
                         chat_id = lead.chat_id,
@@ -285,9 +279,7 @@ impl FollowUpRunner {
             Err(e) => {
                 // Unreachable: `delivery` opted the lead out; this ends the claim and sequence.
                 tracing::info!(chat_id = lead.chat_id, error = %e, "follow-up refused for good: no more follow-ups in this sequence");
-                store::give_up(&ctx.db, lead.chat_id, token, step_u32(plan.steps()))
-                    .await
-                    .ctx("ending the follow-ups of an unreachable lead")?;
+                store::give_up(&ctx.db, lead.chat_id, token, step_u32(plan.steps())).await?;
                 Ok(LeadOutcome::Unreachable)
             }
         }
@@ -307,9 +299,8 @@ impl FollowUpRunner {
             .history_tokens
             .unwrap_or(LlmConfig::DEFAULT_HISTORY_TOKENS);
         // The same history a chat reply sees, within the same token budget.
-        let history = crate::conversation::history::recent(&ctx.db, lead.chat_id, history_budget)
-            .await
-            .ctx("loading the conversation")?;
+        let history =
+            crate::conversation::history::recent(&ctx.db, lead.chat_id, history_budget).await?;
         let silent = Duration::from_millis(
             u64::try_from(now.timestamp_millis() - lead.last_inbound_ms).unwrap_or(0),
         );

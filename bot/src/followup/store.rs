@@ -8,7 +8,7 @@
 
 use sqlx::Row;
 
-use crate::db::Db;
+use crate::db::{Db, SqlContext, SqlError};
 
 /// A due lead as selected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub async fn select_due(
     gap_cutoff_ms: Option<i64>,
     now_ms: i64,
     limit: i64,
-) -> Result<Vec<DueLead>, sqlx::Error> {
+) -> Result<Vec<DueLead>, SqlError> {
     let rows = sqlx::query(
         "SELECT chat_id, last_inbound_at FROM leads
          WHERE status = 'active' AND followups_sent = $1 AND last_inbound_at <= $2
@@ -44,12 +44,15 @@ pub async fn select_due(
     .bind(now_ms)
     .bind(limit)
     .fetch_all(&db.pool)
-    .await?;
+    .await
+    .ctx("selecting due follow-ups")?;
     rows.iter()
         .map(|row| {
             Ok(DueLead {
-                chat_id: row.try_get("chat_id")?,
-                last_inbound_ms: row.try_get("last_inbound_at")?,
+                chat_id: row.try_get("chat_id").ctx("selecting due follow-ups")?,
+                last_inbound_ms: row
+                    .try_get("last_inbound_at")
+                    .ctx("selecting due follow-ups")?,
                 step,
             })
         })
@@ -57,7 +60,7 @@ pub async fn select_due(
 }
 
 /// How many leads are due step `step` (silent since `cutoff_ms`): for the gauges.
-pub async fn count_due(db: &Db, step: u32, cutoff_ms: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_due(db: &Db, step: u32, cutoff_ms: i64) -> Result<i64, SqlError> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM leads
          WHERE status = 'active' AND followups_sent = $1 AND last_inbound_at <= $2",
@@ -66,6 +69,7 @@ pub async fn count_due(db: &Db, step: u32, cutoff_ms: i64) -> Result<i64, sqlx::
     .bind(cutoff_ms)
     .fetch_one(&db.pool)
     .await
+    .ctx("counting due follow-ups")
 }
 
 /// Claims `lead` for this scheduler until `until_ms`. True when this call won the claim.
@@ -75,7 +79,7 @@ pub async fn claim(
     token: &str,
     now_ms: i64,
     until_ms: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, SqlError> {
     let result = sqlx::query(
         "UPDATE leads SET followup_claim = $1, followup_claim_until = $2
          WHERE chat_id = $3 AND status = 'active' AND followups_sent = $4 AND last_inbound_at = $5
@@ -88,12 +92,13 @@ pub async fn claim(
     .bind(lead.last_inbound_ms)
     .bind(now_ms)
     .execute(&db.pool)
-    .await?;
+    .await
+    .ctx("claiming a follow-up")?;
     Ok(result.rows_affected() == 1)
 }
 
 /// Gives a claim back without sending (a transient failure): the next tick tries again.
-pub async fn release(db: &Db, chat_id: i64, token: &str) -> Result<(), sqlx::Error> {
+pub async fn release(db: &Db, chat_id: i64, token: &str) -> Result<(), SqlError> {
     sqlx::query(
         "UPDATE leads SET followup_claim = NULL, followup_claim_until = NULL
          WHERE chat_id = $1 AND followup_claim = $2",
@@ -101,7 +106,8 @@ pub async fn release(db: &Db, chat_id: i64, token: &str) -> Result<(), sqlx::Err
     .bind(chat_id)
     .bind(token)
     .execute(&db.pool)
-    .await?;
+    .await
+    .ctx("releasing a follow-up claim")?;
     Ok(())
 }
 
@@ -115,8 +121,8 @@ pub async fn complete(
     token: &str,
     text: &str,
     now_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+) -> Result<bool, SqlError> {
+    let mut tx = db.pool.begin().await.ctx("recording a sent follow-up")?;
     sqlx::query(
         "INSERT INTO messages (chat_id, role, kind, text, created_at, sent_at)
          VALUES ($1, 'assistant', 'followup', $2, $3, $3)",
@@ -125,7 +131,8 @@ pub async fn complete(
     .bind(text)
     .bind(now_ms)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .ctx("recording a sent follow-up")?;
     let advanced = sqlx::query(
         "UPDATE leads SET followups_sent = $1, last_followup_at = $2, last_outbound_at = $2,
              followup_claim = NULL, followup_claim_until = NULL
@@ -136,7 +143,8 @@ pub async fn complete(
     .bind(lead.chat_id)
     .bind(token)
     .execute(&mut *tx)
-    .await?
+    .await
+    .ctx("recording a sent follow-up")?
     .rows_affected()
         == 1;
     if !advanced {
@@ -144,20 +152,16 @@ pub async fn complete(
             .bind(now_ms)
             .bind(lead.chat_id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .ctx("recording a sent follow-up")?;
     }
-    tx.commit().await?;
+    tx.commit().await.ctx("recording a sent follow-up")?;
     Ok(advanced)
 }
 
 /// The chat is gone (the user blocked the bot or deleted their account): no more follow-ups
 /// in this sequence. The status stays as it is; `followups_sent` jumps to the last step.
-pub async fn give_up(
-    db: &Db,
-    chat_id: i64,
-    token: &str,
-    last_step: u32,
-) -> Result<(), sqlx::Error> {
+pub async fn give_up(db: &Db, chat_id: i64, token: &str, last_step: u32) -> Result<(), SqlError> {
     sqlx::query(
         "UPDATE leads SET followups_sent = $1, followup_claim = NULL, followup_claim_until = NULL
          WHERE chat_id = $2 AND followup_claim = $3",
@@ -166,6 +170,7 @@ pub async fn give_up(
     .bind(chat_id)
     .bind(token)
     .execute(&db.pool)
-    .await?;
+    .await
+    .ctx("giving up a follow-up")?;
     Ok(())
 }
