@@ -37,6 +37,7 @@ pub async fn run(ctx: Context, money: Arc<Money>) -> anyhow::Result<()> {
             username: Some("console".into()),
             first_name: None,
             text: text.to_owned(),
+            private_chat: true,
         };
         if let Err(e) = pipeline.handle_text(&transport, inbound).await {
             eprintln!("error: {e}");

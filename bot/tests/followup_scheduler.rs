@@ -312,6 +312,7 @@ async fn a_reply_starts_the_sequence_over(db: TestDb) {
         username: None,
         first_name: Some("Lead".into()),
         text: "Sorry, was busy. Still interested!".into(),
+        private_chat: true,
     };
     record_inbound(&w.db.db, &inbound, Kind::Chat, reply_at.timestamp_millis())
         .await

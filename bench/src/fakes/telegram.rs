@@ -1,5 +1,6 @@
 //! A fake Telegram Bot API: `sendMessage` answers a message and is counted (and, per chat, the
-//! time of the first reply is kept); `sendChatAction` and anything else answer `true`.
+//! time of the first reply is kept, as is that of the first `sendMessageDraft`);
+//! `sendChatAction` and anything else answer `true`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,8 @@ struct Inner {
     other: AtomicU64,
     /// First reply per chat id.
     replied: Mutex<HashMap<i64, Instant>>,
+    /// First draft per chat id.
+    drafted: Mutex<HashMap<i64, Instant>>,
 }
 
 pub struct FakeTelegram {
@@ -66,6 +69,15 @@ impl FakeTelegram {
             .clone()
     }
 
+    /// When each chat was shown its first draft.
+    pub fn first_drafts(&self) -> HashMap<i64, Instant> {
+        self.inner
+            .drafted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn replied_chats(&self) -> usize {
         self.inner
             .replied
@@ -99,6 +111,17 @@ async fn handle(
             "text": body["text"],
         }}))
         .into_response()
+    } else if method.eq_ignore_ascii_case("sendMessageDraft") {
+        let now = Instant::now();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let chat_id = body["chat_id"].as_i64().unwrap_or_default();
+        inner
+            .drafted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(chat_id)
+            .or_insert(now);
+        axum::Json(json!({"ok": true, "result": true})).into_response()
     } else if method.eq_ignore_ascii_case("sendChatAction") {
         inner.chat_actions.fetch_add(1, Ordering::Relaxed);
         axum::Json(json!({"ok": true, "result": true})).into_response()
@@ -114,15 +137,21 @@ async fn handle(
     }
 }
 
-/// A private text message update, shaped like the ones Telegram posts to a webhook.
+/// A text message update, shaped like the ones Telegram posts to a webhook: from a private chat
+/// (a positive `chat_id`, the user's own id) or a group (a negative one).
 pub fn text_update(update_id: i64, chat_id: i64, text: &str) -> Vec<u8> {
+    let chat = if chat_id > 0 {
+        json!({"id": chat_id, "type": "private", "first_name": "Lead", "last_name": "Example", "username": "lead_example"})
+    } else {
+        json!({"id": chat_id, "type": "group", "title": "Leads"})
+    };
     serde_json::to_vec(&json!({
         "update_id": update_id,
         "message": {
             "message_id": update_id,
             "date": 1_700_000_000,
-            "chat": {"id": chat_id, "type": "private", "first_name": "Lead", "last_name": "Example", "username": "lead_example"},
-            "from": {"id": chat_id, "is_bot": false, "first_name": "Lead", "last_name": "Example", "username": "lead_example", "language_code": "en"},
+            "chat": chat,
+            "from": {"id": chat_id.abs(), "is_bot": false, "first_name": "Lead", "last_name": "Example", "username": "lead_example", "language_code": "en"},
             "text": text,
         }
     }))

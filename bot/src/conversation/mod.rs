@@ -31,8 +31,8 @@ const TYPING_EVERY: Duration = Duration::from_millis(4500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Db(#[from] crate::db::SqlError),
     #[error("sending the reply: {0}")]
     Telegram(#[from] TelegramError),
     #[error("ledger: {0}")]
@@ -130,7 +130,7 @@ impl Pipeline {
             tracing::info!("a button whose question is no longer known; acknowledged");
             return Ok(());
         };
-        let inbound = press.user.inbound(update_id, press.chat_id, text);
+        let inbound = press.user.inbound(update_id, &press.chat, text);
         self.handle_text(transport, inbound).await
     }
 
@@ -321,7 +321,10 @@ impl Pipeline {
                 .max_output_tokens
                 .unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
         };
-        let outcome = if llm_config.streams() && transport.drafts_available(inbound.chat_id) {
+        let outcome = if llm_config.streams()
+            && inbound.private_chat
+            && transport.drafts_available(inbound.chat_id)
+        {
             let target = streamed::DraftTarget {
                 chat_id: inbound.chat_id,
                 draft_id: inbound.update_id.max(1),

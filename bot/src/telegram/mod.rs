@@ -148,10 +148,10 @@ impl TelegramClient {
         Ok(parts.len())
     }
 
-    /// Whether drafts may work in this chat: a private chat (positive id: a user's own chat
-    /// has the user's id; groups and channels are negative) where Telegram did not refuse them.
+    /// Whether drafts may work in this (private) chat: Telegram did not refuse them for the bot
+    /// or the chat. Only private chats have drafts; the caller knows the chat's type.
     pub fn drafts_available(&self, chat_id: i64) -> bool {
-        chat_id > 0 && self.drafts.available(chat_id)
+        self.drafts.available(chat_id)
     }
 
     /// Shows (or replaces) the draft `draft_id` in a private chat. Best effort: a draft is a

@@ -31,12 +31,29 @@ pub enum Route {
     Ignore(&'static str),
 }
 
+/// Where an update came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chat {
+    pub id: i64,
+    /// `chat.type` is `private` (a user's own chat with the bot).
+    pub private: bool,
+}
+
+impl Chat {
+    fn of(chat: &teloxide::types::Chat) -> Self {
+        Self {
+            id: chat.id.0,
+            private: chat.is_private(),
+        }
+    }
+}
+
 /// A pressed inline-keyboard button.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ButtonPress {
     /// Answered with `answerCallbackQuery` so the user's client stops its spinner.
     pub query_id: String,
-    pub chat_id: i64,
+    pub chat: Chat,
     pub user: Sender,
     /// The button's `callback_data`.
     pub data: String,
@@ -65,10 +82,11 @@ impl Sender {
         }
     }
 
-    pub fn inbound(self, update_id: i64, chat_id: i64, text: String) -> Inbound {
+    pub fn inbound(self, update_id: i64, chat: &Chat, text: String) -> Inbound {
         Inbound {
             update_id,
-            chat_id,
+            chat_id: chat.id,
+            private_chat: chat.private,
             user_id: self.user_id,
             username: self.username,
             first_name: self.first_name,
@@ -107,7 +125,8 @@ pub fn route(update_id: i64, update: &Update, raw: &Value) -> Result<Route, Unre
 }
 
 fn message_route(update_id: i64, message: &Message) -> Route {
-    let chat_id = message.chat.id.0;
+    let chat = Chat::of(&message.chat);
+    let chat_id = chat.id;
     let MessageKind::Common(_) = &message.kind else {
         // Service messages: members joined or left, a title changed, a message was pinned…
         return Route::Ignore("service message");
@@ -117,7 +136,7 @@ fn message_route(update_id: i64, message: &Message) -> Route {
     }
     match message.text() {
         Some(text) => {
-            Route::Text(Sender::of(message.from.as_ref()).inbound(update_id, chat_id, text.into()))
+            Route::Text(Sender::of(message.from.as_ref()).inbound(update_id, &chat, text.into()))
         }
         // Documents, photos, voice: a later feature routes documents here.
         None => Route::NotText { chat_id },
@@ -129,11 +148,11 @@ fn button_route(query: &CallbackQuery) -> Route {
         Some(MaybeInaccessibleMessage::Regular(message)) => Some(message.as_ref()),
         _ => None,
     };
-    let chat_id = match &query.message {
-        Some(message) => message.chat().id.0,
+    let chat = match &query.message {
+        Some(message) => Chat::of(message.chat()),
         // A button under an inline-mode message has no chat: the presser's private chat.
         None => match i64::try_from(query.from.id.0) {
-            Ok(id) => id,
+            Ok(id) => Chat { id, private: true },
             Err(_) => return Route::Ignore("button press without a chat"),
         },
     };
@@ -156,7 +175,7 @@ fn button_route(query: &CallbackQuery) -> Route {
         });
     Route::Button(ButtonPress {
         query_id: query.id.0.clone(),
-        chat_id,
+        chat,
         user: Sender::of(Some(&query.from)),
         data,
         label,
@@ -223,6 +242,19 @@ mod tests {
         );
         assert_eq!(inbound.text, "hi");
         assert_eq!(inbound.username.as_deref(), Some("lead"));
+        assert!(inbound.private_chat);
+    }
+
+    #[test]
+    fn a_group_message_is_not_from_a_private_chat() {
+        let mut message = text_message(-100, "hi all");
+        message["chat"] = json!({"id": -100, "type": "supergroup", "title": "Leads"});
+        message["from"] = user(7);
+        let Route::Text(inbound) = routed(json!({"update_id": 11, "message": message})).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((inbound.chat_id, inbound.private_chat), (-100, false));
     }
 
     #[test]
@@ -261,7 +293,13 @@ mod tests {
             panic!()
         };
         assert_eq!(press.query_id, "q1");
-        assert_eq!(press.chat_id, 42);
+        assert_eq!(
+            press.chat,
+            Chat {
+                id: 42,
+                private: true
+            }
+        );
         assert_eq!(press.data, "suggest:1");
         assert_eq!(press.label.as_deref(), Some("Shipping?"));
         assert_eq!(press.user.user_id, Some(42));
