@@ -278,7 +278,7 @@ impl Pipeline {
                     .await
                     .map_err(MoneyError::from)?;
                 let text = match forgotten {
-                    Some(name) => format!("Done: I forgot \"{name}\"."),
+                    Some(name) => format!("Done: I forgot {name}."),
                     None => "There is no document to forget.".to_owned(),
                 };
                 (escape(&text), Format::Html)
