@@ -195,3 +195,71 @@ async fn cache_breakpoints_cut_the_bill_and_llm_stats_shows_the_saving(db: TestD
     );
 }
 for_each_db!(cache_breakpoints_cut_the_bill_and_llm_stats_shows_the_saving);
+
+async fn the_response_cache_answers_a_repeated_first_question_without_a_call(db: TestDb) {
+    let h = Harness::new(
+        db,
+        BotConfigOptions {
+            llm_yaml: "  streaming: false\n  responseCache: {enabled: true, ttl: 1h}\n".into(),
+            extra_yaml: "knowledge:\n  - inline: \"# Prices\\nPro costs 49 dollars.\"\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let bot = h.start().await;
+    let send = |update_id: i64, chat: i64, text: &'static str| {
+        let bot = &bot;
+        async move {
+            assert_eq!(
+                bot.post_update(&text_update(update_id, chat, text)).await,
+                200
+            )
+        }
+    };
+    send(1, 501, "What does Pro cost?").await;
+    eventually(WAIT, "the first answer", || {
+        !h.telegram.sent_texts(501).is_empty()
+    })
+    .await;
+    // Another lead, the same question in other spacing and case: from the cache.
+    send(2, 502, "  what does PRO cost? ").await;
+    eventually(WAIT, "the cached answer", || {
+        !h.telegram.sent_texts(502).is_empty()
+    })
+    .await;
+    assert_eq!(
+        h.telegram.sent_texts(502),
+        ["reply: What does Pro cost?"],
+        "the stored answer"
+    );
+    // A follow-up question of the first lead is never answered from the cache.
+    send(3, 501, "What does Pro cost?").await;
+    eventually(WAIT, "the follow-up answer", || {
+        h.telegram.sent_texts(501).len() == 2
+    })
+    .await;
+    assert_eq!(
+        h.llm.requests().len(),
+        2,
+        "one call for the first question, one for the follow-up"
+    );
+
+    let db = h.db.reconnect().await;
+    let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT chat_id, outcome, cost_nanos, input_tokens FROM llm_ledger ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1], (502, "response_cache".to_owned(), 0, 0));
+    assert!(rows[0].2 > 0 && rows[2].2 > 0);
+    let metrics = bot
+        .metrics_with(&["botfleet_response_cache_hits_total 1"])
+        .await;
+    assert!(
+        metrics.contains("botfleet_response_cache_hits_total 1"),
+        "{metrics}"
+    );
+}
+for_each_db!(the_response_cache_answers_a_repeated_first_question_without_a_call);

@@ -170,12 +170,22 @@ async fn main() {
     print_header(
         "Prompt cache: input cost of a conversation workload",
         &[
-            ("conversations × turns", format!("{conversations} × {turns}")),
+            (
+                "conversations × turns",
+                format!("{conversations} × {turns}"),
+            ),
             (
                 "knowledge",
-                format!("{} tokens (estimated)", botfleet_llm::estimate_tokens(&knowledge)),
+                format!(
+                    "{} tokens (estimated)",
+                    botfleet_llm::estimate_tokens(&knowledge)
+                ),
             ),
-            ("prices", "Sonnet 4.5 list: input $3, cache read $0.30, write 5m $3.75, write 1h $6 per Mtok".into()),
+            (
+                "prices",
+                "Sonnet 4.5 list: input $3, cache read $0.30, write 5m $3.75, write 1h $6 per Mtok"
+                    .into(),
+            ),
             ("database", "SQLite".into()),
         ],
     );
@@ -234,14 +244,18 @@ async fn main() {
         "Response cache: repeated first questions",
         &[
             ("leads", leads.to_string()),
-            ("distinct questions", format!("{questions} (Zipf-like, the k-th asked ∝ 1/k)")),
+            (
+                "distinct questions",
+                format!("{questions} (Zipf-like, the k-th asked ∝ 1/k)"),
+            ),
         ],
     );
     let llm = CachingLlm::start(1024, 60).await;
     let scratch = Database::fresh(Kind::Sqlite, "")
         .await
         .expect("scratch database");
-    let pipeline = Arc::new(pipeline(&config(&llm.url, "1h", true), &scratch.url, &knowledge).await);
+    let pipeline =
+        Arc::new(pipeline(&config(&llm.url, "1h", true), &scratch.url, &knowledge).await);
     let weights: Vec<f64> = (1..=questions).map(|k| 1.0 / k as f64).collect();
     let total: f64 = weights.iter().sum();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -268,10 +282,11 @@ async fn main() {
     .fetch_one(&pipeline.ctx.db.pool)
     .await
     .expect("hits");
-    let cost: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM llm_ledger")
-        .fetch_one(&pipeline.ctx.db.pool)
-        .await
-        .expect("cost");
+    let cost: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM llm_ledger")
+            .fetch_one(&pipeline.ctx.db.pool)
+            .await
+            .expect("cost");
     let calls = llm.requests() as i64;
     let per_call = cost / calls.max(1);
     let mut table = Table::new([

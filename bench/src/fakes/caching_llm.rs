@@ -49,11 +49,17 @@ impl CachingLlm {
     }
 
     pub fn requests(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).requests
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requests
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes) -> axum::Json<Value> {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    body: axum::body::Bytes,
+) -> axum::Json<Value> {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
     inner.requests += 1;

@@ -147,6 +147,41 @@ async fn read_source(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_pdf_from_a_mounted_config_map_key_is_read_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("acme")).unwrap();
+        std::fs::write(
+            dir.path().join("acme/terms.pdf"),
+            extract::tiny_pdf(&["Returns are free within 30 days"]),
+        )
+        .unwrap();
+        let config: BotConfig = serde_yaml_ng::from_str(
+            "llm: {model: m}\nknowledge:\n  - configMapKeyRef: {name: acme, key: terms.pdf}\n  - inline: \"# FAQ\\nWe ship to the EU.\"\n",
+        )
+        .unwrap();
+        let knowledge = Knowledge::load(&config, dir.path()).await.unwrap();
+        assert!(
+            knowledge.text.contains("Returns are free within 30 days"),
+            "{knowledge:?}"
+        );
+        assert!(
+            knowledge.text.ends_with("# FAQ\nWe ship to the EU."),
+            "{knowledge:?}"
+        );
+        assert_eq!(knowledge.cut_tokens, 0);
+
+        let missing: BotConfig = serde_yaml_ng::from_str(
+            "llm: {model: m}\nknowledge:\n  - configMapKeyRef: {name: acme, key: nope.md}\n",
+        )
+        .unwrap();
+        let error = Knowledge::load(&missing, dir.path()).await.unwrap_err();
+        assert!(
+            error.to_string().starts_with("knowledge[0]: reading "),
+            "{error}"
+        );
+    }
+
     #[test]
     fn no_knowledge_is_no_block() {
         let k = Knowledge::fit("  ", 100);
