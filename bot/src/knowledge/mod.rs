@@ -5,6 +5,7 @@
 
 pub mod documents;
 pub mod extract;
+mod pipeline;
 pub mod response_cache;
 pub mod sections;
 
