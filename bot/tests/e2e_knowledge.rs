@@ -172,10 +172,12 @@ async fn cache_breakpoints_cut_the_bill_and_llm_stats_shows_the_saving(db: TestD
     let read: i64 = rows.iter().map(|r| r.0).sum();
     let saved = read * (3_000 - 300);
     let db = h.db.reconnect().await;
-    let rolled: i64 = sqlx::query_scalar("SELECT SUM(cache_saved_nanos) FROM llm_usage_daily")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let rolled: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(cache_saved_nanos), 0) AS BIGINT) FROM llm_usage_daily",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("summing the rollup's savings");
     assert_eq!(rolled, saved);
     let shown = format!(
         "saved ${}.{:04}",
