@@ -52,6 +52,95 @@ pub struct BotConfig {
     /// What `/start` offers a new lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welcome: Option<WelcomeConfig>,
+    /// The owner's reference texts (price list, FAQ, terms) put into the system prompt, within `llm.knowledgeTokens`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knowledge: Vec<KnowledgeSource>,
+    /// Documents leads send (PDF, TXT, Markdown): size limit and how much of one goes into a prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<DocumentsConfig>,
+}
+
+/// One source of owner knowledge: give exactly one of `configMapKeyRef`, `inline` or `path`.
+/// Markdown or plain text; a key or file whose name ends in `.pdf` is read as a PDF.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KnowledgeSource {
+    /// A key of a ConfigMap in the bot's namespace; the operator mounts it read-only and restarts the bot when it changes (a PDF goes into the ConfigMap's `binaryData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<ConfigMapKeyRef>,
+    /// The text itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+    /// A file the bot reads at start (console and local runs; in a cluster use `configMapKeyRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// A key of a ConfigMap in the bot's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapKeyRef {
+    /// Name of the ConfigMap.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key within the ConfigMap (`data` or `binaryData`).
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+impl ConfigMapKeyRef {
+    /// Where the operator mounts the ConfigMaps of `knowledge` in the bot's pods: one
+    /// directory per ConfigMap, one file per key.
+    pub const MOUNT_ROOT: &'static str = "/etc/botfleet/knowledge";
+
+    /// The file this key is mounted as.
+    pub fn mounted_path(&self) -> String {
+        format!("{}/{}/{}", Self::MOUNT_ROOT, self.name, self.key)
+    }
+}
+
+/// Documents leads send.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// Accept documents at all (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Largest file accepted, in bytes (default 10485760, 10 MiB; the Bot API serves at most 20 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20971520))]
+    pub max_bytes: Option<u64>,
+    /// Approximate tokens of the document sent with each question (default 30000); a longer document is cut and the lead is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_tokens: Option<u32>,
+    /// Time limit of extracting a document's text (default `20s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract_timeout: Option<HumanDuration>,
+}
+
+impl DocumentsConfig {
+    pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+    pub const DEFAULT_MAX_TOKENS: u32 = 30_000;
+    pub const DEFAULT_EXTRACT_TIMEOUT: Duration = Duration::from_secs(20);
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.unwrap_or(Self::DEFAULT_MAX_BYTES)
+    }
+
+    pub fn max_tokens(&self) -> u32 {
+        self.max_tokens.unwrap_or(Self::DEFAULT_MAX_TOKENS)
+    }
+
+    pub fn extract_timeout(&self) -> Duration {
+        self.extract_timeout
+            .as_ref()
+            .map_or(Self::DEFAULT_EXTRACT_TIMEOUT, HumanDuration::get)
+    }
 }
 
 /// Webhook settings.
@@ -169,6 +258,52 @@ pub struct LlmConfig {
     /// OpenAI flavour: the request field of the output limit, `max_completion_tokens` (default for api.openai.com; newer models reject `max_tokens`) or `max_tokens` (default for other OpenAI-compatible servers). Anthropic always uses `max_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens_field: Option<MaxTokensField>,
+    /// Anthropic prompt cache lifetime of the stable prefix (system prompt and knowledge): `5m` (default) or `1h` (writes cost more, reads stay cached for an hour of quiet). OpenAI-compatible APIs cache on their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_ttl: Option<PromptCacheTtl>,
+    /// Approximate token budget of the owner's `knowledge` in the system prompt (default 20000). What does not fit is cut at section boundaries, with a warning at start and the metric `botfleet_knowledge_tokens{state="cut"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub knowledge_tokens: Option<u32>,
+    /// Answers an identical question about the same knowledge and document again from the database, without an LLM call (off by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_cache: Option<ResponseCacheConfig>,
+}
+
+/// Lifetime of Anthropic prompt cache entries written for the stable prefix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PromptCacheTtl {
+    /// Five minutes, refreshed by every read (the API's default; writes cost 1.25× input).
+    #[default]
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    /// One hour (writes cost 2× input).
+    #[serde(rename = "1h")]
+    OneHour,
+}
+
+/// The response cache: the same question about the same knowledge and document, answered
+/// again from the database within `ttl`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponseCacheConfig {
+    /// Use it at all (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long a stored answer is reused, e.g. `24h` (default `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<HumanDuration>,
+}
+
+impl ResponseCacheConfig {
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+    /// `ttl`, default [`Self::DEFAULT_TTL`].
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+            .as_ref()
+            .map_or(Self::DEFAULT_TTL, HumanDuration::get)
+    }
 }
 
 /// What a streamed answer that breaks off after some text becomes.
@@ -206,6 +341,7 @@ impl LlmConfig {
     pub const DEFAULT_HISTORY_TOKENS: u32 = 8000;
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_MAX_RETRIES: u32 = 3;
+    pub const DEFAULT_KNOWLEDGE_TOKENS: u32 = 20_000;
 
     pub const DEFAULT_DRAFT_INTERVAL: Duration = Duration::from_millis(400);
 

@@ -65,6 +65,9 @@ pub mod env {
     /// The bot's overall Telegram rate, messages per second (default 30; more only for a bot
     /// whose limit Telegram raised).
     pub const BOTFLEET_TELEGRAM_MESSAGES_PER_SEC: &str = "BOTFLEET_TELEGRAM_MESSAGES_PER_SEC";
+    /// Where `knowledge[].configMapKeyRef` files are read (default
+    /// [`crate::ConfigMapKeyRef::MOUNT_ROOT`], where the operator mounts them).
+    pub const BOTFLEET_KNOWLEDGE_DIR: &str = "BOTFLEET_KNOWLEDGE_DIR";
 }
 
 /// Subcommands of `botfleet-bot` (the image's entrypoint), passed as container args.

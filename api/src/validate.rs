@@ -50,6 +50,19 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
             "must be 1 to 100",
         ));
     }
+    for (i, source) in config.knowledge.iter().enumerate() {
+        let given = [
+            source.config_map_key_ref.is_some(),
+            source.inline.is_some(),
+            source.path.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(ConfigError::new(
+                format!("knowledge[{i}]"),
+                "give exactly one of configMapKeyRef, inline or path",
+            ));
+        }
+    }
 
     let mut seen = std::collections::HashSet::new();
     for (i, price) in config.pricing.iter().enumerate() {
@@ -127,6 +140,28 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_knowledge_source_is_exactly_one_thing() {
+        let mut config = base();
+        config.knowledge = vec![
+            crate::KnowledgeSource {
+                inline: Some("Prices: ...".into()),
+                ..Default::default()
+            },
+            crate::KnowledgeSource {
+                inline: Some("x".into()),
+                path: Some("faq.md".into()),
+                ..Default::default()
+            },
+        ];
+        let error = validate(&config).unwrap_err();
+        assert_eq!(error.field, "knowledge[1]");
+        config.knowledge[1] = crate::KnowledgeSource::default();
+        assert_eq!(validate(&config).unwrap_err().field, "knowledge[1]");
+        config.knowledge.pop();
+        assert_eq!(validate(&config), Ok(()));
     }
 
     /// Deserializes like the bot's loader: the error names the field path.

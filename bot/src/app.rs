@@ -53,6 +53,18 @@ pub async fn serve_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let settings = ctx.settings.clone();
+    // Before anything is served: a source that cannot be read stops the start.
+    let knowledge = crate::knowledge::Knowledge::load(&settings.bot, &settings.knowledge_dir)
+        .await
+        .context("knowledge")?;
+    knowledge.observe(&ctx.metrics);
+    if !knowledge.is_empty() {
+        tracing::info!(
+            tokens = knowledge.loaded_tokens,
+            cut_tokens = knowledge.cut_tokens,
+            "owner knowledge in the system prompt"
+        );
+    }
     let accepting = Arc::new(AtomicBool::new(true));
     let wake = Arc::new(Notify::new());
     let stop_intake = CancellationToken::new();
@@ -112,7 +124,7 @@ pub async fn serve_with(
         async move { crate::conversation::commands::publish_menu(&telegram, &owners).await },
     );
 
-    let pipeline = Arc::new(Pipeline::new(ctx.clone(), money.clone()));
+    let pipeline = Arc::new(Pipeline::new(ctx.clone(), money.clone()).with_knowledge(knowledge));
     let workers = Workers {
         ctx: ctx.clone(),
         pipeline,

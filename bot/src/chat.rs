@@ -16,7 +16,12 @@ use crate::money::Money;
 pub const CONSOLE_CHAT_ID: i64 = -9_000_000_000_000;
 
 pub async fn run(ctx: Context, money: Arc<Money>) -> anyhow::Result<()> {
-    let mut pipeline = Pipeline::new(ctx, money);
+    let knowledge =
+        crate::knowledge::Knowledge::load(&ctx.settings.bot, &ctx.settings.knowledge_dir)
+            .await
+            .map_err(anyhow::Error::from)?;
+    knowledge.observe(&ctx.metrics);
+    let mut pipeline = Pipeline::new(ctx, money).with_knowledge(knowledge);
     pipeline.extra_owner = Some(CONSOLE_CHAT_ID);
     let transport = ConsoleTransport;
     eprintln!(

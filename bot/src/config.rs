@@ -98,6 +98,8 @@ pub struct Settings {
     pub scheduler_interval: Duration,
     /// The outbound limiter's limits: this process's share of Telegram's rate.
     pub telegram_limits: crate::telegram::Limits,
+    /// Where the ConfigMap keys of `knowledge` are mounted (`BOTFLEET_KNOWLEDGE_DIR`).
+    pub knowledge_dir: PathBuf,
 }
 
 /// Reads an environment variable; `lookup` is injectable for tests.
@@ -248,6 +250,10 @@ impl Settings {
             shutdown_grace: duration(env::BOTFLEET_SHUTDOWN_GRACE, "20s")?,
             scheduler_interval: duration(env::BOTFLEET_SCHEDULER_INTERVAL, "30s")?,
             telegram_limits,
+            knowledge_dir: env_source.get(env::BOTFLEET_KNOWLEDGE_DIR).map_or_else(
+                || PathBuf::from(botfleet_api::ConfigMapKeyRef::MOUNT_ROOT),
+                PathBuf::from,
+            ),
             bot,
         })
     }

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod followup;
 pub mod http;
 pub mod inbox;
+pub mod knowledge;
 pub mod metrics;
 pub mod money;
 pub mod polling;

@@ -48,6 +48,16 @@ pub struct CostLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeriodLabels {
     pub period: String,
 }
@@ -82,6 +92,12 @@ pub struct Metrics {
     pub inbox_pending: Gauge,
     pub rate_limited: Counter,
     pub telegram_unreachable: Family<ReasonLabels, Counter>,
+    /// Estimated tokens of the owner's knowledge in the prompt (`loaded`) and left out (`cut`).
+    pub knowledge_tokens: Family<StateLabels, Gauge>,
+    /// Documents leads sent, by outcome.
+    pub documents: Family<OutcomeLabels, Counter>,
+    /// Answers served from the response cache, without an LLM call.
+    pub response_cache_hits: Counter,
 }
 
 impl Default for Metrics {
@@ -112,6 +128,9 @@ impl Metrics {
             inbox_pending: Gauge::default(),
             rate_limited: Counter::default(),
             telegram_unreachable: Family::default(),
+            knowledge_tokens: Family::default(),
+            documents: Family::default(),
+            response_cache_hits: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -204,6 +223,21 @@ impl Metrics {
             "telegram_unreachable",
             "Messages Telegram refused because the chat is unreachable (blocked, deactivated, not found); the lead is opted out",
             m.telegram_unreachable.clone(),
+        );
+        r.register(
+            "knowledge_tokens",
+            "Estimated tokens of the owner's knowledge in the system prompt (state=loaded) and left out for llm.knowledgeTokens (state=cut)",
+            m.knowledge_tokens.clone(),
+        );
+        r.register(
+            "documents",
+            "Documents leads sent, by outcome (accepted, too_large, unsupported, unreadable, download_failed)",
+            m.documents.clone(),
+        );
+        r.register(
+            "response_cache_hits",
+            "Questions answered from the response cache without an LLM call",
+            m.response_cache_hits.clone(),
         );
         Self { registry, ..m }
     }

@@ -239,3 +239,25 @@ fn a_price_that_cannot_be_held_exactly_is_rejected_with_its_field_named() {
         "pricing[1].model"
     );
 }
+
+#[test]
+fn the_cache_saves_the_input_price_minus_the_read_price_of_the_tier_charged() {
+    let table = table();
+    let cost = |model: &str, u: &Usage| table.cost(model, u).unwrap();
+    // Base tier: 10,000 read tokens × (3,000 − 300) nano-USD = $0.027.
+    let base = usage(500, 10_000, 0, 0, 100);
+    let saved = cost("claude-sonnet-4-5", &base)
+        .cache_saved_nanos(&base)
+        .unwrap();
+    assert_eq!(saved, 27_000_000);
+    assert_eq!(format_usd(saved, 4), "$0.0270");
+    // Long-prompt tier (prompt > 200,000): 190,000 × (6,000 − 600) = $1.026.
+    let long = usage(20_000, 190_000, 0, 0, 100);
+    assert_eq!(
+        cost("claude-sonnet-4-5", &long).cache_saved_nanos(&long),
+        Some(1_026_000_000)
+    );
+    // No separate read price: nothing saved. Unpriced: nothing known, counted as 0.
+    assert_eq!(cost("flat", &base).cache_saved_nanos(&base), Some(0));
+    assert_eq!(Cost::Unpriced.cache_saved_nanos(&base), Some(0));
+}

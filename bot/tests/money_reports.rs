@@ -159,6 +159,8 @@ async fn llm_stats_equal_a_hand_computation(t: TestDb) {
         output_tokens: 393 + 24 + 10,
         cost_nanos: 15_630_000 + 395_800,
         unpriced_calls: 1,
+        // 2,188 haiku cache reads × (1,000 − 100) nano-USD.
+        cache_saved_nanos: 1_969_200,
     };
     assert_eq!(stats.today.total, today);
     let week = UsageTotals {
@@ -171,6 +173,8 @@ async fn llm_stats_equal_a_hand_computation(t: TestDb) {
         output_tokens: 627,
         cost_nanos: 15_630_000 + 395_800 + 8_700_000,
         unpriced_calls: 1,
+        // + 9,000 sonnet cache reads × (3,000 − 300) nano-USD.
+        cache_saved_nanos: 1_969_200 + 24_300_000,
     };
     assert_eq!(stats.last_7_days.total, week);
     assert_eq!(stats.last_7_days.first_day.to_string(), "2026-11-16");
@@ -205,10 +209,10 @@ async fn llm_stats_equal_a_hand_computation(t: TestDb) {
     for expected in [
         "<b>Today (2026-11-22 UTC)</b>\nRequests: 4 (1 failed)\n\
          Tokens: input 178 · cache read 2,188 · cache write 5m 1,536 · cache write 1h 652 · output 427\n\
-         Cache hit rate: 48.0%\nCost: $0.0160\n⚠️ Unpriced calls: 1",
+         Cache hit rate: 48.0% · saved $0.0020\nCost: $0.0160\n⚠️ Unpriced calls: 1",
         "<b>Last 7 days (2026-11-16 – 2026-11-22)</b>\nRequests: 5 (1 failed)\n\
          Tokens: input 1,178 · cache read 11,188 · cache write 5m 1,536 · cache write 1h 652 · output 627\n\
-         Cache hit rate: 76.9%\nCost: $0.0247",
+         Cache hit rate: 76.9% · saved $0.0263\nCost: $0.0247",
         "• <code>claude-sonnet-4-5</code>: 3 req, in 3,209 / cached 9,000 / out 593, cache 73.7%, $0.0243\n",
         "• chat: 3 req,",
         "• <code>&lt;unpriced &amp; new&gt;</code>: 1 req",

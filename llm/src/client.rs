@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use botfleet_api::{LlmConfig, StreamCutPolicy};
+use botfleet_api::{LlmConfig, PromptCacheTtl, StreamCutPolicy};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -46,6 +46,7 @@ struct Inner {
     timeout: Duration,
     max_retries: u32,
     on_stream_cut: StreamCutPolicy,
+    prompt_cache_ttl: PromptCacheTtl,
 }
 
 /// Why one HTTP call failed, and how long the server asked us to wait.
@@ -142,6 +143,7 @@ impl LlmClient {
                 provider,
                 max_tokens_field,
                 on_stream_cut: config.on_stream_cut.unwrap_or_default(),
+                prompt_cache_ttl: config.prompt_cache_ttl.unwrap_or_default(),
                 http,
                 endpoint: provider.endpoint(base),
                 headers,
@@ -259,7 +261,13 @@ impl LlmClient {
             },
             field: inner.max_tokens_field,
         };
-        let body = inner.provider.body(model, request, limit, sink.is_some());
+        let body = inner.provider.body(
+            model,
+            request,
+            limit,
+            sink.is_some(),
+            inner.prompt_cache_ttl,
+        );
         let mut retry = 0;
         loop {
             let (attempt, result) = match sink.as_deref_mut() {

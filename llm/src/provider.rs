@@ -1,6 +1,6 @@
 //! The two wire formats: where to send, how to authenticate, the request body, the answer.
 
-use botfleet_api::MaxTokensField;
+use botfleet_api::{MaxTokensField, PromptCacheTtl};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
@@ -23,6 +23,9 @@ pub(crate) enum Provider {
 }
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Anthropic accepts at most four `cache_control` breakpoints per request.
+pub(crate) const MAX_CACHE_BREAKPOINTS: usize = 4;
 
 impl Provider {
     pub(crate) fn name(self) -> &'static str {
@@ -75,45 +78,87 @@ impl Provider {
 
     /// The JSON request body. Messages with no text are left out: both APIs reject them.
     /// `stream` asks for server-sent events (with the usage at the end, for OpenAI).
+    ///
+    /// Anthropic gets prompt-cache breakpoints (at most [`MAX_CACHE_BREAKPOINTS`]): one at the
+    /// end of each system block (system prompt, knowledge, a lead's document; the last three
+    /// when there are more), with `cache_ttl`, and one on the conversation so far (the last
+    /// message before the new one), with the default five minutes (a 1-hour entry must not
+    /// follow a 5-minute one). The next call of the same conversation then reads everything
+    /// up to its previous breakpoint from the cache.
     pub(crate) fn body(
         self,
         model: &str,
         request: &CompletionRequest,
         limit: OutputLimit,
         stream: bool,
+        cache_ttl: PromptCacheTtl,
     ) -> Value {
-        let system = request.system.as_deref().filter(|s| !s.trim().is_empty());
-        let conversation = request
+        let system: Vec<&str> = request.system_blocks().collect();
+        let conversation: Vec<_> = request
             .messages
             .iter()
             .filter(|m| !m.text.trim().is_empty())
-            .map(|m| json!({"role": m.role.as_str(), "content": m.text}));
+            .collect();
         match self {
             Provider::Anthropic => {
+                let breakpoint = match cache_ttl {
+                    PromptCacheTtl::FiveMinutes => json!({"type": "ephemeral"}),
+                    PromptCacheTtl::OneHour => json!({"type": "ephemeral", "ttl": "1h"}),
+                };
+                let system_marks = system.len().min(MAX_CACHE_BREAKPOINTS - 1);
+                let system_blocks: Vec<Value> = system
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| {
+                        let mut block = json!({"type": "text", "text": text});
+                        if i >= system.len() - system_marks {
+                            block["cache_control"] = breakpoint.clone();
+                        }
+                        block
+                    })
+                    .collect();
+                // The conversation so far: everything before the newest message.
+                let marked = conversation.len().checked_sub(2);
+                let messages: Vec<Value> = conversation
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        if Some(i) == marked {
+                            json!({"role": m.role.as_str(), "content": [{
+                                "type": "text",
+                                "text": m.text,
+                                "cache_control": {"type": "ephemeral"},
+                            }]})
+                        } else {
+                            json!({"role": m.role.as_str(), "content": m.text})
+                        }
+                    })
+                    .collect();
                 let mut body = json!({
                     "model": model,
                     "max_tokens": limit.tokens,
-                    "messages": conversation.collect::<Vec<_>>(),
+                    "messages": messages,
                 });
                 if stream {
                     body["stream"] = json!(true);
                 }
-                if let Some(system) = system {
-                    // The system prompt is the same on every call of a bot: mark it for the
-                    // prompt cache so repeat calls pay the cache-read price for it.
-                    body["system"] = json!([{
-                        "type": "text",
-                        "text": system,
-                        "cache_control": {"type": "ephemeral"},
-                    }]);
+                if !system_blocks.is_empty() {
+                    body["system"] = Value::Array(system_blocks);
                 }
                 body
             }
             Provider::OpenAi => {
+                // These APIs cache the longest prefix seen before on their own: keep the
+                // stable text first and unchanged, in one system message.
+                let system = (!system.is_empty()).then(|| system.join("\n\n"));
                 let messages: Vec<Value> = system
                     .map(|s| json!({"role": "system", "content": s}))
                     .into_iter()
-                    .chain(conversation)
+                    .chain(
+                        conversation
+                            .iter()
+                            .map(|m| json!({"role": m.role.as_str(), "content": m.text})),
+                    )
                     .collect();
                 let mut body = json!({"model": model, "messages": messages});
                 body[limit.field.as_str()] = json!(limit.tokens);
@@ -241,6 +286,7 @@ mod tests {
     fn streamed_bodies() {
         let request = CompletionRequest {
             system: None,
+            context: Vec::new(),
             messages: vec![crate::ChatMessage::user("hi")],
             max_output_tokens: 0,
         };
@@ -248,17 +294,105 @@ mod tests {
             tokens: 50,
             field: MaxTokensField::MaxCompletionTokens,
         };
-        let openai = Provider::OpenAi.body("gpt-x", &request, limit, true);
+        let openai =
+            Provider::OpenAi.body("gpt-x", &request, limit, true, PromptCacheTtl::FiveMinutes);
         assert_eq!(openai["max_completion_tokens"], 50);
         assert_eq!(openai.get("max_tokens"), None);
         assert_eq!(openai["stream"], true);
         assert_eq!(openai["stream_options"], json!({"include_usage": true}));
-        let plain = Provider::OpenAi.body("gpt-x", &request, limit, false);
+        let plain =
+            Provider::OpenAi.body("gpt-x", &request, limit, false, PromptCacheTtl::FiveMinutes);
         assert_eq!(plain.get("stream"), None);
-        let anthropic = Provider::Anthropic.body("claude-x", &request, limit, true);
+        let anthropic = Provider::Anthropic.body(
+            "claude-x",
+            &request,
+            limit,
+            true,
+            PromptCacheTtl::FiveMinutes,
+        );
         assert_eq!(anthropic["max_tokens"], 50);
         assert_eq!(anthropic["stream"], true);
         assert_eq!(anthropic.get("stream_options"), None);
+    }
+
+    fn marks(body: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        for block in body["system"].as_array().into_iter().flatten() {
+            if let Some(c) = block.get("cache_control") {
+                out.push(format!("system:{}:{}", block["text"].as_str().unwrap(), c));
+            }
+        }
+        for m in body["messages"].as_array().into_iter().flatten() {
+            for block in m["content"].as_array().into_iter().flatten() {
+                if let Some(c) = block.get("cache_control") {
+                    out.push(format!("message:{}:{}", block["text"].as_str().unwrap(), c));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn anthropic_breakpoints_on_the_stable_prefix_and_the_conversation_so_far() {
+        let request = CompletionRequest {
+            system: Some("sys".into()),
+            context: vec!["knowledge".into(), "document".into()],
+            messages: vec![
+                crate::ChatMessage::user("q1"),
+                crate::ChatMessage::assistant("a1"),
+                crate::ChatMessage::user("q2"),
+            ],
+            max_output_tokens: 0,
+        };
+        let limit = OutputLimit {
+            tokens: 50,
+            field: MaxTokensField::MaxTokens,
+        };
+        let body = Provider::Anthropic.body("c", &request, limit, false, PromptCacheTtl::OneHour);
+        assert_eq!(
+            marks(&body),
+            [
+                r#"system:sys:{"ttl":"1h","type":"ephemeral"}"#,
+                r#"system:knowledge:{"ttl":"1h","type":"ephemeral"}"#,
+                r#"system:document:{"ttl":"1h","type":"ephemeral"}"#,
+                r#"message:a1:{"type":"ephemeral"}"#,
+            ]
+        );
+        // The new question is sent as plain text, after the breakpoint.
+        assert_eq!(body["messages"][2]["content"], "q2");
+
+        // More system blocks than breakpoints: the last three are marked, four in all.
+        let mut many = request.clone();
+        many.context.insert(0, "extra".into());
+        let body = Provider::Anthropic.body("c", &many, limit, false, PromptCacheTtl::FiveMinutes);
+        let marks = marks(&body);
+        assert_eq!(marks.len(), MAX_CACHE_BREAKPOINTS);
+        assert!(!marks.iter().any(|m| m.starts_with("system:sys:")));
+
+        // A first message has no conversation so far to mark.
+        let first = CompletionRequest {
+            messages: vec![crate::ChatMessage::user("q1")],
+            ..request.clone()
+        };
+        let body = Provider::Anthropic.body("c", &first, limit, false, PromptCacheTtl::FiveMinutes);
+        assert_eq!(body["messages"][0]["content"], "q1");
+    }
+
+    #[test]
+    fn openai_gets_the_context_in_its_system_message() {
+        let request = CompletionRequest {
+            system: Some("sys".into()),
+            context: vec!["knowledge".into()],
+            messages: vec![crate::ChatMessage::user("q")],
+            max_output_tokens: 0,
+        };
+        let limit = OutputLimit {
+            tokens: 50,
+            field: MaxTokensField::MaxTokens,
+        };
+        let body = Provider::OpenAi.body("g", &request, limit, false, PromptCacheTtl::OneHour);
+        assert_eq!(body["messages"][0]["content"], "sys\n\nknowledge");
+        assert!(!body.to_string().contains("cache_control"));
     }
 
     #[test]

@@ -44,14 +44,30 @@ impl ChatMessage {
 
 /// One completion request. The client sends exactly this system prompt (none when `None`);
 /// it does not add the configured one by itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompletionRequest {
     pub system: Option<String>,
+    /// Reference text sent after the system prompt, in order (the owner's knowledge, a lead's
+    /// document). It changes rarely, so for Anthropic each piece is a system block of its own
+    /// that ends with a prompt-cache breakpoint (the last three pieces, within the API's four
+    /// breakpoints); OpenAI-compatible APIs get it appended to the system message.
+    pub context: Vec<String>,
     /// Oldest first. For Anthropic the last message should be the user's: a trailing
     /// assistant message is taken as the start of the answer (prefill).
     pub messages: Vec<ChatMessage>,
     /// Upper bound of the reply's tokens; 0 means the configured `maxOutputTokens`.
     pub max_output_tokens: u32,
+}
+
+impl CompletionRequest {
+    /// The system prompt and the context, in order, without empty pieces.
+    pub fn system_blocks(&self) -> impl Iterator<Item = &str> {
+        self.system
+            .iter()
+            .chain(self.context.iter())
+            .map(String::as_str)
+            .filter(|s| !s.trim().is_empty())
+    }
 }
 
 /// Cheap token estimate used to fit history into a token budget; errs on the high side.

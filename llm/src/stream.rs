@@ -257,9 +257,8 @@ impl StreamReader {
             .max(u64::from(estimate_tokens(&self.text)));
         if usage.total_input_tokens() == 0 {
             let prompt = request
-                .system
-                .iter()
-                .chain(request.messages.iter().map(|m| &m.text))
+                .system_blocks()
+                .chain(request.messages.iter().map(|m| m.text.as_str()))
                 .map(|text| u64::from(estimate_tokens(text)))
                 .sum();
             usage.input_tokens = prompt;
@@ -446,6 +445,7 @@ mod tests {
     fn a_cut_stream_is_never_free() {
         let request = CompletionRequest {
             system: Some("You are a helpful assistant.".into()),
+            context: Vec::new(),
             messages: vec![crate::ChatMessage::user("Tell me about your prices.")],
             max_output_tokens: 0,
         };

@@ -28,6 +28,7 @@ fn fast(client: LlmClient) -> LlmClient {
 fn request() -> CompletionRequest {
     CompletionRequest {
         system: Some("You are the sales assistant of Acme.".to_owned()),
+        context: Vec::new(),
         messages: vec![
             ChatMessage::user("Hi, what does Pro cost?"),
             ChatMessage::assistant("Hello! Pro is $49 a month."),
@@ -82,7 +83,8 @@ async fn success_returns_text_and_usage_and_sends_the_documented_request() {
                         "cache_control": {"type": "ephemeral"}}],
             "messages": [
                 {"role": "user", "content": "Hi, what does Pro cost?"},
-                {"role": "assistant", "content": "Hello! Pro is $49 a month."},
+                {"role": "assistant", "content": [{"type": "text", "text": "Hello! Pro is $49 a month.",
+                                                   "cache_control": {"type": "ephemeral"}}]},
                 {"role": "user", "content": "And do you ship to Germany?"},
             ],
         })
@@ -102,6 +104,7 @@ async fn no_system_prompt_and_default_max_tokens() {
     let client = LlmClient::new(&config, KEY.to_owned()).unwrap();
     let request = CompletionRequest {
         system: None,
+        context: Vec::new(),
         messages: vec![ChatMessage::user("hello")],
         max_output_tokens: 0,
     };
@@ -423,6 +426,7 @@ async fn a_request_without_text_is_refused_without_a_call() {
     let fake = FakeLlm::start(vec![]).await;
     let request = CompletionRequest {
         system: Some("sys".into()),
+        context: Vec::new(),
         messages: vec![ChatMessage::user("  ")],
         max_output_tokens: 10,
     };

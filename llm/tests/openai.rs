@@ -25,6 +25,7 @@ fn client(fake: &FakeLlm, fallback: Option<&str>) -> LlmClient {
 fn request() -> CompletionRequest {
     CompletionRequest {
         system: Some("You are the store's assistant.".to_owned()),
+        context: Vec::new(),
         messages: vec![ChatMessage::user("When do you open?")],
         max_output_tokens: 256,
     }

@@ -15,6 +15,7 @@ const KEY: &str = "sk-ant-api03-SECRET-do-not-print-42";
 fn request() -> CompletionRequest {
     CompletionRequest {
         system: None,
+        context: Vec::new(),
         messages: vec![ChatMessage::user("hi")],
         max_output_tokens: 16,
     }

@@ -32,6 +32,7 @@ fn client(fake: &FakeLlm, provider: LlmProvider, policy: Option<StreamCutPolicy>
 fn request() -> CompletionRequest {
     CompletionRequest {
         system: Some("You are the sales assistant of Acme.".to_owned()),
+        context: Vec::new(),
         messages: vec![ChatMessage::user("What does Pro cost?")],
         max_output_tokens: 300,
     }

@@ -11,8 +11,8 @@
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
 use botfleet_api::{
-    BotConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice, RateLimitConfig,
-    SecretKeyRef, WebhookConfig, WelcomeConfig,
+    BotConfig, BudgetConfig, DocumentsConfig, FollowUpConfig, KnowledgeSource, LlmConfig, Mode,
+    ModelPrice, RateLimitConfig, SecretKeyRef, WebhookConfig, WelcomeConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -224,6 +224,14 @@ pub struct TelegramBotSpec {
     /// What `/start` offers a new lead: suggested questions as buttons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welcome: Option<WelcomeConfig>,
+
+    /// The owner's reference texts (price list, FAQ, terms; Markdown, text or PDF) put into the system prompt within `llm.knowledgeTokens`. In a cluster use `configMapKeyRef` or `inline`: the operator mounts the ConfigMaps read-only and restarts the bot when one changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knowledge: Vec<KnowledgeSource>,
+
+    /// Documents leads send (PDF, TXT, Markdown): size limit and how much of one goes into a prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<DocumentsConfig>,
 
     /// The bot's database: PostgreSQL via a Secret, or embedded SQLite on a volume when
     /// `urlSecretRef` is left out.
@@ -490,7 +498,20 @@ impl TelegramBotSpec {
             follow_up: self.follow_up.clone(),
             rate_limit: self.rate_limit.clone(),
             welcome: self.welcome.clone(),
+            knowledge: self.knowledge.clone(),
+            documents: self.documents.clone(),
         }
+    }
+
+    /// The ConfigMaps `knowledge` reads, each name once, sorted.
+    pub fn knowledge_config_maps(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<String> = self
+            .knowledge
+            .iter()
+            .filter_map(|s| s.config_map_key_ref.as_ref())
+            .map(|r| r.name.clone())
+            .collect();
+        names.into_iter().collect()
     }
 }
 
@@ -592,6 +613,14 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
         errors.push(format!(
             "spec.database.storage.size: {size:?} is not a size like 1Gi"
         ));
+    }
+
+    for (i, source) in spec.knowledge.iter().enumerate() {
+        if source.path.is_some() {
+            errors.push(format!(
+                "spec.knowledge[{i}].path: a path is for local runs; in a cluster use configMapKeyRef or inline"
+            ));
+        }
     }
 
     let name = bot.metadata.name.as_deref().unwrap_or("bot");

@@ -1139,3 +1139,83 @@ async fn a_spec_change_applies_the_changed_children_with_a_new_hash_and_only_tho
         );
     }
 }
+
+/// The knowledge checksum on the handler Deployment's pod template.
+fn knowledge_checksum(h: &Harness) -> Option<String> {
+    let d = h
+        .server
+        .object("/apis/apps/v1/namespaces/bots/deployments/sales-bot")
+        .expect("the Deployment");
+    d["spec"]["template"]["metadata"]["annotations"]["botfleet.dev/knowledge-checksum"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_changed_knowledge_config_map_rolls_the_pods_and_steady_state_stays_silent() {
+    let h = Harness::with_config(|c| c.discovery_ttl = Duration::from_secs(60)).await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.server.client(), NS);
+    let prices = |text: &str| -> ConfigMap {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "acme-prices", "namespace": NS},
+            "data": {"prices.md": text},
+        }))
+        .unwrap()
+    };
+    config_maps
+        .create(&PostParams::default(), &prices("# Prices\nPro: $49"))
+        .await
+        .unwrap();
+    let mut spec = polling_sqlite();
+    spec["knowledge"] = json!([{"configMapKeyRef": {"name": "acme-prices", "key": "prices.md"}}]);
+    h.create_bot(spec).await;
+    h.reconcile().await.unwrap();
+    let first = knowledge_checksum(&h).expect("a knowledge checksum");
+    let d = h
+        .server
+        .object("/apis/apps/v1/namespaces/bots/deployments/sales-bot")
+        .unwrap();
+    let volumes = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == "acme-prices"),
+        "{volumes:?}"
+    );
+
+    // Unchanged: the steady state makes no request at all (the versions come from the watch).
+    assert_eq!(h.requests_of_one_reconcile().await, Vec::<String>::new());
+
+    // The owner edits the price list: a new checksum, so Kubernetes rolls the pods.
+    let mut changed = prices("# Prices\nPro: $59");
+    changed.metadata.resource_version = config_maps
+        .get("acme-prices")
+        .await
+        .unwrap()
+        .resource_version();
+    config_maps
+        .replace("acme-prices", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    let new_version = config_maps
+        .get("acme-prices")
+        .await
+        .unwrap()
+        .resource_version()
+        .unwrap();
+    for _ in 0..500 {
+        let seen = h
+            .ctx
+            .cache
+            .config_map_versions(NS, &["acme-prices".to_owned()]);
+        if seen.is_some_and(|v| v[0].1 == new_version) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.reconcile().await.unwrap();
+    let second = knowledge_checksum(&h).expect("a knowledge checksum");
+    assert_ne!(first, second);
+    assert_eq!(h.requests_of_one_reconcile().await, Vec::<String>::new());
+}

@@ -768,3 +768,158 @@ fn the_network_policy_opens_the_webhook_to_the_ingress_controller_and_metrics_to
             .is_none()
     );
 }
+
+#[test]
+fn knowledge_config_maps_are_mounted_read_only_and_a_change_rolls_the_pods() {
+    let mut bot = common::webhook_postgres();
+    bot.spec.knowledge = vec![
+        serde_json::from_value(
+            json!({"configMapKeyRef": {"name": "acme-prices", "key": "prices.md"}}),
+        )
+        .unwrap(),
+        serde_json::from_value(json!({"configMapKeyRef": {"name": "acme-faq", "key": "faq.pdf"}}))
+            .unwrap(),
+        serde_json::from_value(
+            json!({"configMapKeyRef": {"name": "acme-prices", "key": "terms.md"}}),
+        )
+        .unwrap(),
+        serde_json::from_value(json!({"inline": "We ship to the EU only."})).unwrap(),
+    ];
+    let children = render(&bot);
+
+    // The bot reads the sources as the spec gives them, at the mount root.
+    let config: Value =
+        serde_yaml_ng::from_str(&children.config_map.data.as_ref().unwrap()[render::CONFIG_KEY])
+            .unwrap();
+    assert_eq!(
+        config["knowledge"][0],
+        json!({"configMapKeyRef": {"name": "acme-prices", "key": "prices.md"}})
+    );
+    assert_eq!(
+        config["knowledge"][3],
+        json!({"inline": "We ship to the EU only."})
+    );
+
+    for d in deployments(&children) {
+        let pod = pod(d);
+        let volumes: Vec<(String, String)> = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter_map(|v| Some((v.name.clone(), v.config_map.as_ref()?.name.clone())))
+            .filter(|(name, _)| name.starts_with("knowledge-"))
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                ("knowledge-0".to_owned(), "acme-faq".to_owned()),
+                ("knowledge-1".to_owned(), "acme-prices".to_owned())
+            ]
+        );
+        for container in &pod.containers {
+            let mounts: Vec<(String, String, Option<bool>)> = container
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .filter(|m| m.name.starts_with("knowledge-"))
+                .map(|m| (m.name.clone(), m.mount_path.clone(), m.read_only))
+                .collect();
+            assert_eq!(
+                mounts,
+                [
+                    (
+                        "knowledge-0".to_owned(),
+                        "/etc/botfleet/knowledge/acme-faq".to_owned(),
+                        Some(true)
+                    ),
+                    (
+                        "knowledge-1".to_owned(),
+                        "/etc/botfleet/knowledge/acme-prices".to_owned(),
+                        Some(true)
+                    ),
+                ]
+            );
+        }
+    }
+
+    // The pods carry a digest of the ConfigMaps' versions: a new version, a new digest.
+    let annotation = |c: &Children| -> Vec<Option<String>> {
+        deployments(c)
+            .iter()
+            .map(|d| {
+                d.spec
+                    .as_ref()
+                    .unwrap()
+                    .template
+                    .metadata
+                    .as_ref()
+                    .unwrap()
+                    .annotations
+                    .as_ref()
+                    .unwrap()
+                    .get(render::KNOWLEDGE_CHECKSUM_ANNOTATION)
+                    .cloned()
+            })
+            .collect()
+    };
+    let versions = |prices: &str| {
+        vec![
+            ("acme-faq".to_owned(), "100".to_owned()),
+            ("acme-prices".to_owned(), prices.to_owned()),
+        ]
+    };
+    let v1 = children.clone().with_knowledge_versions(&versions("200"));
+    let same = render(&bot).with_knowledge_versions(&versions("200"));
+    let v2 = children.clone().with_knowledge_versions(&versions("201"));
+    let a1 = annotation(&v1);
+    assert_eq!(a1.len(), 2);
+    assert!(a1.iter().all(|a| a.as_ref().is_some_and(|a| a.len() == 64)));
+    assert_eq!(a1[0], a1[1]);
+    assert_eq!(a1, annotation(&same));
+    assert_ne!(a1, annotation(&v2));
+    // Only the pod template annotation differs: the rollout is the whole change.
+    let strip = |c: &Children| -> Vec<Value> {
+        c.objects()
+            .into_iter()
+            .map(|mut o| {
+                if o["kind"] == "Deployment" {
+                    o["spec"]["template"]["metadata"]["annotations"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove(render::KNOWLEDGE_CHECKSUM_ANNOTATION);
+                }
+                o
+            })
+            .collect()
+    };
+    assert_eq!(strip(&v1), strip(&v2));
+    // A bot without knowledge ConfigMaps has neither volumes nor the annotation.
+    let plain = render(&common::webhook_postgres());
+    assert_eq!(annotation(&plain), [None, None]);
+    assert!(
+        pod(&plain.deployment)
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|v| !v.name.starts_with("knowledge-"))
+    );
+
+    // A path means nothing in a pod: refused with its field named.
+    bot.spec
+        .knowledge
+        .push(serde_json::from_value(json!({"path": "/tmp/faq.md"})).unwrap());
+    let Err(render::RenderError::Invalid(errors)) =
+        render::render_all(&bot, &RenderDefaults::default())
+    else {
+        panic!("a path source renders")
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("spec.knowledge[4].path")),
+        "{errors:?}"
+    );
+}

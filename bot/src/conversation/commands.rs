@@ -20,6 +20,8 @@ pub enum LeadCommand {
     Stop,
     /// this message
     Help,
+    /// forget the document you sent me
+    Forget,
 }
 
 /// What only the bot's owners may ask for (`owners` in the config).
@@ -158,11 +160,19 @@ mod tests {
     #[test]
     fn help_and_menus_list_the_same_commands() {
         let lead: Vec<String> = lead_menu().into_iter().map(|c| c.command).collect();
-        assert_eq!(lead, ["start", "stop", "help"]);
+        assert_eq!(lead, ["start", "stop", "help", "forget"]);
         let owner: Vec<String> = owner_menu().into_iter().map(|c| c.command).collect();
         assert_eq!(
             owner,
-            ["start", "stop", "help", "llm_stats", "stats", "budget"]
+            [
+                "start",
+                "stop",
+                "help",
+                "forget",
+                "llm_stats",
+                "stats",
+                "budget"
+            ]
         );
         assert!(help(false).contains("/stop — no more follow-up messages"));
         assert!(!help(false).contains("/budget"));

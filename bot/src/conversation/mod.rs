@@ -19,6 +19,7 @@ use botfleet_api::{LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
 
 use crate::context::Context;
+use crate::knowledge::Knowledge;
 use crate::money::{BUDGET_STOPPED_REPLY, BudgetGate, CallContext, Money, MoneyError, RequestType};
 use crate::telegram::TelegramError;
 use crate::telegram::updates::{self, ButtonPress, Route, Unreadable};
@@ -73,6 +74,8 @@ pub struct Pipeline {
     pub extra_owner: Option<i64>,
     /// Held while the LLM writes the welcome's suggestions, so one process writes them once.
     suggestions_written: tokio::sync::Mutex<()>,
+    /// The owner's knowledge, loaded at start.
+    pub(crate) knowledge: Arc<Knowledge>,
 }
 
 impl Pipeline {
@@ -82,7 +85,14 @@ impl Pipeline {
             money,
             extra_owner: None,
             suggestions_written: tokio::sync::Mutex::new(()),
+            knowledge: Arc::default(),
         }
+    }
+
+    /// The owner's knowledge to put into every chat prompt.
+    pub fn with_knowledge(mut self, knowledge: Knowledge) -> Self {
+        self.knowledge = Arc::new(knowledge);
+        self
     }
 
     /// Handles one stored update (the JSON Telegram sent), by its route in the routing table
@@ -101,6 +111,7 @@ impl Pipeline {
                     .await?;
                 Ok(())
             }
+            Route::Document(upload) => self.document_received(transport, upload).await,
             Route::Button(press) => self.button_pressed(transport, update_id, press).await,
             Route::Membership { chat_id, blocked } => {
                 self.membership_changed(chat_id, blocked).await
@@ -210,7 +221,7 @@ impl Pipeline {
     /// in the database would be sent again when the update runs again, so this is retried
     /// until it lands (through a database restart; the claim's heartbeat keeps the update
     /// ours meanwhile, for up to `BOTFLEET_INBOX_CLAIM_TIMEOUT` of outage).
-    async fn record_sent(&self, message_id: i64, chat_id: i64) {
+    pub(crate) async fn record_sent(&self, message_id: i64, chat_id: i64) {
         let mut pause = Duration::from_millis(100);
         let mut failed = false;
         loop {
@@ -261,6 +272,16 @@ impl Pipeline {
                 store::set_opted_out(db, inbound.chat_id, true, now.timestamp_millis()).await?;
                 tracing::info!("lead opted out of follow-ups");
                 (escape(commands::STOPPED), Format::Html)
+            }
+            Command::Lead(LeadCommand::Forget) => {
+                let forgotten = crate::knowledge::documents::forget(db, inbound.chat_id)
+                    .await
+                    .map_err(MoneyError::from)?;
+                let text = match forgotten {
+                    Some(name) => format!("Done: I forgot {name}."),
+                    None => "There is no document to forget.".to_owned(),
+                };
+                (escape(&text), Format::Html)
             }
             Command::Lead(LeadCommand::Help) | Command::Unknown => {
                 (escape(&commands::help(owner)), Format::Html)
@@ -314,9 +335,32 @@ impl Pipeline {
         let history_budget = llm_config
             .history_tokens
             .unwrap_or(LlmConfig::DEFAULT_HISTORY_TOKENS);
+        let document = crate::knowledge::documents::active(db, inbound.chat_id)
+            .await
+            .map_err(MoneyError::from)?;
+        let request_type = if document.is_some() {
+            RequestType::Document
+        } else {
+            RequestType::Chat
+        };
+        let messages = history::recent(db, inbound.chat_id, history_budget).await?;
+        let cache = self.response_cache_key(&messages, document.as_ref());
+        if let Some(key) = &cache
+            && let Some(answer) = self.cached_answer(inbound, key, request_type, now).await?
+        {
+            return Ok((answer, Kind::Chat));
+        }
+        let mut context = Vec::new();
+        if !self.knowledge.is_empty() {
+            context.push(self.knowledge.text.clone());
+        }
+        if let Some(document) = &document {
+            context.push(document.prompt_block());
+        }
         let request = CompletionRequest {
             system: llm_config.system_prompt.clone(),
-            messages: history::recent(db, inbound.chat_id, history_budget).await?,
+            context,
+            messages,
             max_output_tokens: llm_config
                 .max_output_tokens
                 .unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
@@ -345,7 +389,7 @@ impl Pipeline {
         let call = CallContext {
             chat_id: Some(inbound.chat_id),
             update_id: Some(inbound.update_id),
-            request_type: RequestType::Chat,
+            request_type,
         };
         self.money
             .record_call(db, metrics, call, &outcome.attempts, chrono::Utc::now())
@@ -364,6 +408,11 @@ impl Pipeline {
                 }
                 if completion.used_fallback {
                     tracing::info!(model = %completion.model, "answered by the fallback model");
+                }
+                if let Some(key) = &cache
+                    && !completion.cut
+                {
+                    self.remember_answer(key, &completion.text).await;
                 }
                 Ok((completion.text, Kind::Chat))
             }

@@ -144,6 +144,7 @@ impl Pipeline {
                  buttons."
                     .into(),
             ),
+            context: Vec::new(),
             messages: vec![ChatMessage::user(format!(
                 "This is the system prompt of the bot:\n<prompt>\n{prompt}\n</prompt>\n\n\
                  Write 3 questions a new user would most likely ask this bot, in the language \

@@ -306,6 +306,7 @@ impl FollowUpRunner {
         );
         let request = CompletionRequest {
             system: llm_config.system_prompt.clone(),
+            context: Vec::new(),
             messages: with_instruction(history, &self.prompt, lead.step + 1, silent),
             max_output_tokens: llm_config
                 .max_output_tokens

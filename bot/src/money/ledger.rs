@@ -46,8 +46,8 @@ const INSERT_LEDGER: &str = "INSERT INTO llm_ledger (at, chat_id, update_id, mod
 
 const UPSERT_ROLLUP: &str = "INSERT INTO llm_usage_daily (day, model, request_type, requests, errors, \
      input_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, \
-     cost_nanos, unpriced_calls) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     cost_nanos, unpriced_calls, cache_saved_nanos) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
      ON CONFLICT (day, model, request_type) DO UPDATE SET \
      requests = llm_usage_daily.requests + excluded.requests, \
      errors = llm_usage_daily.errors + excluded.errors, \
@@ -57,7 +57,8 @@ const UPSERT_ROLLUP: &str = "INSERT INTO llm_usage_daily (day, model, request_ty
      cache_write_1h_tokens = llm_usage_daily.cache_write_1h_tokens + excluded.cache_write_1h_tokens, \
      output_tokens = llm_usage_daily.output_tokens + excluded.output_tokens, \
      cost_nanos = llm_usage_daily.cost_nanos + excluded.cost_nanos, \
-     unpriced_calls = llm_usage_daily.unpriced_calls + excluded.unpriced_calls";
+     unpriced_calls = llm_usage_daily.unpriced_calls + excluded.unpriced_calls, \
+     cache_saved_nanos = llm_usage_daily.cache_saved_nanos + excluded.cache_saved_nanos";
 
 /// What one call adds to one model's rollup row.
 #[derive(Default)]
@@ -71,6 +72,7 @@ struct RollupIncrement {
     output: u64,
     cost_nanos: i64,
     unpriced: i64,
+    cache_saved_nanos: i64,
 }
 
 fn rollup_increments<'a>(
@@ -94,6 +96,14 @@ fn rollup_increments<'a>(
                 model: attempt.model.clone(),
             })?;
         t.unpriced += i64::from(*cost == Cost::Unpriced);
+        t.cache_saved_nanos = t
+            .cache_saved_nanos
+            .checked_add(cost.cache_saved_nanos(u).ok_or_else(|| CostOverflow {
+                model: attempt.model.clone(),
+            })?)
+            .ok_or_else(|| CostOverflow {
+                model: attempt.model.clone(),
+            })?;
     }
     Ok(by_model)
 }
@@ -168,10 +178,73 @@ pub(crate) async fn write(
             .bind(tokens(t.output)?)
             .bind(t.cost_nanos)
             .bind(t.unpriced)
+            .bind(t.cache_saved_nanos)
             .execute(&mut *tx)
             .await
             .ctx("updating the daily usage rollup")?;
     }
+    tx.commit().await.ctx("committing the ledger transaction")?;
+    Ok(())
+}
+
+/// The ledger `outcome` of an answer served from the response cache (no API call).
+pub(crate) const RESPONSE_CACHE_OUTCOME: &str = "response_cache";
+
+/// One ledger row for a response-cache hit (zero tokens, zero cost, priced) and its rollup
+/// request, in one transaction.
+pub(crate) async fn write_response_cache_hit(
+    db: &Db,
+    call: &CallContext,
+    model: &str,
+    at: DateTime<Utc>,
+) -> Result<(), MoneyError> {
+    let mut tx = db
+        .pool
+        .begin()
+        .await
+        .ctx("starting the ledger transaction")?;
+    sqlx::query(INSERT_LEDGER)
+        .bind(to_millis(at))
+        .bind(call.chat_id)
+        .bind(call.update_id)
+        .bind(model)
+        .bind(call.request_type.as_str())
+        .bind(RESPONSE_CACHE_OUTCOME)
+        .bind(None::<i32>)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(1_i32)
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(0_i32)
+        .bind(0_i64)
+        .execute(&mut *tx)
+        .await
+        .ctx("writing a ledger row")?;
+    sqlx::query(UPSERT_ROLLUP)
+        .bind(day_key(at.date_naive()).as_str())
+        .bind(model)
+        .bind(call.request_type.as_str())
+        .bind(1_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .execute(&mut *tx)
+        .await
+        .ctx("updating the daily usage rollup")?;
     tx.commit().await.ctx("committing the ledger transaction")?;
     Ok(())
 }

@@ -55,14 +55,17 @@ pub enum RequestType {
     Summary,
     /// Writing the suggested questions of the welcome's buttons.
     Suggestions,
+    /// Answering a user's message with their document in the prompt.
+    Document,
 }
 
 impl RequestType {
-    pub const ALL: [RequestType; 4] = [
+    pub const ALL: [RequestType; 5] = [
         RequestType::Chat,
         RequestType::Followup,
         RequestType::Summary,
         RequestType::Suggestions,
+        RequestType::Document,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +74,7 @@ impl RequestType {
             RequestType::Followup => "followup",
             RequestType::Summary => "summary",
             RequestType::Suggestions => "suggestions",
+            RequestType::Document => "document",
         }
     }
 }
@@ -175,6 +179,29 @@ impl Money {
                         .unwrap_or_default(),
                 })
             })
+    }
+
+    /// Records an answer served from the response cache: one ledger row with outcome
+    /// `response_cache`, no tokens and zero cost, counted as a request in the rollup.
+    pub async fn record_response_cache_hit(
+        &self,
+        db: &Db,
+        metrics: &Metrics,
+        call: CallContext,
+        model: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), MoneyError> {
+        ledger::write_response_cache_hit(db, &call, model, at).await?;
+        metrics.response_cache_hits.inc();
+        metrics
+            .llm_requests
+            .get_or_create(&RequestLabels {
+                model: model.to_owned(),
+                request_type: call.request_type.as_str().to_owned(),
+                outcome: ledger::RESPONSE_CACHE_OUTCOME.to_owned(),
+            })
+            .inc();
+        Ok(())
     }
 
     /// Counts a call the gate refused (`llm_requests_total{outcome="budget_refused"}`). No

@@ -85,6 +85,19 @@ impl Cost {
             Cost::Unpriced => 0,
         }
     }
+
+    /// What the prompt cache saved on this call: its cache-read tokens at the input rate
+    /// minus what they cost at the cache-read rate, both of the tier the call was charged at.
+    /// 0 when unpriced; `None` if it does not fit in an `i64`.
+    pub fn cache_saved_nanos(&self, usage: &Usage) -> Option<i64> {
+        match self {
+            Cost::Priced { rates, .. } => {
+                let per_token = i128::from(rates.input) - i128::from(rates.cache_read);
+                i64::try_from(i128::from(usage.cache_read_tokens).checked_mul(per_token)?).ok()
+            }
+            Cost::Unpriced => Some(0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

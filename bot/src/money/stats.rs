@@ -25,6 +25,8 @@ pub struct UsageTotals {
     pub output_tokens: i64,
     pub cost_nanos: i64,
     pub unpriced_calls: i64,
+    /// What cache-read tokens would have cost as plain input minus what they cost.
+    pub cache_saved_nanos: i64,
 }
 
 impl UsageTotals {
@@ -38,6 +40,7 @@ impl UsageTotals {
         self.output_tokens += o.output_tokens;
         self.cost_nanos += o.cost_nanos;
         self.unpriced_calls += o.unpriced_calls;
+        self.cache_saved_nanos += o.cache_saved_nanos;
     }
 
     /// Every prompt token: uncached input, cache reads and cache writes.
@@ -110,6 +113,7 @@ type RollupRow = (
     i64,
     i64,
     i64,
+    i64,
 );
 
 pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, MoneyError> {
@@ -118,7 +122,7 @@ pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, M
     let today_key = day_key(today);
     let rows: Vec<RollupRow> = sqlx::query_as(
         "SELECT day, model, request_type, requests, errors, input_tokens, cache_read_tokens, \
-         cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, cost_nanos, unpriced_calls \
+         cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, cost_nanos, unpriced_calls, cache_saved_nanos \
          FROM llm_usage_daily WHERE day >= $1 AND day <= $2",
     )
     .bind(day_key(first))
@@ -143,6 +147,7 @@ pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, M
         output,
         cost,
         unpriced,
+        saved,
     ) in rows
     {
         let t = UsageTotals {
@@ -155,6 +160,7 @@ pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, M
             output_tokens: output,
             cost_nanos: cost,
             unpriced_calls: unpriced,
+            cache_saved_nanos: saved,
         };
         stats.last_7_days.add(&model, &request_type, &t);
         if day == today_key {
@@ -206,7 +212,12 @@ fn render_window(out: &mut String, title: &str, w: &WindowStats) {
         group(t.cache_write_1h_tokens),
         group(t.output_tokens),
     );
-    let _ = writeln!(out, "Cache hit rate: {}", hit_rate(t));
+    let _ = writeln!(
+        out,
+        "Cache hit rate: {} · saved {}",
+        hit_rate(t),
+        format_usd(t.cache_saved_nanos, 4)
+    );
     let _ = writeln!(out, "Cost: {}", format_usd(t.cost_nanos, 4));
     if t.unpriced_calls > 0 {
         let _ = writeln!(

@@ -20,7 +20,7 @@ use teloxide::types::{
 };
 
 pub use draft::{DraftShown, SendMessageDraft};
-use error::describe_network_error;
+pub(crate) use error::describe_network_error;
 pub use error::{Conflict, TelegramError, Unreachable};
 pub use outbound::{Limits, Outbound, Priority};
 pub use split::{TELEGRAM_MAX_MESSAGE_UTF16, split_message};

@@ -20,9 +20,10 @@ use crate::conversation::store::Inbound;
 pub enum Route {
     /// A text message: a command or a question for the LLM (`conversation/`).
     Text(Inbound),
-    /// A message the bot cannot read yet (photo, voice, sticker, document…): it says it reads
-    /// text only.
+    /// A message the bot cannot read yet (photo, voice, sticker…): it says it reads text only.
     NotText { chat_id: i64 },
+    /// A file sent as a document: read and kept as the lead's active document (`knowledge/`).
+    Document(crate::knowledge::documents::Upload),
     /// A button of one of the bot's inline keyboards was pressed.
     Button(ButtonPress),
     /// The user blocked the bot (no more follow-ups) or unblocked it.
@@ -134,11 +135,28 @@ fn message_route(update_id: i64, message: &Message) -> Route {
     if message.from.as_ref().is_some_and(|from| from.is_bot) {
         return Route::Ignore("message from a bot");
     }
+    if let Some(document) = message.document() {
+        return Route::Document(crate::knowledge::documents::Upload {
+            update_id,
+            chat_id,
+            user: Sender::of(message.from.as_ref()),
+            file_id: document.file.id.0.clone(),
+            file_name: document
+                .file_name
+                .clone()
+                .unwrap_or_else(|| "document".to_owned()),
+            mime_type: document
+                .mime_type
+                .as_ref()
+                .map(|m| m.essence_str().to_owned()),
+            file_size: Some(u64::from(document.file.size)).filter(|size| *size > 0),
+        });
+    }
     match message.text() {
         Some(text) => {
             Route::Text(Sender::of(message.from.as_ref()).inbound(update_id, &chat, text.into()))
         }
-        // Documents, photos, voice: a later feature routes documents here.
+        // Photos, voice, stickers.
         None => Route::NotText { chat_id },
     }
 }
@@ -275,6 +293,24 @@ mod tests {
             routed(json!({"update_id": 3, "message": joined})).unwrap(),
             Route::Ignore("service message")
         );
+    }
+
+    #[test]
+    fn a_document_is_routed_with_its_file() {
+        let mut message = text_message(42, "");
+        message.as_object_mut().unwrap().remove("text");
+        message["document"] = json!({"file_id": "BQAD", "file_unique_id": "u1",
+            "file_name": "offer.pdf", "mime_type": "application/pdf", "file_size": 2048});
+        let Route::Document(upload) = routed(json!({"update_id": 11, "message": message})).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((upload.update_id, upload.chat_id), (11, 42));
+        assert_eq!(upload.file_id, "BQAD");
+        assert_eq!(upload.file_name, "offer.pdf");
+        assert_eq!(upload.mime_type.as_deref(), Some("application/pdf"));
+        assert_eq!(upload.file_size, Some(2048));
+        assert_eq!(upload.user.user_id, Some(42));
     }
 
     #[test]

@@ -82,6 +82,9 @@ struct Inner {
     default_delay: Duration,
     /// Streamed answers: the pause before each piece of text.
     token_every: Duration,
+    /// When set, default answers report the input usage this model of Anthropic's prompt
+    /// cache computes (cache reads when the same prefix comes back) instead of a fixed 100.
+    prompt_cache: Option<super::prompt_cache::PromptCache>,
 }
 
 #[derive(Clone)]
@@ -111,6 +114,13 @@ impl FakeLlm {
         self.inner.lock().unwrap().token_every = every;
     }
 
+    /// Default answers report usage from a model of the prompt cache (see `prompt_cache`);
+    /// prefixes under `min_tokens` are not cached.
+    pub fn model_prompt_cache(&self, min_tokens: u64) {
+        self.inner.lock().unwrap().prompt_cache =
+            Some(super::prompt_cache::PromptCache::new(min_tokens));
+    }
+
     pub fn set_default_delay(&self, delay: Duration) {
         self.inner.lock().unwrap().default_delay = delay;
     }
@@ -137,13 +147,19 @@ async fn handle(
         headers.get("x-api-key").and_then(|v| v.to_str().ok()),
         Some("test-llm-key")
     );
-    let (scripted, default_delay, token_every) = {
+    let (scripted, default_delay, token_every, cache_usage) = {
         let mut inner = inner.lock().unwrap();
         inner.requests.push(request.clone());
+        let scripted = inner.script.pop_front();
+        let cache_usage = match (&scripted, inner.prompt_cache.as_mut()) {
+            (None, Some(cache)) => Some(cache.usage(&request)),
+            _ => None,
+        };
         (
-            inner.script.pop_front(),
+            scripted,
             inner.default_delay,
             inner.token_every,
+            cache_usage,
         )
     };
     let scripted = scripted.unwrap_or(Scripted {
@@ -169,10 +185,14 @@ async fn handle(
                 .join(""),
             _ => String::new(),
         };
-        message(
+        let mut answer = message(
             &format!("reply: {text}"),
             request["model"].as_str().unwrap_or_default(),
-        )
+        );
+        if let Some(usage) = cache_usage {
+            answer["usage"] = usage.json(20);
+        }
+        answer
     });
     let streamed = request["stream"] == json!(true) && (200..300).contains(&scripted.status);
     let mut response = if streamed {

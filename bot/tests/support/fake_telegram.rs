@@ -54,6 +54,10 @@ struct Inner {
     rejected: u32,
     /// While set, every sendMessageDraft is answered with this status and description.
     draft_failure: Option<(u16, String)>,
+    /// Files served by `getFile` and `/file/bot<token>/<path>`: file_id → (file_path, bytes).
+    files: std::collections::HashMap<String, (String, Vec<u8>)>,
+    /// File paths downloaded, in order.
+    downloads: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -68,6 +72,7 @@ impl FakeTelegram {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = axum::Router::new()
             .route("/{bot}/{method}", post(handle))
+            .route("/file/{bot}/{*path}", axum::routing::get(download))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -124,6 +129,21 @@ impl FakeTelegram {
                 )
             })
             .collect()
+    }
+
+    /// Serves `bytes` as the file `file_id` (what a document update refers to).
+    pub fn add_file(&self, file_id: &str, bytes: Vec<u8>) {
+        let path = format!("documents/{file_id}");
+        self.inner
+            .lock()
+            .unwrap()
+            .files
+            .insert(file_id.to_owned(), (path, bytes));
+    }
+
+    /// The file paths the bot downloaded, in order.
+    pub fn downloads(&self) -> Vec<String> {
+        self.inner.lock().unwrap().downloads.clone()
     }
 
     pub fn fail_next_sends(&self, failures: impl IntoIterator<Item = Failure>) {
@@ -275,6 +295,27 @@ async fn handle(
                 }
             }
         }
+        "getFile" => {
+            let mut inner = inner.lock().unwrap();
+            inner.calls.push(Call {
+                method: method.clone(),
+                body: body.clone(),
+                at: Instant::now(),
+            });
+            let file_id = body["file_id"].as_str().unwrap_or_default();
+            match inner.files.get(file_id) {
+                Some((path, bytes)) => Json(json!({"ok": true, "result": {
+                    "file_id": file_id, "file_unique_id": format!("u-{file_id}"),
+                    "file_size": bytes.len(), "file_path": path,
+                }}))
+                .into_response(),
+                None => (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"})),
+                )
+                    .into_response(),
+            }
+        }
         "getUpdates" => {
             inner.lock().unwrap().calls.push(Call {
                 method: method.clone(),
@@ -310,8 +351,23 @@ async fn handle(
     }
 }
 
+/// `GET /file/bot<token>/<path>`: the file's bytes, as the Bot API serves downloads.
+async fn download(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    assert_eq!(bot, format!("bot{TOKEN}"), "download with the wrong token");
+    let mut inner = inner.lock().unwrap();
+    inner.downloads.push(path.clone());
+    match inner.files.values().find(|(p, _)| *p == path) {
+        Some((_, bytes)) => bytes.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 fn canonical(method: &str) -> String {
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 11] = [
+        "getFile",
         "sendMessage",
         "sendMessageDraft",
         "getUpdates",
@@ -340,6 +396,28 @@ pub fn text_update(update_id: i64, chat_id: i64, text: &str) -> Value {
             "chat": {"id": chat_id, "type": "private", "first_name": "Lead"},
             "from": {"id": chat_id, "is_bot": false, "first_name": "Lead", "username": "lead"},
             "text": text,
+        }
+    })
+}
+
+/// A private message with a document (`file_id` as served by [`FakeTelegram::add_file`]).
+pub fn document_update(
+    update_id: i64,
+    chat_id: i64,
+    file_id: &str,
+    file_name: &str,
+    mime_type: &str,
+    file_size: u64,
+) -> Value {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_700_000_000,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Lead"},
+            "from": {"id": chat_id, "is_bot": false, "first_name": "Lead", "username": "lead"},
+            "document": {"file_id": file_id, "file_unique_id": format!("u-{file_id}"),
+                         "file_name": file_name, "mime_type": mime_type, "file_size": file_size},
         }
     })
 }

@@ -8,6 +8,7 @@ pub mod db;
 pub mod fake_llm;
 pub mod fake_telegram;
 pub mod pg_server;
+pub mod prompt_cache;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub struct BotConfigOptions {
     pub extra_yaml: String,
     /// More fields of the `llm` section, each line indented by two spaces.
     pub llm_yaml: String,
+    /// Replaces the `pricing` entry of `claude-test` (one flow mapping), e.g. with cache prices.
+    pub pricing: Option<String>,
 }
 
 impl Default for BotConfigOptions {
@@ -69,6 +72,7 @@ impl Default for BotConfigOptions {
             fallback_model: None,
             extra_yaml: String::new(),
             llm_yaml: String::new(),
+            pricing: None,
         }
     }
 }
@@ -82,10 +86,14 @@ impl Harness {
             .map(|m| format!("  fallbackModel: {m}\n"))
             .unwrap_or_default();
         let config = format!(
-            "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: You are a test bot.\n  timeout: 5s\n  maxRetries: 2\n{llm_extra}pricing:\n  - {{model: claude-test, input: \"3.00\", output: \"15.00\"}}\n{extra}",
+            "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: You are a test bot.\n  timeout: 5s\n  maxRetries: 2\n{llm_extra}pricing:\n  - {pricing}\n{extra}",
             mode = options.mode,
             url = llm.url,
             llm_extra = options.llm_yaml,
+            pricing = options
+                .pricing
+                .as_deref()
+                .unwrap_or("{model: claude-test, input: \"3.00\", output: \"15.00\"}"),
             extra = options.extra_yaml,
         );
         let dir = tempfile::tempdir().unwrap();

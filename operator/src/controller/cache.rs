@@ -23,7 +23,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -189,7 +189,14 @@ struct State {
     secrets_relisting: HashMap<Scope, HashSet<(String, String)>>,
     /// Values read from Secrets: (namespace, name, key) → (resourceVersion, value).
     secret_values: HashMap<(String, String, String), (String, Option<String>)>,
+    /// (namespace, name) → resourceVersion of every ConfigMap in the watched scopes (the
+    /// knowledge ConfigMaps' versions go into the pods' knowledge checksum).
+    config_maps: HashMap<(String, String), String>,
+    config_maps_relisting: HashMap<Scope, HashSet<(String, String)>>,
 }
+
+/// The `synced` entry of the metadata-only ConfigMap watch.
+const CONFIG_MAP_VERSIONS: &str = "ConfigMap/versions";
 
 impl State {
     fn upsert(&mut self, key: ChildKey, child: CachedChild) {
@@ -460,6 +467,102 @@ impl ChildCache {
                 self.synced.notify_waiters();
             }
         }
+    }
+
+    fn apply_config_map_event(
+        &self,
+        scope: &Scope,
+        event: &watcher::Event<PartialObjectMeta<ConfigMap>>,
+    ) {
+        let key_of =
+            |o: &PartialObjectMeta<ConfigMap>| (o.namespace().unwrap_or_default(), o.name_any());
+        let mut state = self.write();
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                let key = key_of(o);
+                if matches!(event, watcher::Event::InitApply(_))
+                    && let Some(seen) = state.config_maps_relisting.get_mut(scope)
+                {
+                    seen.insert(key.clone());
+                }
+                state
+                    .config_maps
+                    .insert(key, o.resource_version().unwrap_or_default());
+            }
+            watcher::Event::Delete(o) => {
+                state.config_maps.remove(&key_of(o));
+            }
+            watcher::Event::Init => {
+                state
+                    .config_maps_relisting
+                    .insert(scope.clone(), HashSet::new());
+            }
+            watcher::Event::InitDone => {
+                let seen = state
+                    .config_maps_relisting
+                    .remove(scope)
+                    .unwrap_or_default();
+                state
+                    .config_maps
+                    .retain(|k, _| !in_scope(scope, &k.0) || seen.contains(k));
+                state
+                    .synced
+                    .insert((CONFIG_MAP_VERSIONS.to_string(), scope.clone()));
+                drop(state);
+                self.synced.notify_waiters();
+            }
+        }
+    }
+
+    /// `(name, resourceVersion)` of each named ConfigMap of `namespace` (an absent one with an
+    /// empty version), or `None` while the ConfigMap watch has not listed the namespace.
+    pub fn config_map_versions(
+        &self,
+        namespace: &str,
+        names: &[String],
+    ) -> Option<Vec<(String, String)>> {
+        if !self.is_synced(CONFIG_MAP_VERSIONS, namespace) {
+            return None;
+        }
+        let state = self.read();
+        Some(
+            names
+                .iter()
+                .map(|name| {
+                    let version = state
+                        .config_maps
+                        .get(&(namespace.to_string(), name.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    (name.clone(), version)
+                })
+                .collect(),
+        )
+    }
+
+    /// The metadata-only watch of every ConfigMap in `scope` (names and resourceVersions:
+    /// a changed knowledge ConfigMap rolls its bot's pods). Yields what it saw, for the
+    /// controller to find the bots that read it.
+    pub fn watch_config_maps(
+        self: &std::sync::Arc<Self>,
+        client: Client,
+        scope: Scope,
+    ) -> impl Stream<Item = Result<PartialObjectMeta<ConfigMap>, watcher::Error>> + Send + 'static
+    {
+        let api: Api<PartialObjectMeta<ConfigMap>> = match &scope {
+            Some(ns) => Api::namespaced(client, ns),
+            None => Api::all(client),
+        };
+        self.mark_started(CONFIG_MAP_VERSIONS, &scope);
+        let cache = self.clone();
+        watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    cache.apply_config_map_event(&scope, event);
+                }
+            })
+            .touched_objects()
     }
 
     /// Whether the Secret exists: `Some` when the Secret watch covers the namespace.

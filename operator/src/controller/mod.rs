@@ -301,6 +301,7 @@ async fn controller(
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
     let monitoring = ctx.monitoring.served(&client).await.unwrap_or(false);
+    let readers = bots.clone();
     let mut controller = Controller::for_stream(bot_events, bots).with_config(
         controller::Config::default()
             .concurrency(ctx.config.concurrency)
@@ -319,6 +320,12 @@ async fn controller(
         );
     }
     controller = controller.owns_stream(ctx.cache.watch_secrets(client.clone(), namespace.clone()));
+    // A changed knowledge ConfigMap reconciles the bots that read it (new checksum, new pods).
+    controller = controller.watches_stream(
+        ctx.cache
+            .watch_config_maps(client.clone(), namespace.clone()),
+        move |config_map| knowledge_readers(&readers, &config_map),
+    );
     let grace = ctx.config.shutdown_grace;
     let stopping = stop.clone();
     let run = controller
@@ -338,6 +345,21 @@ async fn controller(
             tracing::warn!(grace_secs = grace.as_secs(), "reconciles still running at shutdown: abandoned");
         }
     }
+}
+
+/// The bots of the ConfigMap's namespace whose `knowledge` reads it.
+fn knowledge_readers(
+    bots: &reflector::Store<TelegramBot>,
+    config_map: &kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::ConfigMap>,
+) -> Vec<reflector::ObjectRef<TelegramBot>> {
+    let namespace = config_map.namespace();
+    let name = config_map.name_any();
+    bots.state()
+        .iter()
+        .filter(|bot| bot.namespace() == namespace)
+        .filter(|bot| bot.spec.knowledge_config_maps().contains(&name))
+        .map(|bot| reflector::ObjectRef::from_obj(bot.as_ref()))
+        .collect()
 }
 
 /// Runs the watches of the children (and Secrets) of `namespace` (None: all) without a
@@ -365,6 +387,12 @@ pub async fn watch_children(
     streams.push(
         ctx.cache
             .watch_secrets(client.clone(), namespace.clone())
+            .map(|_| ())
+            .boxed(),
+    );
+    streams.push(
+        ctx.cache
+            .watch_config_maps(client.clone(), namespace.clone())
             .map(|_| ())
             .boxed(),
     );

@@ -37,6 +37,33 @@ pub enum Error {
     Render(RenderError),
 }
 
+/// The resourceVersions of the bot's knowledge ConfigMaps: from the ConfigMap watch, or (before
+/// it has listed the namespace, at start) one GET each.
+async fn knowledge_versions(
+    ctx: &Context,
+    namespace: &str,
+    names: &[String],
+) -> Result<Vec<(String, String)>, Error> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(versions) = ctx.cache.config_map_versions(namespace, names) {
+        return Ok(versions);
+    }
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(ctx.client.clone(), namespace);
+    let mut versions = Vec::new();
+    for name in names {
+        let version = api
+            .get_metadata_opt(name)
+            .await?
+            .and_then(|m| m.resource_version())
+            .unwrap_or_default();
+        versions.push((name.clone(), version));
+    }
+    Ok(versions)
+}
+
 fn key(bot: &TelegramBot) -> String {
     format!("{}/{}", bot.namespace().unwrap_or_default(), bot.name_any())
 }
@@ -125,6 +152,9 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
         }
         Err(e) => return Err(Error::Render(e)),
     };
+    let children = children.with_knowledge_versions(
+        &knowledge_versions(ctx, &namespace, &spec.knowledge_config_maps()).await?,
+    );
 
     // The finalizer goes on before anything is registered with Telegram.
     let mut bot = bot.clone();

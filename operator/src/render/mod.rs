@@ -44,6 +44,9 @@ pub use botfleet_api::contract::DEFAULT_TELEGRAM_API_URL;
 /// Annotation on pod templates: sha256 (hex) of the rendered `config.yaml`. A config change
 /// changes it and so rolls the pods; nothing else does.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "botfleet.dev/config-checksum";
+/// Pod template annotation: a digest of the resourceVersions of the ConfigMaps `knowledge`
+/// reads, so a changed price list rolls the pods (the bot loads knowledge at start).
+pub const KNOWLEDGE_CHECKSUM_ANNOTATION: &str = "botfleet.dev/knowledge-checksum";
 
 /// Operator-wide settings that rendering needs (from the operator's command line).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,6 +208,35 @@ impl Children {
                     .to_owned(),
             })
             .collect()
+    }
+
+    /// Sets [`KNOWLEDGE_CHECKSUM_ANNOTATION`] on the pod templates from the resourceVersions
+    /// of the knowledge ConfigMaps, `(name, resourceVersion)` (an absent ConfigMap as an empty
+    /// version). Nothing is set for a bot without knowledge ConfigMaps.
+    pub fn with_knowledge_versions(mut self, versions: &[(String, String)]) -> Self {
+        if versions.is_empty() {
+            return self;
+        }
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        for (name, version) in versions {
+            digest.update(format!("{name}={version}\n").as_bytes());
+        }
+        let checksum = hex::encode(digest.finalize());
+        for deployment in
+            std::iter::once(&mut self.deployment).chain(self.scheduler_deployment.as_mut())
+        {
+            if let Some(meta) = deployment
+                .spec
+                .as_mut()
+                .and_then(|s| s.template.metadata.as_mut())
+            {
+                meta.annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(KNOWLEDGE_CHECKSUM_ANNOTATION.to_owned(), checksum.clone());
+            }
+        }
+        self
     }
 
     /// All children as one multi-document YAML stream (`---` between objects).

@@ -162,6 +162,7 @@ fn deployment(
             ..Default::default()
         },
     ];
+    volumes.extend(knowledge_volumes(ctx));
     if sqlite {
         volumes.push(Volume {
             name: "data".into(),
@@ -225,6 +226,39 @@ fn deployment(
     }
 }
 
+/// One read-only volume per ConfigMap of `knowledge` (`knowledge-<i>`, in name order).
+fn knowledge_volumes(ctx: &Ctx<'_>) -> Vec<Volume> {
+    ctx.spec
+        .knowledge_config_maps()
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| Volume {
+            name: format!("knowledge-{i}"),
+            config_map: Some(ConfigMapVolumeSource {
+                name,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Each knowledge ConfigMap at `/etc/botfleet/knowledge/<name>`, one file per key, where the
+/// bot's `configMapKeyRef` sources read it.
+fn knowledge_mounts(ctx: &Ctx<'_>) -> Vec<VolumeMount> {
+    ctx.spec
+        .knowledge_config_maps()
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| VolumeMount {
+            name: format!("knowledge-{i}"),
+            mount_path: format!("{}/{name}", botfleet_api::ConfigMapKeyRef::MOUNT_ROOT),
+            read_only: Some(true),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// `botfleet-bot migrate` before the bot starts: applies the database migrations and exits.
 fn migrate_container(ctx: &Ctx<'_>) -> Container {
     let mut c = bot_container(ctx, "migrate", contract::MIGRATE, false);
@@ -257,6 +291,7 @@ fn bot_container(ctx: &Ctx<'_>, name: &str, subcommand: &str, serves_http: bool)
             ..Default::default()
         });
     }
+    mounts.extend(knowledge_mounts(ctx));
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
