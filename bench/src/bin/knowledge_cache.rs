@@ -138,6 +138,7 @@ fn inbound(update_id: i64, chat_id: i64, text: String) -> Inbound {
         username: None,
         first_name: None,
         text,
+        private_chat: true,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::telegram::updates::Sender;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
     pub update_id: i64,
-    pub chat_id: i64,
+    pub chat: crate::telegram::updates::Chat,
     pub user: Sender,
     pub file_id: String,
     pub file_name: String,

@@ -93,16 +93,16 @@ impl Pipeline {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let inbound = upload.user.clone().inbound(
             upload.update_id,
-            upload.chat_id,
+            &upload.chat,
             format!("[document] {}", upload.file_name),
         );
         store::record_inbound(db, &inbound, Kind::Notice, now_ms).await?;
         if let Some(reply) = store::reply_for_update(db, upload.update_id).await? {
             if !reply.sent {
                 transport
-                    .send(upload.chat_id, &reply.text, Format::Plain)
+                    .send(upload.chat.id, &reply.text, Format::Plain)
                     .await?;
-                self.record_sent(reply.id, upload.chat_id).await;
+                self.record_sent(reply.id, upload.chat.id).await;
             }
             return Ok(());
         }
@@ -111,7 +111,7 @@ impl Pipeline {
         let text = if !config.enabled() {
             commands::TEXT_ONLY.to_owned()
         } else {
-            transport.typing(upload.chat_id).await;
+            transport.typing(upload.chat.id).await;
             let read = documents::read(
                 &self.ctx.telegram,
                 &settings.telegram_api_url,
@@ -133,7 +133,7 @@ impl Pipeline {
                 .inc();
             match read {
                 Ok(accepted) => {
-                    documents::store(db, upload.chat_id, &upload.file_name, &accepted, now_ms)
+                    documents::store(db, upload.chat.id, &upload.file_name, &accepted, now_ms)
                         .await
                         .map_err(MoneyError::from)?;
                     tracing::info!(
@@ -153,15 +153,15 @@ impl Pipeline {
         };
         let id = store::store_reply(
             db,
-            upload.chat_id,
+            upload.chat.id,
             Some(upload.update_id),
             Kind::Notice,
             &text,
             now_ms,
         )
         .await?;
-        transport.send(upload.chat_id, &text, Format::Plain).await?;
-        self.record_sent(id, upload.chat_id).await;
+        transport.send(upload.chat.id, &text, Format::Plain).await?;
+        self.record_sent(id, upload.chat.id).await;
         Ok(())
     }
 }

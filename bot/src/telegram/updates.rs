@@ -138,7 +138,7 @@ fn message_route(update_id: i64, message: &Message) -> Route {
     if let Some(document) = message.document() {
         return Route::Document(crate::knowledge::documents::Upload {
             update_id,
-            chat_id,
+            chat,
             user: Sender::of(message.from.as_ref()),
             file_id: document.file.id.0.clone(),
             file_name: document
@@ -305,7 +305,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((upload.update_id, upload.chat_id), (11, 42));
+        assert_eq!((upload.update_id, upload.chat.id), (11, 42));
         assert_eq!(upload.file_id, "BQAD");
         assert_eq!(upload.file_name, "offer.pdf");
         assert_eq!(upload.mime_type.as_deref(), Some("application/pdf"));
