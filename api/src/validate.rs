@@ -111,6 +111,41 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(handoff) = &config.handoff {
+        validate_handoff(handoff, &config.owners)?;
+    }
+    Ok(())
+}
+
+fn validate_handoff(handoff: &crate::HandoffConfig, owners: &[i64]) -> Result<(), ConfigError> {
+    if !handoff.enabled() {
+        return Ok(());
+    }
+    if handoff.unanswered_limit == Some(0) {
+        return Err(ConfigError::new(
+            "handoff.unansweredLimit",
+            "must be at least 1",
+        ));
+    }
+    if handoff.auto_resume_after().is_some_and(|d| d.is_zero()) {
+        return Err(ConfigError::new(
+            "handoff.autoResumeAfter",
+            "must be longer than 0s",
+        ));
+    }
+    let notify = handoff.notify.clone().unwrap_or_default();
+    if notify.chat_id.is_some_and(|id| id >= 0) {
+        return Err(ConfigError::new(
+            "handoff.notify.chatId",
+            "must be a group chat id (negative, e.g. -1001234567890)",
+        ));
+    }
+    if notify.owners.is_empty() && notify.chat_id.is_none() && owners.is_empty() {
+        return Err(ConfigError::new(
+            "handoff.notify",
+            "no one to tell: set `owners`, `handoff.notify.owners` or `handoff.notify.chatId`",
+        ));
+    }
     Ok(())
 }
 

@@ -82,6 +82,10 @@ pub struct Metrics {
     pub inbox_pending: Gauge,
     pub rate_limited: Counter,
     pub telegram_unreachable: Family<ReasonLabels, Counter>,
+    pub handoffs: Family<ReasonLabels, Counter>,
+    pub handoffs_open: Gauge,
+    pub handoff_oldest_waiting_seconds: Gauge,
+    pub handoff_notify_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -112,6 +116,10 @@ impl Metrics {
             inbox_pending: Gauge::default(),
             rate_limited: Counter::default(),
             telegram_unreachable: Family::default(),
+            handoffs: Family::default(),
+            handoffs_open: Gauge::default(),
+            handoff_oldest_waiting_seconds: Gauge::default(),
+            handoff_notify_failures: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -204,6 +212,26 @@ impl Metrics {
             "telegram_unreachable",
             "Messages Telegram refused because the chat is unreachable (blocked, deactivated, not found); the lead is opted out",
             m.telegram_unreachable.clone(),
+        );
+        r.register(
+            "handoffs",
+            "Leads handed over to a person, by reason",
+            m.handoffs.clone(),
+        );
+        r.register(
+            "handoffs_open",
+            "Handoffs open now (waiting for a person or taken)",
+            m.handoffs_open.clone(),
+        );
+        r.register(
+            "handoff_oldest_waiting_seconds",
+            "How long the longest-waiting handed-over lead has waited for a person to take it (0: none waiting)",
+            m.handoff_oldest_waiting_seconds.clone(),
+        );
+        r.register(
+            "handoff_notify_failures",
+            "Failed attempts to send a handoff message to an owner (each is retried until delivered)",
+            m.handoff_notify_failures.clone(),
         );
         Self { registry, ..m }
     }

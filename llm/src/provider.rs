@@ -4,7 +4,7 @@ use botfleet_api::MaxTokensField;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::request::CompletionRequest;
+use crate::request::{CompletionRequest, Tool, ToolCall};
 use crate::usage::Usage;
 
 /// The output limit of a request and the field that carries it (OpenAI flavour; Anthropic
@@ -13,6 +13,13 @@ use crate::usage::Usage;
 pub(crate) struct OutputLimit {
     pub tokens: u32,
     pub field: MaxTokensField,
+}
+
+/// What a successful call said: its text and the tools it called.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// The API flavour, with everything that differs between the two.
@@ -79,6 +86,7 @@ impl Provider {
         self,
         model: &str,
         request: &CompletionRequest,
+        tools: &[Tool],
         limit: OutputLimit,
         stream: bool,
     ) -> Value {
@@ -107,6 +115,12 @@ impl Provider {
                         "cache_control": {"type": "ephemeral"},
                     }]);
                 }
+                if !tools.is_empty() {
+                    body["tools"] = tools
+                        .iter()
+                        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+                        .collect();
+                }
                 body
             }
             Provider::OpenAi => {
@@ -120,6 +134,12 @@ impl Provider {
                 if stream {
                     body["stream"] = json!(true);
                     body["stream_options"] = json!({"include_usage": true});
+                }
+                if !tools.is_empty() {
+                    body["tools"] = tools
+                        .iter()
+                        .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+                        .collect();
                 }
                 body
             }
@@ -144,8 +164,9 @@ impl Provider {
         }
     }
 
-    /// The answer's text and usage from a 2xx body, or why the body is not an answer.
-    pub(crate) fn parse_answer(self, body: &Value) -> Result<(String, Usage), &'static str> {
+    /// The answer's text, tool calls and usage from a 2xx body, or why the body is not an
+    /// answer.
+    pub(crate) fn parse_answer(self, body: &Value) -> Result<(Answer, Usage), &'static str> {
         match self {
             Provider::Anthropic => {
                 let blocks = body
@@ -157,7 +178,16 @@ impl Provider {
                     .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
                     .filter_map(|b| b.get("text").and_then(Value::as_str))
                     .collect::<String>();
-                Ok((text, Usage::from_anthropic(body)))
+                let tool_calls = blocks
+                    .iter()
+                    .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+                    .map(|b| {
+                        let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
+                        let input = b.get("input").map(Value::to_string).unwrap_or_default();
+                        ToolCall::parse(name.to_owned(), &input)
+                    })
+                    .collect();
+                Ok((Answer { text, tool_calls }, Usage::from_anthropic(body)))
             }
             Provider::OpenAi => {
                 let message = body
@@ -170,7 +200,26 @@ impl Provider {
                     .get("content")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                Ok((text.to_owned(), Usage::from_openai(body)))
+                let tool_calls = message
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|call| call.get("function"))
+                    .map(|function| {
+                        let name = function.get("name").and_then(Value::as_str);
+                        let arguments = function.get("arguments").and_then(Value::as_str);
+                        ToolCall::parse(
+                            name.unwrap_or_default().to_owned(),
+                            arguments.unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let answer = Answer {
+                    text: text.to_owned(),
+                    tool_calls,
+                };
+                Ok((answer, Usage::from_openai(body)))
             }
         }
     }
@@ -248,17 +297,65 @@ mod tests {
             tokens: 50,
             field: MaxTokensField::MaxCompletionTokens,
         };
-        let openai = Provider::OpenAi.body("gpt-x", &request, limit, true);
+        let openai = Provider::OpenAi.body("gpt-x", &request, &[], limit, true);
         assert_eq!(openai["max_completion_tokens"], 50);
         assert_eq!(openai.get("max_tokens"), None);
         assert_eq!(openai["stream"], true);
         assert_eq!(openai["stream_options"], json!({"include_usage": true}));
-        let plain = Provider::OpenAi.body("gpt-x", &request, limit, false);
+        let plain = Provider::OpenAi.body("gpt-x", &request, &[], limit, false);
         assert_eq!(plain.get("stream"), None);
-        let anthropic = Provider::Anthropic.body("claude-x", &request, limit, true);
+        let anthropic = Provider::Anthropic.body("claude-x", &request, &[], limit, true);
         assert_eq!(anthropic["max_tokens"], 50);
         assert_eq!(anthropic["stream"], true);
         assert_eq!(anthropic.get("stream_options"), None);
+    }
+
+    #[test]
+    fn tools_are_offered_and_calls_read_in_both_flavours() {
+        let request = CompletionRequest {
+            system: None,
+            messages: vec![crate::ChatMessage::user("I want a person")],
+            max_output_tokens: 0,
+        };
+        let tool = Tool {
+            name: "handoff_to_human".into(),
+            description: "hand over".into(),
+            parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
+        };
+        let limit = OutputLimit {
+            tokens: 50,
+            field: MaxTokensField::MaxTokens,
+        };
+        let anthropic =
+            Provider::Anthropic.body("c", &request, std::slice::from_ref(&tool), limit, false);
+        assert_eq!(anthropic["tools"][0]["name"], "handoff_to_human");
+        assert_eq!(anthropic["tools"][0]["input_schema"]["type"], "object");
+        let openai =
+            Provider::OpenAi.body("g", &request, std::slice::from_ref(&tool), limit, false);
+        assert_eq!(openai["tools"][0]["type"], "function");
+        assert_eq!(openai["tools"][0]["function"]["name"], "handoff_to_human");
+        assert_eq!(
+            Provider::OpenAi
+                .body("g", &request, &[], limit, false)
+                .get("tools"),
+            None
+        );
+
+        let (answer, _) = Provider::Anthropic
+            .parse_answer(&json!({"content": [
+                {"type": "text", "text": "One moment."},
+                {"type": "tool_use", "id": "t1", "name": "handoff_to_human", "input": {"reason": "wants a discount"}},
+            ], "usage": {"input_tokens": 1, "output_tokens": 1}}))
+            .unwrap();
+        assert_eq!(answer.text, "One moment.");
+        assert_eq!(answer.tool_calls[0].name, "handoff_to_human");
+        assert_eq!(answer.tool_calls[0].arguments["reason"], "wants a discount");
+        let (answer, _) = Provider::OpenAi
+            .parse_answer(&json!({"choices": [{"message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "handoff_to_human", "arguments": "{\"reason\":\"angry\"}"}}]}}]}))
+            .unwrap();
+        assert_eq!(answer.text, "");
+        assert_eq!(answer.tool_calls[0].arguments["reason"], "angry");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
 use botfleet_api::{
-    BotConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice, RateLimitConfig,
-    SecretKeyRef, WebhookConfig, WelcomeConfig,
+    BotConfig, BudgetConfig, FollowUpConfig, HandoffConfig, LlmConfig, Mode, ModelPrice,
+    RateLimitConfig, SecretKeyRef, WebhookConfig, WelcomeConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -224,6 +224,10 @@ pub struct TelegramBotSpec {
     /// What `/start` offers a new lead: suggested questions as buttons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welcome: Option<WelcomeConfig>,
+
+    /// Handing a lead over to a person (an owner or a group of operators) and back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffConfig>,
 
     /// The bot's database: PostgreSQL via a Secret, or embedded SQLite on a volume when
     /// `urlSecretRef` is left out.
@@ -490,6 +494,7 @@ impl TelegramBotSpec {
             follow_up: self.follow_up.clone(),
             rate_limit: self.rate_limit.clone(),
             welcome: self.welcome.clone(),
+            handoff: self.handoff.clone(),
         }
     }
 }
