@@ -233,7 +233,10 @@ impl Handoffs {
                     summary = handoff.summary.is_some(),
                     "lead handed over to a person; owners notified"
                 );
-                notify::deliver_due(ctx, Some(handoff.id)).await;
+                // In the background: the lead's note must not wait for the owners' sends
+                // (teloxide pauses 10 s after a Telegram 5xx; the outbox retries anyway).
+                let (ctx, id) = (ctx.clone(), handoff.id);
+                tokio::spawn(async move { notify::deliver_due(&ctx, Some(id)).await });
                 Ok(OpenedReply {
                     text: config.message().to_owned(),
                     new: true,
