@@ -39,7 +39,7 @@ async fn the_commands_menu_is_set_for_everyone_and_each_owner(db: TestDb) {
         .iter()
         .find(|c| c.body["scope"]["type"] == "default")
         .expect("a default-scope menu");
-    assert_eq!(names(&default.body), ["start", "stop", "help"]);
+    assert_eq!(names(&default.body), ["start", "stop", "help", "human"]);
     assert!(
         default.body["commands"][1]["description"]
             .as_str()
@@ -53,7 +53,18 @@ async fn the_commands_menu_is_set_for_everyone_and_each_owner(db: TestDb) {
             .unwrap_or_else(|| panic!("no menu for owner {owner}: {calls:?}"));
         assert_eq!(
             names(&scoped.body),
-            ["start", "stop", "help", "llm_stats", "stats", "budget"]
+            [
+                "start",
+                "stop",
+                "help",
+                "human",
+                "llm_stats",
+                "stats",
+                "budget",
+                "leads",
+                "takeover",
+                "resolve"
+            ]
         );
     }
 }
