@@ -544,3 +544,42 @@ async fn two_replicas_share_the_handoff() {
     let texts = wait_for_texts(&h, 79, 4, "the bot's answer").await;
     assert_eq!(texts[3], "reply: question");
 }
+
+async fn unanswered_messages_hand_over_even_without_a_summary(db: TestDb) {
+    let h = harness(db, "  triggers: [unanswered]\n  unansweredLimit: 2\n").await;
+    let bot = h.start().await;
+    // Every call fails: two apologies' worth, then the summary (3 attempts each).
+    h.llm.script((0..9).map(|_| Scripted::status(500)));
+    bot.post_update(&text_update(37_001, 81, "Hello?")).await;
+    let texts = wait_for_texts(&h, 81, 1, "the apology").await;
+    assert!(
+        texts[0].starts_with("Sorry, I can't answer right now"),
+        "{}",
+        texts[0]
+    );
+    assert!(notifications(&h).is_empty());
+    bot.post_update(&text_update(37_002, 81, "Hello??")).await;
+    let texts = wait_for_texts(&h, 81, 2, "the handoff note").await;
+    assert_eq!(texts[1], HANDED_OVER);
+    eventually(WAIT, "the notification", || notifications(&h).len() == 1).await;
+    let note = notifications(&h)[0].1.clone();
+    assert!(
+        note.contains("could not answer several messages in a row"),
+        "{note}"
+    );
+    assert!(note.contains("No summary"), "{note}");
+    let types = ledger_types(&h).await;
+    assert_eq!(
+        types.iter().filter(|t| *t == "summary").count(),
+        3,
+        "{types:?}"
+    );
+    let metrics = bot
+        .metrics_with(&["botfleet_handoffs_total{reason=\"unanswered\"} 1"])
+        .await;
+    assert!(
+        metrics.contains("botfleet_handoffs_total{reason=\"unanswered\"} 1"),
+        "{metrics}"
+    );
+}
+for_each_db!(unanswered_messages_hand_over_even_without_a_summary);
