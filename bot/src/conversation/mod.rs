@@ -19,7 +19,7 @@ use botfleet_api::{HandoffTrigger, LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
 
 use crate::context::Context;
-use crate::handoff::{HandoffError, Handoffs};
+use crate::handoff::{HandoffError, Handoffs, OpenRequest};
 use crate::money::{BUDGET_STOPPED_REPLY, BudgetGate, CallContext, Money, MoneyError, RequestType};
 use crate::telegram::TelegramError;
 use crate::telegram::updates::{self, ButtonPress, Route, Unreadable};
@@ -334,11 +334,13 @@ impl Pipeline {
                         .open(
                             &self.ctx,
                             &self.money,
-                            inbound.chat_id,
-                            Some(inbound.update_id),
-                            trigger,
-                            None,
-                            None,
+                            OpenRequest {
+                                chat_id: inbound.chat_id,
+                                update_id: Some(inbound.update_id),
+                                trigger,
+                                detail: None,
+                                taken: None,
+                            },
                         )
                         .await?;
                     (escape(&opened.text), Format::Html)
@@ -505,11 +507,13 @@ impl Pipeline {
             .open(
                 &self.ctx,
                 &self.money,
-                inbound.chat_id,
-                Some(inbound.update_id),
-                trigger,
-                detail,
-                None,
+                OpenRequest {
+                    chat_id: inbound.chat_id,
+                    update_id: Some(inbound.update_id),
+                    trigger,
+                    detail,
+                    taken: None,
+                },
             )
             .await?;
         Ok((opened.text, Kind::Notice))

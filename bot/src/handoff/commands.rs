@@ -207,11 +207,13 @@ impl Handoffs {
             .open(
                 ctx,
                 money,
-                chat_id,
-                Some(actor.update_id),
-                HandoffTrigger::Takeover,
-                None,
-                Some((owner, &me, actor.chat_id)),
+                super::OpenRequest {
+                    chat_id,
+                    update_id: Some(actor.update_id),
+                    trigger: HandoffTrigger::Takeover,
+                    detail: None,
+                    taken: Some((owner, &me, actor.chat_id)),
+                },
             )
             .await?;
         if !opened.new

@@ -69,6 +69,19 @@ pub struct Handoffs {
     group: Option<i64>,
 }
 
+/// A trigger that fired for a lead.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenRequest<'a> {
+    pub chat_id: i64,
+    /// The update that fired it (the summary call's ledger row names it).
+    pub update_id: Option<i64>,
+    pub trigger: HandoffTrigger,
+    /// The LLM's reason (tool call).
+    pub detail: Option<&'a str>,
+    /// Taken at once by an owner (`/takeover`): their id, name and chat.
+    pub taken: Option<(i64, &'a str, i64)>,
+}
+
 /// What opening a handoff tells the lead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedReply {
@@ -186,12 +199,15 @@ impl Handoffs {
         &self,
         ctx: &Context,
         money: &Money,
-        chat_id: i64,
-        update_id: Option<i64>,
-        trigger: HandoffTrigger,
-        detail: Option<&str>,
-        taken: Option<(i64, &str, i64)>,
+        request: OpenRequest<'_>,
     ) -> Result<OpenedReply, HandoffError> {
+        let OpenRequest {
+            chat_id,
+            update_id,
+            trigger,
+            detail,
+            taken,
+        } = request;
         let config = self.config.clone().unwrap_or_default();
         let reason = trigger.as_str();
         let now = chrono::Utc::now().timestamp_millis();
