@@ -176,6 +176,39 @@ mod tests {
     }
 
     #[test]
+    fn the_handoff_section_is_read_and_checked() {
+        let config = parse(
+            r#"{llm: {model: m}, owners: [1], handoff: {triggers: [command, llmFailure], autoResumeAfter: 2h, notify: {chatId: -100123}, unansweredLimit: 2}}"#,
+        )
+        .unwrap();
+        validate(&config).unwrap();
+        let handoff = config.handoff.unwrap();
+        assert!(handoff.triggers_on(crate::HandoffTrigger::LlmFailure));
+        assert!(!handoff.triggers_on(crate::HandoffTrigger::Llm));
+        assert_eq!(
+            handoff.auto_resume_after(),
+            Some(std::time::Duration::from_secs(7200))
+        );
+        assert_eq!(
+            handoff.wait_alert_after(),
+            crate::HandoffConfig::DEFAULT_WAIT_ALERT_AFTER
+        );
+        assert!(parse(r#"{llm: {model: m}, handoff: {trigger: [command]}}"#).is_err());
+        assert!(parse(r#"{llm: {model: m}, handoff: {triggers: [phone]}}"#).is_err());
+
+        let nobody = parse(r#"{llm: {model: m}, handoff: {}}"#).unwrap();
+        assert_eq!(validate(&nobody).unwrap_err().field, "handoff.notify");
+        let user_id =
+            parse(r#"{llm: {model: m}, owners: [1], handoff: {notify: {chatId: 5}}}"#).unwrap();
+        assert_eq!(
+            validate(&user_id).unwrap_err().field,
+            "handoff.notify.chatId"
+        );
+        let off = parse(r#"{llm: {model: m}, handoff: {enabled: false}}"#).unwrap();
+        validate(&off).unwrap();
+    }
+
+    #[test]
     fn a_value_that_does_not_parse_is_refused_at_its_field() {
         let cases = [
             (

@@ -197,6 +197,17 @@ async fn human_command_relays_both_ways_and_resolve_hands_back(db: TestDb) {
         "chat".into(),
         "Yes, Friday works.".into()
     )));
+    bot.post_update(&owner_update(30_010, OWNER, OWNER, "/stats"))
+        .await;
+    eventually(WAIT, "/stats", || {
+        h.telegram
+            .sent_texts(OWNER)
+            .iter()
+            .any(|t| t.contains("Handoffs to a person"))
+    })
+    .await;
+    let stats = h.telegram.sent_texts(OWNER).last().unwrap().clone();
+    assert!(stats.contains("Open now: 0\nOpened in 24 h: 1"), "{stats}");
     let metrics = bot
         .metrics_with(&["botfleet_handoffs_total{reason=\"command\"} 1"])
         .await;
@@ -583,3 +594,52 @@ async fn unanswered_messages_hand_over_even_without_a_summary(db: TestDb) {
     );
 }
 for_each_db!(unanswered_messages_hand_over_even_without_a_summary);
+
+async fn a_group_of_operators_answers_the_lead(db: TestDb) {
+    const GROUP: i64 = -100_500;
+    let h = harness(db, &format!("  notify: {{chatId: {GROUP}}}\n")).await;
+    let bot = h.start().await;
+    bot.post_update(&text_update(38_001, 82, "/human")).await;
+    wait_for_texts(&h, 82, 1, "the handoff note").await;
+    eventually(WAIT, "the notification in the group", || {
+        !h.telegram.sent_texts(GROUP).is_empty()
+    })
+    .await;
+    assert!(
+        h.telegram.sent_texts(OWNER).is_empty(),
+        "notify.chatId replaces the owners"
+    );
+    let (notification_id, note) = h.telegram.sent_with_ids(GROUP)[0].clone();
+    assert!(note.contains("A lead needs a person"), "{note}");
+
+    // Chatter in the group is not for the LLM; an operator's reply (not an owner) is for the lead.
+    bot.post_update(&owner_update(38_002, GROUP, 555, "who takes this one?"))
+        .await;
+    bot.post_update(&reply_update(
+        38_003,
+        GROUP,
+        555,
+        "Hello, Max here.",
+        notification_id,
+    ))
+    .await;
+    let texts = wait_for_texts(&h, 82, 2, "the operator's reply").await;
+    assert_eq!(texts[1], "Hello, Max here.");
+    assert!(h.llm.requests().is_empty());
+    // Operators use the handoff commands in their group.
+    bot.post_update(&owner_update(38_004, GROUP, 555, "/leads"))
+        .await;
+    eventually(WAIT, "/leads in the group", || {
+        h.telegram
+            .sent_texts(GROUP)
+            .iter()
+            .any(|t| t.contains("taken by Owner (@owner)"))
+    })
+    .await;
+    assert_eq!(
+        h.telegram.sent_texts(GROUP).len(),
+        2,
+        "no answer to chatter"
+    );
+}
+for_each_db!(a_group_of_operators_answers_the_lead);
