@@ -103,7 +103,8 @@ impl Handoffs {
             notify.owners.clone()
         };
         recipients.extend(notify.chat_id);
-        recipients.dedup();
+        let mut seen = std::collections::HashSet::new();
+        recipients.retain(|chat| seen.insert(*chat));
         Self {
             config,
             recipients,

@@ -4,6 +4,7 @@ use super::store::{self, Handoff};
 use super::{HandoffError, Handoffs, notify};
 use crate::context::Context;
 use crate::conversation::store::{self as conversation, Inbound, Kind};
+use crate::db::SqlError;
 use crate::telegram::{Format, Priority, escape_html};
 
 impl Handoffs {
@@ -132,8 +133,6 @@ impl Handoffs {
         Ok(true)
     }
 }
-
-use crate::db::SqlError;
 
 /// Tells a lead handed back to the bot that the bot answers again (stored as a notice).
 pub(super) async fn tell_lead_resumed(
