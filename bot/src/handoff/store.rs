@@ -379,11 +379,13 @@ pub async fn find_lead(db: &Db, name: &str) -> Result<Option<i64>, SqlError> {
     .ctx("finding a lead")
 }
 
-/// The bot's replies to the lead since its last real answer that said it could not answer
-/// (`texts`: the apology, the budget stop), for the `unanswered` trigger.
+/// The bot's replies to the lead since its last real answer (and since its last handoff
+/// closed) that said it could not answer (`texts`: the apology, the budget stop), for the
+/// `unanswered` trigger.
 pub async fn unanswered_in_a_row(db: &Db, chat_id: i64, texts: &[&str]) -> Result<i64, SqlError> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT kind, text FROM messages WHERE chat_id = $1 AND role = 'assistant'
+           AND created_at > COALESCE((SELECT MAX(closed_at) FROM handoffs WHERE chat_id = $1), 0)
          ORDER BY id DESC LIMIT 100",
     )
     .bind(chat_id)
