@@ -18,6 +18,8 @@ pub const CONSOLE_CHAT_ID: i64 = -9_000_000_000_000;
 pub async fn run(ctx: Context, money: Arc<Money>) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(ctx, money);
     pipeline.extra_owner = Some(CONSOLE_CHAT_ID);
+    // No owners' Telegram chats to hand the console over to.
+    pipeline.handoff = Arc::new(crate::handoff::Handoffs::disabled());
     let transport = ConsoleTransport;
     eprintln!(
         "botfleet chat — type a message and press Enter; /help for commands, Ctrl-D to quit."

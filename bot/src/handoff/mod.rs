@@ -112,6 +112,15 @@ impl Handoffs {
         }
     }
 
+    /// No handoff at all (the terminal `chat`, which has no owners' Telegram to hand over to).
+    pub fn disabled() -> Self {
+        Self {
+            config: None,
+            recipients: vec![],
+            group: None,
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         self.config.is_some()
     }
