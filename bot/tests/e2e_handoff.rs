@@ -643,3 +643,35 @@ async fn a_group_of_operators_answers_the_lead(db: TestDb) {
     );
 }
 for_each_db!(a_group_of_operators_answers_the_lead);
+
+async fn the_plain_anthropic_tool_call_hands_over(db: TestDb) {
+    let h = Harness::new(
+        db,
+        BotConfigOptions {
+            llm_yaml: "  streaming: false\n".into(),
+            ..options("  triggers: [llm]\n")
+        },
+    )
+    .await;
+    let bot = h.start().await;
+    h.llm.script([
+        Scripted::tool_use("handoff_to_human", "asks for a human"),
+        Scripted::text("Wants to talk to someone."),
+    ]);
+    bot.post_update(&text_update(39_001, 83, "Can I talk to a real person?"))
+        .await;
+    let texts = wait_for_texts(&h, 83, 1, "the handoff note").await;
+    assert_eq!(texts, [HANDED_OVER]);
+    let asked = &h.llm.requests()[0];
+    assert_eq!(asked.get("stream"), None);
+    assert_eq!(asked["tools"][0]["input_schema"]["required"][0], "reason");
+    eventually(WAIT, "the notification", || notifications(&h).len() == 1).await;
+    let note = notifications(&h)[0].1.clone();
+    assert!(note.contains("asks for a human"), "{note}");
+    assert!(note.contains("Wants to talk to someone."), "{note}");
+    // Only the llm trigger: /human is not offered.
+    bot.post_update(&text_update(39_002, 84, "/human")).await;
+    let texts = wait_for_texts(&h, 84, 1, "the answer to /human").await;
+    assert!(texts[0].contains("no one to pass you to"), "{}", texts[0]);
+}
+for_each_db!(the_plain_anthropic_tool_call_hands_over);
