@@ -52,6 +52,9 @@ pub struct BotConfig {
     /// What `/start` offers a new lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welcome: Option<WelcomeConfig>,
+    /// Handing a lead over to a person (an owner or a group of operators) and back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffConfig>,
     /// The owner's reference texts (price list, FAQ, terms) put into the system prompt, within `llm.knowledgeTokens`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub knowledge: Vec<KnowledgeSource>,
@@ -532,4 +535,141 @@ impl WelcomeConfig {
     /// The longest suggestion, in characters (a button's label must stay readable).
     pub const MAX_SUGGESTION_CHARS: usize = 64;
     pub const MAX_SUGGESTIONS: usize = 4;
+}
+
+/// Handing a lead over to a person: the bot stops answering that lead with the LLM, tells the
+/// owners (or a group of operators) with a summary, and relays messages both ways until the
+/// lead is handed back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoffConfig {
+    /// Hand leads over at all (default true once the section is there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// What hands a lead over (default: all of them): `command` (the lead sends /human), `button` (a "Talk to a person" button under the welcome), `llm` (the model decides from the lead's words, through a tool call), `llmFailure` (every LLM attempt failed), `unanswered` (`unansweredLimit` messages in a row the bot could not answer), `takeover` (an owner sends /takeover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<Vec<HandoffTrigger>>,
+    /// What the lead is told when handed over (default: a short note that a person will answer here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What the lead is told when handed back to the bot (default: a short note that the bot answers again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_message: Option<String>,
+    /// Hand the lead back to the bot after this much silence on both sides, e.g. `2h` (default: never on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resume_after: Option<HumanDuration>,
+    /// Who is told about a handoff (default: the `owners`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<HandoffNotify>,
+    /// Messages in a row the bot could not answer (failures, empty answers, budget stop) before the lead is handed over (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub unanswered_limit: Option<u32>,
+    /// Alert (PrometheusRule `BotfleetHandoffWaiting`) when a handed-over lead waits longer than this for a person to take it (default `15m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_alert_after: Option<HumanDuration>,
+}
+
+/// What can hand a lead over to a person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HandoffTrigger {
+    /// The lead sends `/human`.
+    Command,
+    /// The lead presses "Talk to a person" under the welcome.
+    Button,
+    /// The LLM calls its `handoff_to_human` tool.
+    Llm,
+    /// Every attempt of an LLM call failed.
+    LlmFailure,
+    /// `unansweredLimit` messages in a row the bot could not answer.
+    Unanswered,
+    /// An owner sends `/takeover <lead>`.
+    Takeover,
+}
+
+impl HandoffTrigger {
+    pub const ALL: [HandoffTrigger; 6] = [
+        HandoffTrigger::Command,
+        HandoffTrigger::Button,
+        HandoffTrigger::Llm,
+        HandoffTrigger::LlmFailure,
+        HandoffTrigger::Unanswered,
+        HandoffTrigger::Takeover,
+    ];
+
+    /// The `reason` label of `botfleet_handoffs_total` and the word stored with the handoff.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffTrigger::Command => "command",
+            HandoffTrigger::Button => "button",
+            HandoffTrigger::Llm => "llm",
+            HandoffTrigger::LlmFailure => "llm_failure",
+            HandoffTrigger::Unanswered => "unanswered",
+            HandoffTrigger::Takeover => "takeover",
+        }
+    }
+}
+
+/// Who is told about a handoff: owners in their private chats, or one Telegram group of operators (or both).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoffNotify {
+    /// Telegram user ids told in their private chat with the bot (default: `owners`, unless `chatId` is set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<i64>,
+    /// A Telegram group chat id (negative, e.g. `-1001234567890`) of operators: the bot must be a member; anyone in the group may take, answer and resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<i64>,
+}
+
+impl HandoffConfig {
+    pub const DEFAULT_UNANSWERED_LIMIT: u32 = 3;
+    pub const DEFAULT_WAIT_ALERT_AFTER: Duration = Duration::from_secs(15 * 60);
+    pub const DEFAULT_MESSAGE: &'static str = "I'm passing you to a person from our team — \
+they will answer you right here in this chat.";
+    pub const DEFAULT_RESUME_MESSAGE: &'static str =
+        "Thanks for waiting! I'm the bot again — ask me anything, any time.";
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// Whether `trigger` hands a lead over (the section enabled, the trigger listed or no list).
+    pub fn triggers_on(&self, trigger: HandoffTrigger) -> bool {
+        self.enabled()
+            && self
+                .triggers
+                .as_ref()
+                .is_none_or(|list| list.contains(&trigger))
+    }
+
+    pub fn unanswered_limit(&self) -> u32 {
+        self.unanswered_limit
+            .unwrap_or(Self::DEFAULT_UNANSWERED_LIMIT)
+    }
+
+    pub fn wait_alert_after(&self) -> Duration {
+        self.wait_alert_after
+            .as_ref()
+            .map_or(Self::DEFAULT_WAIT_ALERT_AFTER, HumanDuration::get)
+    }
+
+    pub fn auto_resume_after(&self) -> Option<Duration> {
+        self.auto_resume_after.as_ref().map(HumanDuration::get)
+    }
+
+    pub fn message(&self) -> &str {
+        self.message
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or(Self::DEFAULT_MESSAGE)
+    }
+
+    pub fn resume_message(&self) -> &str {
+        self.resume_message
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or(Self::DEFAULT_RESUME_MESSAGE)
+    }
 }

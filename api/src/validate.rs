@@ -124,6 +124,41 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(handoff) = &config.handoff {
+        validate_handoff(handoff, &config.owners)?;
+    }
+    Ok(())
+}
+
+fn validate_handoff(handoff: &crate::HandoffConfig, owners: &[i64]) -> Result<(), ConfigError> {
+    if !handoff.enabled() {
+        return Ok(());
+    }
+    if handoff.unanswered_limit == Some(0) {
+        return Err(ConfigError::new(
+            "handoff.unansweredLimit",
+            "must be at least 1",
+        ));
+    }
+    if handoff.auto_resume_after().is_some_and(|d| d.is_zero()) {
+        return Err(ConfigError::new(
+            "handoff.autoResumeAfter",
+            "must be longer than 0s",
+        ));
+    }
+    let notify = handoff.notify.clone().unwrap_or_default();
+    if notify.chat_id.is_some_and(|id| id >= 0) {
+        return Err(ConfigError::new(
+            "handoff.notify.chatId",
+            "must be a group chat id (negative, e.g. -1001234567890)",
+        ));
+    }
+    if notify.owners.is_empty() && notify.chat_id.is_none() && owners.is_empty() {
+        return Err(ConfigError::new(
+            "handoff.notify",
+            "no one to tell: set `owners`, `handoff.notify.owners` or `handoff.notify.chatId`",
+        ));
+    }
     Ok(())
 }
 
@@ -173,6 +208,39 @@ mod tests {
     #[test]
     fn a_minimal_config_is_valid() {
         validate(&base()).unwrap();
+    }
+
+    #[test]
+    fn the_handoff_section_is_read_and_checked() {
+        let config = parse(
+            r#"{llm: {model: m}, owners: [1], handoff: {triggers: [command, llmFailure], autoResumeAfter: 2h, notify: {chatId: -100123}, unansweredLimit: 2}}"#,
+        )
+        .unwrap();
+        validate(&config).unwrap();
+        let handoff = config.handoff.unwrap();
+        assert!(handoff.triggers_on(crate::HandoffTrigger::LlmFailure));
+        assert!(!handoff.triggers_on(crate::HandoffTrigger::Llm));
+        assert_eq!(
+            handoff.auto_resume_after(),
+            Some(std::time::Duration::from_secs(7200))
+        );
+        assert_eq!(
+            handoff.wait_alert_after(),
+            crate::HandoffConfig::DEFAULT_WAIT_ALERT_AFTER
+        );
+        assert!(parse(r#"{llm: {model: m}, handoff: {trigger: [command]}}"#).is_err());
+        assert!(parse(r#"{llm: {model: m}, handoff: {triggers: [phone]}}"#).is_err());
+
+        let nobody = parse(r#"{llm: {model: m}, handoff: {}}"#).unwrap();
+        assert_eq!(validate(&nobody).unwrap_err().field, "handoff.notify");
+        let user_id =
+            parse(r#"{llm: {model: m}, owners: [1], handoff: {notify: {chatId: 5}}}"#).unwrap();
+        assert_eq!(
+            validate(&user_id).unwrap_err().field,
+            "handoff.notify.chatId"
+        );
+        let off = parse(r#"{llm: {model: m}, handoff: {enabled: false}}"#).unwrap();
+        validate(&off).unwrap();
     }
 
     #[test]

@@ -125,6 +125,14 @@ pub async fn serve_with(
     );
 
     let pipeline = Arc::new(Pipeline::new(ctx.clone(), money.clone()).with_knowledge(knowledge));
+    // Every process: owner messages still to deliver, auto-resume, the handoff gauges.
+    {
+        let (ctx, handoffs, stop) = (ctx.clone(), pipeline.handoff.clone(), stop_intake.clone());
+        tasks.spawn(async move {
+            crate::handoff::run(ctx, handoffs, stop).await;
+            Ok(())
+        });
+    }
     let workers = Workers {
         ctx: ctx.clone(),
         pipeline,

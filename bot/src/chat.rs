@@ -23,6 +23,8 @@ pub async fn run(ctx: Context, money: Arc<Money>) -> anyhow::Result<()> {
     knowledge.observe(&ctx.metrics);
     let mut pipeline = Pipeline::new(ctx, money).with_knowledge(knowledge);
     pipeline.extra_owner = Some(CONSOLE_CHAT_ID);
+    // No owners' Telegram chats to hand the console over to.
+    pipeline.handoff = Arc::new(crate::handoff::Handoffs::disabled());
     let transport = ConsoleTransport;
     eprintln!(
         "botfleet chat — type a message and press Enter; /help for commands, Ctrl-D to quit."

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod db;
 pub mod delivery;
 pub mod followup;
+pub mod handoff;
 pub mod http;
 pub mod inbox;
 pub mod knowledge;

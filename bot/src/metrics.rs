@@ -98,6 +98,10 @@ pub struct Metrics {
     pub documents: Family<OutcomeLabels, Counter>,
     /// Answers served from the response cache, without an LLM call.
     pub response_cache_hits: Counter,
+    pub handoffs: Family<ReasonLabels, Counter>,
+    pub handoffs_open: Gauge,
+    pub handoff_oldest_waiting_seconds: Gauge,
+    pub handoff_notify_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -131,6 +135,10 @@ impl Metrics {
             knowledge_tokens: Family::default(),
             documents: Family::default(),
             response_cache_hits: Counter::default(),
+            handoffs: Family::default(),
+            handoffs_open: Gauge::default(),
+            handoff_oldest_waiting_seconds: Gauge::default(),
+            handoff_notify_failures: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -238,6 +246,26 @@ impl Metrics {
             "response_cache_hits",
             "Questions answered from the response cache without an LLM call",
             m.response_cache_hits.clone(),
+        );
+        r.register(
+            "handoffs",
+            "Leads handed over to a person, by reason",
+            m.handoffs.clone(),
+        );
+        r.register(
+            "handoffs_open",
+            "Handoffs open now (waiting for a person or taken)",
+            m.handoffs_open.clone(),
+        );
+        r.register(
+            "handoff_oldest_waiting_seconds",
+            "How long the longest-waiting handed-over lead has waited for a person to take it (0: none waiting)",
+            m.handoff_oldest_waiting_seconds.clone(),
+        );
+        r.register(
+            "handoff_notify_failures",
+            "Failed attempts to send a handoff message to an owner (each is retried until delivered)",
+            m.handoff_notify_failures.clone(),
         );
         Self { registry, ..m }
     }

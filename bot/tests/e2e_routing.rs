@@ -39,7 +39,10 @@ async fn the_commands_menu_is_set_for_everyone_and_each_owner(db: TestDb) {
         .iter()
         .find(|c| c.body["scope"]["type"] == "default")
         .expect("a default-scope menu");
-    assert_eq!(names(&default.body), ["start", "stop", "help", "forget"]);
+    assert_eq!(
+        names(&default.body),
+        ["start", "stop", "help", "forget", "human"]
+    );
     assert!(
         default.body["commands"][1]["description"]
             .as_str()
@@ -58,9 +61,13 @@ async fn the_commands_menu_is_set_for_everyone_and_each_owner(db: TestDb) {
                 "stop",
                 "help",
                 "forget",
+                "human",
                 "llm_stats",
                 "stats",
-                "budget"
+                "budget",
+                "leads",
+                "takeover",
+                "resolve"
             ]
         );
     }

@@ -186,7 +186,43 @@ for_each_db!(
     no_follow_up_when_the_budget_is_stopped,
     two_schedulers_send_every_follow_up_exactly_once,
     the_scheduler_loop_sends_while_it_leads,
+    no_follow_up_while_the_lead_is_with_a_person,
 );
+
+async fn no_follow_up_while_the_lead_is_with_a_person(db: TestDb) {
+    use botfleet_bot::handoff::store::{self, NewHandoff, Opened};
+    let w = World::new(db).await;
+    let bot = w.bot(PLAIN_FOLLOW_UP, "sched-a").await;
+    let now = noon();
+    w.lead(1, now, 25, "active", 0, None).await;
+    w.lead(2, now, 25, "active", 0, None).await;
+    let new = NewHandoff {
+        chat_id: 1,
+        reason: "command",
+        detail: None,
+        summary: None,
+        taken: None,
+    };
+    let opened = store::open(&w.db.db, &new, now.timestamp_millis(), |_| vec![])
+        .await
+        .unwrap();
+    let Opened::New(handoff) = opened else {
+        panic!("{opened:?}")
+    };
+    let report = bot.tick(now).await;
+    assert_eq!(report.sent, 1, "only the lead not handed over: {report:?}");
+    assert!(w.sent_to(1).is_empty());
+    assert_eq!(w.sent_to(2).len(), 1);
+
+    // Handed back: the follow-up goes out.
+    assert!(
+        store::close(&w.db.db, handoff.id, "resolved", now.timestamp_millis())
+            .await
+            .unwrap()
+    );
+    assert_eq!(bot.tick(now + hours(1)).await.sent, 1);
+    assert_eq!(w.sent_to(1).len(), 1);
+}
 
 async fn due_leads_get_each_step_once_and_none_after_the_last(db: TestDb) {
     let w = World::new(db).await;

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::classify::classify;
 use crate::error::LlmError;
 use crate::outcome::{Attempt, Completion, CompletionOutcome, Outcome};
-use crate::provider::{OutputLimit, Provider};
-use crate::request::CompletionRequest;
+use crate::provider::{Answer, OutputLimit, Provider};
+use crate::request::{CompletionRequest, Tool};
 use crate::retry::{Backoff, retry_after};
 use crate::stream::{SseDecoder, Step, StreamEvent, StreamReader};
 use crate::usage::Usage;
@@ -185,7 +185,17 @@ impl LlmClient {
     /// when the primary kept failing in a way another model might not (429, 529, 5xx,
     /// timeouts, unreachable, 404). Never panics; every HTTP call is in `attempts`.
     pub async fn complete(&self, request: &CompletionRequest) -> CompletionOutcome {
-        self.run(request, None).await
+        self.run(request, &[], None).await
+    }
+
+    /// [`LlmClient::complete`] offering `tools`: the calls the model makes are in
+    /// `Completion::tool_calls`.
+    pub async fn complete_with_tools(
+        &self,
+        request: &CompletionRequest,
+        tools: &[Tool],
+    ) -> CompletionOutcome {
+        self.run(request, tools, None).await
     }
 
     /// One completion streamed: like [`LlmClient::complete`] (same retries, fallback, timeout
@@ -195,7 +205,21 @@ impl LlmClient {
     /// some text is retried from the start or, with `llm.onStreamCut: complete`, becomes
     /// the answer (`Completion::cut`); either way that attempt's outcome is `stream_cut`.
     /// Usage comes from the stream's own usage events, so it equals the plain call's.
-    pub async fn stream<F>(&self, request: &CompletionRequest, mut on_event: F) -> CompletionOutcome
+    pub async fn stream<F>(&self, request: &CompletionRequest, on_event: F) -> CompletionOutcome
+    where
+        F: for<'e> FnMut(StreamEvent<'e>) + Send,
+    {
+        self.stream_with_tools(request, &[], on_event).await
+    }
+
+    /// [`LlmClient::stream`] offering `tools`; only text reaches `on_event`, the calls the
+    /// model makes are in `Completion::tool_calls`.
+    pub async fn stream_with_tools<F>(
+        &self,
+        request: &CompletionRequest,
+        tools: &[Tool],
+        mut on_event: F,
+    ) -> CompletionOutcome
     where
         F: for<'e> FnMut(StreamEvent<'e>) + Send,
     {
@@ -203,12 +227,13 @@ impl LlmClient {
             on_event: &mut on_event,
             holds_text: false,
         };
-        self.run(request, Some(&mut sink)).await
+        self.run(request, tools, Some(&mut sink)).await
     }
 
     async fn run(
         &self,
         request: &CompletionRequest,
+        tools: &[Tool],
         mut sink: Option<&mut Sink<'_>>,
     ) -> CompletionOutcome {
         let mut attempts = Vec::new();
@@ -220,7 +245,13 @@ impl LlmClient {
         }
         let inner = &self.inner;
         let primary = self
-            .complete_with(&inner.model, request, &mut attempts, sink.as_deref_mut())
+            .complete_with(
+                &inner.model,
+                request,
+                tools,
+                &mut attempts,
+                sink.as_deref_mut(),
+            )
             .await;
         let result = match (primary, &inner.fallback_model) {
             (Err(error), Some(fallback)) if worth_a_fallback(&error) => {
@@ -230,7 +261,7 @@ impl LlmClient {
                     outcome = %error.outcome(),
                     "primary model failed, trying the fallback model"
                 );
-                self.complete_with(fallback, request, &mut attempts, sink)
+                self.complete_with(fallback, request, tools, &mut attempts, sink)
                     .await
                     .map(|completion| Completion {
                         used_fallback: true,
@@ -250,6 +281,7 @@ impl LlmClient {
         &self,
         model: &str,
         request: &CompletionRequest,
+        tools: &[Tool],
         attempts: &mut Vec<Attempt>,
         mut sink: Option<&mut Sink<'_>>,
     ) -> Result<Completion, LlmError> {
@@ -264,6 +296,7 @@ impl LlmClient {
         let body = inner.provider.body(
             model,
             request,
+            tools,
             limit,
             sink.is_some(),
             inner.prompt_cache_ttl,
@@ -279,12 +312,13 @@ impl LlmClient {
             };
             let usage = attempt.usage;
             attempts.push(attempt);
-            let answer = |text, cut| Completion {
-                text,
+            let answer = |answer: Answer, cut| Completion {
+                text: answer.text,
                 model: model.to_owned(),
                 usage,
                 used_fallback: false,
                 cut,
+                tool_calls: answer.tool_calls,
             };
             let failure = match result {
                 Ok((text, _)) => return Ok(answer(text, false)),
@@ -294,7 +328,11 @@ impl LlmClient {
                     ..
                 }) if inner.on_stream_cut == StreamCutPolicy::Complete => {
                     tracing::warn!(%model, error = %error, "stream broke off; answering with the text that arrived (llm.onStreamCut: complete)");
-                    return Ok(answer(text, true));
+                    let partial = Answer {
+                        text,
+                        tool_calls: vec![],
+                    };
+                    return Ok(answer(partial, true));
                 }
                 Err(failure) => failure,
             };
@@ -328,7 +366,7 @@ impl LlmClient {
     }
 
     /// One HTTP call.
-    async fn send(&self, model: &str, body: &Value) -> (Attempt, Result<(String, Usage), Failure>) {
+    async fn send(&self, model: &str, body: &Value) -> (Attempt, Result<(Answer, Usage), Failure>) {
         let inner = &self.inner;
         let started = Instant::now();
         let sent = self.post(body).send().await;
@@ -392,7 +430,7 @@ impl LlmClient {
         body: &Value,
         request: &CompletionRequest,
         sink: &mut Sink<'_>,
-    ) -> (Attempt, Result<(String, Usage), Failure>) {
+    ) -> (Attempt, Result<(Answer, Usage), Failure>) {
         let inner = &self.inner;
         let started = Instant::now();
         let sent = self.post(body).send().await;
@@ -451,7 +489,10 @@ impl LlmClient {
         if broke.is_none() && reader.is_complete() {
             let usage = reader.usage();
             tracing::debug!(%model, status, latency_ms = latency.as_millis() as u64, "LLM stream ok");
-            return (attempt(Outcome::Ok, usage), Ok((reader.into_text(), usage)));
+            return (
+                attempt(Outcome::Ok, usage),
+                Ok((reader.into_answer(), usage)),
+            );
         }
         let error = broke.unwrap_or_else(|| LlmError::InvalidResponse {
             provider: inner.provider.name(),
@@ -490,7 +531,7 @@ impl LlmClient {
         status: u16,
         headers: &HeaderMap,
         bytes: &[u8],
-    ) -> (Attempt, Result<(String, Usage), Failure>) {
+    ) -> (Attempt, Result<(Answer, Usage), Failure>) {
         let inner = &self.inner;
         let latency = started.elapsed();
         let read = classify(status, bytes);
@@ -541,7 +582,7 @@ impl LlmClient {
         started: Instant,
         status: Option<u16>,
         error: &reqwest::Error,
-    ) -> (Attempt, Result<(String, Usage), Failure>) {
+    ) -> (Attempt, Result<(Answer, Usage), Failure>) {
         let (outcome, error) = self.transport_error(model, error);
         tracing::debug!(%model, %outcome, "LLM request got no response");
         let attempt = Attempt {

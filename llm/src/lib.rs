@@ -20,7 +20,7 @@ pub mod usage;
 pub use client::LlmClient;
 pub use error::LlmError;
 pub use outcome::{Attempt, Completion, CompletionOutcome, Outcome};
-pub use request::{ChatMessage, CompletionRequest, Role, estimate_tokens};
+pub use request::{ChatMessage, CompletionRequest, Role, Tool, ToolCall, estimate_tokens};
 pub use retry::Backoff;
 pub use stream::StreamEvent;
 pub use usage::Usage;

@@ -104,6 +104,8 @@ pub struct Completion {
     /// True when a streamed answer broke off and `llm.onStreamCut: complete` made the text
     /// that arrived the answer.
     pub cut: bool,
+    /// The tools the model called (only when the request offered tools), in order.
+    pub tool_calls: Vec<crate::ToolCall>,
 }
 
 /// The result of `LlmClient::complete` together with every HTTP call made for it.

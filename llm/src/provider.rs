@@ -4,7 +4,7 @@ use botfleet_api::{MaxTokensField, PromptCacheTtl};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::request::CompletionRequest;
+use crate::request::{CompletionRequest, Tool, ToolCall};
 use crate::usage::Usage;
 
 /// The output limit of a request and the field that carries it (OpenAI flavour; Anthropic
@@ -13,6 +13,13 @@ use crate::usage::Usage;
 pub(crate) struct OutputLimit {
     pub tokens: u32,
     pub field: MaxTokensField,
+}
+
+/// What a successful call said: its text and the tools it called.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// The API flavour, with everything that differs between the two.
@@ -89,6 +96,7 @@ impl Provider {
         self,
         model: &str,
         request: &CompletionRequest,
+        tools: &[Tool],
         limit: OutputLimit,
         stream: bool,
         cache_ttl: PromptCacheTtl,
@@ -145,6 +153,12 @@ impl Provider {
                 if !system_blocks.is_empty() {
                     body["system"] = Value::Array(system_blocks);
                 }
+                if !tools.is_empty() {
+                    body["tools"] = tools
+                        .iter()
+                        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+                        .collect();
+                }
                 body
             }
             Provider::OpenAi => {
@@ -165,6 +179,12 @@ impl Provider {
                 if stream {
                     body["stream"] = json!(true);
                     body["stream_options"] = json!({"include_usage": true});
+                }
+                if !tools.is_empty() {
+                    body["tools"] = tools
+                        .iter()
+                        .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+                        .collect();
                 }
                 body
             }
@@ -189,8 +209,9 @@ impl Provider {
         }
     }
 
-    /// The answer's text and usage from a 2xx body, or why the body is not an answer.
-    pub(crate) fn parse_answer(self, body: &Value) -> Result<(String, Usage), &'static str> {
+    /// The answer's text, tool calls and usage from a 2xx body, or why the body is not an
+    /// answer.
+    pub(crate) fn parse_answer(self, body: &Value) -> Result<(Answer, Usage), &'static str> {
         match self {
             Provider::Anthropic => {
                 let blocks = body
@@ -202,7 +223,16 @@ impl Provider {
                     .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
                     .filter_map(|b| b.get("text").and_then(Value::as_str))
                     .collect::<String>();
-                Ok((text, Usage::from_anthropic(body)))
+                let tool_calls = blocks
+                    .iter()
+                    .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+                    .map(|b| {
+                        let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
+                        let input = b.get("input").map(Value::to_string).unwrap_or_default();
+                        ToolCall::parse(name.to_owned(), &input)
+                    })
+                    .collect();
+                Ok((Answer { text, tool_calls }, Usage::from_anthropic(body)))
             }
             Provider::OpenAi => {
                 let message = body
@@ -215,7 +245,26 @@ impl Provider {
                     .get("content")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                Ok((text.to_owned(), Usage::from_openai(body)))
+                let tool_calls = message
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|call| call.get("function"))
+                    .map(|function| {
+                        let name = function.get("name").and_then(Value::as_str);
+                        let arguments = function.get("arguments").and_then(Value::as_str);
+                        ToolCall::parse(
+                            name.unwrap_or_default().to_owned(),
+                            arguments.unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let answer = Answer {
+                    text: text.to_owned(),
+                    tool_calls,
+                };
+                Ok((answer, Usage::from_openai(body)))
             }
         }
     }
@@ -294,18 +343,31 @@ mod tests {
             tokens: 50,
             field: MaxTokensField::MaxCompletionTokens,
         };
-        let openai =
-            Provider::OpenAi.body("gpt-x", &request, limit, true, PromptCacheTtl::FiveMinutes);
+        let openai = Provider::OpenAi.body(
+            "gpt-x",
+            &request,
+            &[],
+            limit,
+            true,
+            PromptCacheTtl::FiveMinutes,
+        );
         assert_eq!(openai["max_completion_tokens"], 50);
         assert_eq!(openai.get("max_tokens"), None);
         assert_eq!(openai["stream"], true);
         assert_eq!(openai["stream_options"], json!({"include_usage": true}));
-        let plain =
-            Provider::OpenAi.body("gpt-x", &request, limit, false, PromptCacheTtl::FiveMinutes);
+        let plain = Provider::OpenAi.body(
+            "gpt-x",
+            &request,
+            &[],
+            limit,
+            false,
+            PromptCacheTtl::FiveMinutes,
+        );
         assert_eq!(plain.get("stream"), None);
         let anthropic = Provider::Anthropic.body(
             "claude-x",
             &request,
+            &[],
             limit,
             true,
             PromptCacheTtl::FiveMinutes,
@@ -348,7 +410,8 @@ mod tests {
             tokens: 50,
             field: MaxTokensField::MaxTokens,
         };
-        let body = Provider::Anthropic.body("c", &request, limit, false, PromptCacheTtl::OneHour);
+        let body =
+            Provider::Anthropic.body("c", &request, &[], limit, false, PromptCacheTtl::OneHour);
         assert_eq!(
             marks(&body),
             [
@@ -364,7 +427,8 @@ mod tests {
         // More system blocks than breakpoints: the last three are marked, four in all.
         let mut many = request.clone();
         many.context.insert(0, "extra".into());
-        let body = Provider::Anthropic.body("c", &many, limit, false, PromptCacheTtl::FiveMinutes);
+        let body =
+            Provider::Anthropic.body("c", &many, &[], limit, false, PromptCacheTtl::FiveMinutes);
         let marks = marks(&body);
         assert_eq!(marks.len(), MAX_CACHE_BREAKPOINTS);
         assert!(!marks.iter().any(|m| m.starts_with("system:sys:")));
@@ -374,7 +438,8 @@ mod tests {
             messages: vec![crate::ChatMessage::user("q1")],
             ..request.clone()
         };
-        let body = Provider::Anthropic.body("c", &first, limit, false, PromptCacheTtl::FiveMinutes);
+        let body =
+            Provider::Anthropic.body("c", &first, &[], limit, false, PromptCacheTtl::FiveMinutes);
         assert_eq!(body["messages"][0]["content"], "q1");
     }
 
@@ -390,9 +455,70 @@ mod tests {
             tokens: 50,
             field: MaxTokensField::MaxTokens,
         };
-        let body = Provider::OpenAi.body("g", &request, limit, false, PromptCacheTtl::OneHour);
+        let body = Provider::OpenAi.body("g", &request, &[], limit, false, PromptCacheTtl::OneHour);
         assert_eq!(body["messages"][0]["content"], "sys\n\nknowledge");
         assert!(!body.to_string().contains("cache_control"));
+    }
+
+    #[test]
+    fn tools_are_offered_and_calls_read_in_both_flavours() {
+        let request = CompletionRequest {
+            system: None,
+            messages: vec![crate::ChatMessage::user("I want a person")],
+            max_output_tokens: 0,
+            ..CompletionRequest::default()
+        };
+        let tool = Tool {
+            name: "handoff_to_human".into(),
+            description: "hand over".into(),
+            parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
+        };
+        let limit = OutputLimit {
+            tokens: 50,
+            field: MaxTokensField::MaxTokens,
+        };
+        let anthropic = Provider::Anthropic.body(
+            "c",
+            &request,
+            std::slice::from_ref(&tool),
+            limit,
+            false,
+            PromptCacheTtl::FiveMinutes,
+        );
+        assert_eq!(anthropic["tools"][0]["name"], "handoff_to_human");
+        assert_eq!(anthropic["tools"][0]["input_schema"]["type"], "object");
+        let openai = Provider::OpenAi.body(
+            "g",
+            &request,
+            std::slice::from_ref(&tool),
+            limit,
+            false,
+            PromptCacheTtl::FiveMinutes,
+        );
+        assert_eq!(openai["tools"][0]["type"], "function");
+        assert_eq!(openai["tools"][0]["function"]["name"], "handoff_to_human");
+        assert_eq!(
+            Provider::OpenAi
+                .body("g", &request, &[], limit, false, PromptCacheTtl::FiveMinutes)
+                .get("tools"),
+            None
+        );
+
+        let (answer, _) = Provider::Anthropic
+            .parse_answer(&json!({"content": [
+                {"type": "text", "text": "One moment."},
+                {"type": "tool_use", "id": "t1", "name": "handoff_to_human", "input": {"reason": "wants a discount"}},
+            ], "usage": {"input_tokens": 1, "output_tokens": 1}}))
+            .unwrap();
+        assert_eq!(answer.text, "One moment.");
+        assert_eq!(answer.tool_calls[0].name, "handoff_to_human");
+        assert_eq!(answer.tool_calls[0].arguments["reason"], "wants a discount");
+        let (answer, _) = Provider::OpenAi
+            .parse_answer(&json!({"choices": [{"message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "handoff_to_human", "arguments": "{\"reason\":\"angry\"}"}}]}}]}))
+            .unwrap();
+        assert_eq!(answer.text, "");
+        assert_eq!(answer.tool_calls[0].arguments["reason"], "angry");
     }
 
     #[test]

@@ -70,6 +70,36 @@ impl CompletionRequest {
     }
 }
 
+/// A function the model may call instead of (or beside) answering in text: sent as `tools`
+/// (Anthropic `input_schema`, OpenAI `function.parameters`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tool {
+    pub name: String,
+    /// What the tool does and when to call it, for the model.
+    pub description: String,
+    /// JSON Schema of the arguments (an `object` schema).
+    pub parameters: serde_json::Value,
+}
+
+/// A call of a [`Tool`] the model made: its name and its arguments (`{}` when the model sent
+/// none or arguments that are not JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolCall {
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+impl ToolCall {
+    /// Reads streamed or stringified arguments; what is not a JSON object becomes `{}`.
+    pub(crate) fn parse(name: String, arguments: &str) -> Self {
+        let arguments = serde_json::from_str::<serde_json::Value>(arguments)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        ToolCall { name, arguments }
+    }
+}
+
 /// Cheap token estimate used to fit history into a token budget; errs on the high side.
 ///
 /// English runs at about four characters per token; other scripts (Cyrillic, CJK, emoji) use

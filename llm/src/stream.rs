@@ -13,8 +13,8 @@
 use serde_json::{Map, Value};
 
 use crate::classify::{ErrorResponse, classify};
-use crate::provider::Provider;
-use crate::request::{CompletionRequest, estimate_tokens};
+use crate::provider::{Answer, Provider};
+use crate::request::{CompletionRequest, ToolCall, estimate_tokens};
 use crate::usage::Usage;
 
 /// What the caller of [`crate::LlmClient::stream`] is told while the answer is written.
@@ -108,6 +108,9 @@ pub(crate) struct StreamReader {
     /// `message_delta`; OpenAI: the usage chunk).
     usage: Map<String, Value>,
     text: String,
+    /// Tool calls being streamed: the block (Anthropic) or call (OpenAI) index, the name and
+    /// the argument JSON so far.
+    tools: Vec<(i64, String, String)>,
     /// The event that carries the final usage arrived.
     final_usage: bool,
     /// The provider's end marker (`message_stop`, `[DONE]`) arrived.
@@ -120,6 +123,7 @@ impl StreamReader {
             provider,
             usage: Map::new(),
             text: String::new(),
+            tools: Vec::new(),
             final_usage: false,
             ended: false,
         }
@@ -132,6 +136,31 @@ impl StreamReader {
 
     pub(crate) fn into_text(self) -> String {
         self.text
+    }
+
+    /// The text and the tool calls of a whole answer.
+    pub(crate) fn into_answer(self) -> Answer {
+        let tool_calls = self
+            .tools
+            .into_iter()
+            .map(|(_, name, arguments)| ToolCall::parse(name, &arguments))
+            .collect();
+        Answer {
+            text: self.text,
+            tool_calls,
+        }
+    }
+
+    /// The tool call streamed at `index`, started if new.
+    fn tool_at(&mut self, index: i64) -> &mut (i64, String, String) {
+        let at = match self.tools.iter().position(|t| t.0 == index) {
+            Some(at) => at,
+            None => {
+                self.tools.push((index, String::new(), String::new()));
+                self.tools.len() - 1
+            }
+        };
+        &mut self.tools[at]
     }
 
     /// The answer is whole: the end marker arrived, or at least the final usage did (a
@@ -169,6 +198,28 @@ impl StreamReader {
                 if let Some(usage) = data.pointer("/message/usage") {
                     self.overlay_usage(usage);
                 }
+                Step::Nothing
+            }
+            "content_block_start"
+                if data.pointer("/content_block/type").and_then(Value::as_str)
+                    == Some("tool_use") =>
+            {
+                let index = data.get("index").and_then(Value::as_i64).unwrap_or(-1);
+                let name = data
+                    .pointer("/content_block/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.tool_at(index).1 = name;
+                Step::Nothing
+            }
+            "content_block_delta"
+                if data.pointer("/delta/type").and_then(Value::as_str)
+                    == Some("input_json_delta") =>
+            {
+                let index = data.get("index").and_then(Value::as_i64).unwrap_or(-1);
+                let part = data.pointer("/delta/partial_json").and_then(Value::as_str);
+                self.tool_at(index).2.push_str(part.unwrap_or_default());
                 Step::Nothing
             }
             "content_block_delta" => match data.pointer("/delta/text").and_then(Value::as_str) {
@@ -211,6 +262,17 @@ impl StreamReader {
             self.usage.clear();
             self.overlay_usage(usage);
             self.final_usage = true;
+        }
+        let calls = chunk.pointer("/choices/0/delta/tool_calls");
+        for call in calls.and_then(Value::as_array).into_iter().flatten() {
+            let index = call.get("index").and_then(Value::as_i64).unwrap_or(0);
+            let name = call.pointer("/function/name").and_then(Value::as_str);
+            let arguments = call.pointer("/function/arguments").and_then(Value::as_str);
+            let tool = self.tool_at(index);
+            if let Some(name) = name {
+                tool.1.push_str(name);
+            }
+            tool.2.push_str(arguments.unwrap_or_default());
         }
         match chunk
             .pointer("/choices/0/delta/content")
@@ -439,6 +501,64 @@ mod tests {
                 ..Usage::default()
             }
         );
+    }
+
+    #[test]
+    fn streamed_tool_calls_are_read_in_both_flavours() {
+        let (reader, _) = read_all(
+            Provider::Anthropic,
+            &[
+                (
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                ),
+                (
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Sure."}}"#,
+                ),
+                (
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"handoff_to_human","input":{}}}"#,
+                ),
+                (
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"reason\": \"wa"}}"#,
+                ),
+                (
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"nts a call\"}"}}"#,
+                ),
+                ("message_stop", r#"{"type":"message_stop"}"#),
+            ],
+        );
+        let answer = reader.into_answer();
+        assert_eq!(answer.text, "Sure.");
+        assert_eq!(answer.tool_calls.len(), 1);
+        assert_eq!(answer.tool_calls[0].name, "handoff_to_human");
+        assert_eq!(answer.tool_calls[0].arguments["reason"], "wants a call");
+
+        let (reader, _) = read_all(
+            Provider::OpenAi,
+            &[
+                (
+                    "",
+                    r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"handoff_to_human","arguments":""}}]}}]}"#,
+                ),
+                (
+                    "",
+                    r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"reason\":"}}]}}]}"#,
+                ),
+                (
+                    "",
+                    r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"angry\"}"}}]}}]}"#,
+                ),
+                ("", "[DONE]"),
+            ],
+        );
+        let answer = reader.into_answer();
+        assert_eq!(answer.text, "");
+        assert_eq!(answer.tool_calls[0].name, "handoff_to_human");
+        assert_eq!(answer.tool_calls[0].arguments["reason"], "angry");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
 use botfleet_api::{
-    BotConfig, BudgetConfig, DocumentsConfig, FollowUpConfig, KnowledgeSource, LlmConfig, Mode,
-    ModelPrice, RateLimitConfig, SecretKeyRef, WebhookConfig, WelcomeConfig,
+    BotConfig, BudgetConfig, DocumentsConfig, FollowUpConfig, HandoffConfig, KnowledgeSource,
+    LlmConfig, Mode, ModelPrice, RateLimitConfig, SecretKeyRef, WebhookConfig, WelcomeConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -225,6 +225,9 @@ pub struct TelegramBotSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welcome: Option<WelcomeConfig>,
 
+    /// Handing a lead over to a person (an owner or a group of operators) and back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffConfig>,
     /// The owner's reference texts (price list, FAQ, terms; Markdown, text or PDF) put into the system prompt within `llm.knowledgeTokens`. In a cluster use `configMapKeyRef` or `inline`: the operator mounts the ConfigMaps read-only and restarts the bot when one changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub knowledge: Vec<KnowledgeSource>,
@@ -498,6 +501,7 @@ impl TelegramBotSpec {
             follow_up: self.follow_up.clone(),
             rate_limit: self.rate_limit.clone(),
             welcome: self.welcome.clone(),
+            handoff: self.handoff.clone(),
             knowledge: self.knowledge.clone(),
             documents: self.documents.clone(),
         }

@@ -162,6 +162,7 @@ fn alerts_read_only_this_bots_series_and_use_the_bots_metric_names() {
         "botfleet_llm_requests_total",
         "botfleet_llm_unpriced_calls_total",
         "botfleet_inbox_pending",
+        "botfleet_handoff_oldest_waiting_seconds",
         "kube_deployment_status_replicas_available",
         "kube_deployment_spec_replicas",
     ]

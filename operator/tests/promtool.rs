@@ -197,6 +197,24 @@ tests:
               summary: "TelegramBot bots/sales-bot: Deployment sales-bot has no ready replica"
               description: "No pod of sales-bot is available: the bot does not answer (or, for the scheduler, sends no follow-ups). Check the pods' events and logs."
               runbook_url: {RUNBOOK}#botfleetnoreadyreplica
+
+  # A lead waits 20 minutes for a person (past the default 15m); the other bot's wait does not count.
+  - interval: 1m
+    input_series:
+      - {{series: 'botfleet_handoff_oldest_waiting_seconds{{{ours}}}', values: '0+60x30'}}
+      - {{series: 'botfleet_handoff_oldest_waiting_seconds{{{other}}}', values: '0+600x30'}}
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: BotfleetHandoffWaiting
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: BotfleetHandoffWaiting
+        exp_alerts:
+          - exp_labels: {{severity: warning, botfleet_bot: sales-bot, namespace: bots}}
+            exp_annotations:
+              summary: A lead of TelegramBot bots/sales-bot waits for a person
+              description: A lead handed over to a person has waited 20m 0s and no one has taken it (handoff.waitAlertAfter is 900s). Take it with the Take button or /leads in Telegram.
+              runbook_url: {RUNBOOK}#botfleethandoffwaiting
 "#
     );
     std::fs::write(dir.join("tests.yaml"), tests).unwrap();

@@ -912,6 +912,11 @@ fn bot_metrics_with_one_sample_each() -> botfleet_bot::metrics::Metrics {
             kind: "message".into(),
         })
         .inc();
+    m.handoffs
+        .get_or_create(&ReasonLabels {
+            reason: "command".into(),
+        })
+        .inc();
     m.webhook_rejected
         .get_or_create(&ReasonLabels {
             reason: "secret".into(),

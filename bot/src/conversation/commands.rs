@@ -22,6 +22,8 @@ pub enum LeadCommand {
     Help,
     /// forget the document you sent me
     Forget,
+    /// talk to a person from our team
+    Human,
 }
 
 /// What only the bot's owners may ask for (`owners` in the config).
@@ -34,6 +36,12 @@ pub enum OwnerCommand {
     Stats,
     /// spend against the daily and monthly budget
     Budget,
+    /// leads waiting for or talking to a person
+    Leads,
+    /// take a lead over from the bot: /takeover @username or chat id
+    Takeover,
+    /// hand a lead back to the bot: /resolve @username, or as a reply
+    Resolve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +70,13 @@ pub fn parse(text: &str) -> Option<Command> {
         return Some(Command::Owner(command));
     }
     Some(Command::Unknown)
+}
+
+/// The text after the command's name (`/takeover @anna` → `@anna`), if any.
+pub fn argument(text: &str) -> Option<&str> {
+    let text = text.trim_start();
+    let rest = text.split_once(char::is_whitespace)?.1.trim();
+    (!rest.is_empty()).then_some(rest)
 }
 
 /// Telegram's menu for everyone (the default scope).
@@ -155,12 +170,14 @@ mod tests {
         assert_eq!(parse("/nope"), Some(Command::Unknown));
         assert_eq!(parse("hello /start"), None);
         assert_eq!(parse(""), None);
+        assert_eq!(argument("/takeover  @anna "), Some("@anna"));
+        assert_eq!(argument("/takeover"), None);
     }
 
     #[test]
     fn help_and_menus_list_the_same_commands() {
         let lead: Vec<String> = lead_menu().into_iter().map(|c| c.command).collect();
-        assert_eq!(lead, ["start", "stop", "help", "forget"]);
+        assert_eq!(lead, ["start", "stop", "help", "forget", "human"]);
         let owner: Vec<String> = owner_menu().into_iter().map(|c| c.command).collect();
         assert_eq!(
             owner,
@@ -169,9 +186,13 @@ mod tests {
                 "stop",
                 "help",
                 "forget",
+                "human",
                 "llm_stats",
                 "stats",
-                "budget"
+                "budget",
+                "leads",
+                "takeover",
+                "resolve"
             ]
         );
         assert!(help(false).contains("/stop — no more follow-up messages"));

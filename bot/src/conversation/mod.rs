@@ -15,10 +15,11 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use botfleet_api::{LlmConfig, RateLimitConfig};
+use botfleet_api::{HandoffTrigger, LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
 
 use crate::context::Context;
+use crate::handoff::{HandoffError, Handoffs, OpenRequest};
 use crate::knowledge::Knowledge;
 use crate::money::{BUDGET_STOPPED_REPLY, BudgetGate, CallContext, Money, MoneyError, RequestType};
 use crate::telegram::TelegramError;
@@ -38,6 +39,8 @@ pub enum PipelineError {
     Telegram(#[from] TelegramError),
     #[error("ledger: {0}")]
     Money(#[from] MoneyError),
+    #[error("handoff: {0}")]
+    Handoff(#[from] HandoffError),
     /// Kept in the inbox with this error; trying again would read the same bytes.
     #[error("unreadable update: {0}")]
     Unreadable(#[from] Unreadable),
@@ -49,6 +52,7 @@ impl PipelineError {
         match self {
             PipelineError::Db(_) | PipelineError::Money(_) => true,
             PipelineError::Telegram(e) => e.is_transient(),
+            PipelineError::Handoff(e) => e.is_transient(),
             PipelineError::Unreadable(_) => false,
         }
     }
@@ -56,7 +60,7 @@ impl PipelineError {
     /// The reply could not be delivered because the chat refuses messages (the lead is
     /// opted out by then): the update is done, not failed.
     pub fn chat_unreachable(&self) -> bool {
-        matches!(self, PipelineError::Telegram(e) if e.unreachable().is_some())
+        matches!(self, PipelineError::Telegram(e) | PipelineError::Handoff(HandoffError::Telegram(e)) if e.unreachable().is_some())
     }
 }
 
@@ -72,6 +76,8 @@ pub struct Pipeline {
     pub money: Arc<Money>,
     /// A user id treated as an owner whatever the config says (the console's user).
     pub extra_owner: Option<i64>,
+    /// Handing leads over to a person (`handoff:`).
+    pub handoff: Arc<Handoffs>,
     /// Held while the LLM writes the welcome's suggestions, so one process writes them once.
     suggestions_written: tokio::sync::Mutex<()>,
     /// The owner's knowledge, loaded at start.
@@ -81,6 +87,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(ctx: Context, money: Arc<Money>) -> Self {
         Self {
+            handoff: Arc::new(Handoffs::from_config(&ctx.settings.bot)),
             ctx,
             money,
             extra_owner: None,
@@ -105,6 +112,20 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         match updates::route_payload(update_id, payload)? {
             Route::Text(inbound) => self.handle_text(transport, inbound).await,
+            Route::Reply {
+                inbound,
+                to_message_id,
+            } => {
+                // An owner answering a lead through the bot, else an ordinary message.
+                if self
+                    .handoff
+                    .owner_reply(&self.ctx, &inbound, to_message_id)
+                    .await?
+                {
+                    return Ok(());
+                }
+                self.handle_text(transport, inbound).await
+            }
             Route::NotText { chat_id } => {
                 transport
                     .send(chat_id, commands::TEXT_ONLY, Format::Plain)
@@ -132,6 +153,14 @@ impl Pipeline {
         press: ButtonPress,
     ) -> Result<(), PipelineError> {
         transport.answer_button(&press.query_id).await;
+        let owner = self.is_owner(press.user.user_id);
+        if self
+            .handoff
+            .button(&self.ctx, update_id, &press, owner)
+            .await?
+        {
+            return Ok(());
+        }
         let text = if press.data.starts_with('/') {
             Some(press.data.clone())
         } else {
@@ -153,6 +182,11 @@ impl Pipeline {
         Ok(())
     }
 
+    /// An owner, or anyone in the operators' group (`handoff.notify.chatId`).
+    fn is_operator(&self, inbound: &Inbound) -> bool {
+        self.is_owner(inbound.user_id) || self.handoff.is_operator_chat(inbound.chat_id)
+    }
+
     fn is_owner(&self, user_id: Option<i64>) -> bool {
         user_id.is_some_and(|id| self.extra_owner == Some(id) || self.money.is_owner(id))
     }
@@ -166,6 +200,11 @@ impl Pipeline {
         let now = chrono::Utc::now();
         let now_ms = now.timestamp_millis();
         let command = commands::parse(&inbound.text);
+        if command.is_none() && self.handoff.is_operator_chat(inbound.chat_id) {
+            // The operators' own talk: only their replies to relayed messages are for leads.
+            tracing::debug!("operators' group chatter; not for the LLM");
+            return Ok(());
+        }
         let kind = if command.is_some() {
             Kind::Command
         } else {
@@ -184,6 +223,16 @@ impl Pipeline {
                 transport.send(inbound.chat_id, &reply.text, format).await?;
                 self.record_sent(reply.id, inbound.chat_id).await;
             }
+            return Ok(());
+        }
+
+        // Handed over to a person: the message goes to them, not to the LLM.
+        if command.is_none()
+            && let Some(handoff) = self.handoff.open_for(&self.ctx, inbound.chat_id).await?
+        {
+            self.handoff
+                .relay_from_lead(&self.ctx, &handoff, &inbound)
+                .await?;
             return Ok(());
         }
 
@@ -251,22 +300,27 @@ impl Pipeline {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<CommandReply, PipelineError> {
         let db = &self.ctx.db;
-        let owner = self.is_owner(inbound.user_id);
+        let owner = self.is_operator(inbound);
         let escape = crate::telegram::escape_html;
+        let argument = commands::argument(&inbound.text);
         let (text, format) = match command {
             Command::Lead(LeadCommand::Start) => {
                 store::set_opted_out(db, inbound.chat_id, false, now.timestamp_millis()).await?;
                 let questions = self
                     .welcome_suggestions(inbound.chat_id, inbound.update_id)
                     .await?;
-                if !questions.is_empty() {
-                    return Ok(CommandReply {
-                        text: escape(commands::WELCOME_WITH_SUGGESTIONS),
-                        format: Format::Html,
-                        buttons: suggestions::buttons(&questions),
-                    });
-                }
-                (escape(commands::WELCOME), Format::Html)
+                let mut buttons = suggestions::buttons(&questions);
+                buttons.extend(self.handoff.welcome_button());
+                let text = if questions.is_empty() {
+                    commands::WELCOME
+                } else {
+                    commands::WELCOME_WITH_SUGGESTIONS
+                };
+                return Ok(CommandReply {
+                    text: escape(text),
+                    format: Format::Html,
+                    buttons,
+                });
             }
             Command::Lead(LeadCommand::Stop) => {
                 store::set_opted_out(db, inbound.chat_id, true, now.timestamp_millis()).await?;
@@ -286,13 +340,65 @@ impl Pipeline {
             Command::Lead(LeadCommand::Help) | Command::Unknown => {
                 (escape(&commands::help(owner)), Format::Html)
             }
+            Command::Lead(LeadCommand::Human) => {
+                // The welcome's button sends `/human button`.
+                let trigger = if argument == Some("button") {
+                    HandoffTrigger::Button
+                } else {
+                    HandoffTrigger::Command
+                };
+                if !self.handoff.triggers_on(trigger) {
+                    (escape(crate::handoff::NOT_AVAILABLE), Format::Html)
+                } else {
+                    let opened = self
+                        .handoff
+                        .open(
+                            &self.ctx,
+                            &self.money,
+                            OpenRequest {
+                                chat_id: inbound.chat_id,
+                                update_id: Some(inbound.update_id),
+                                trigger,
+                                detail: None,
+                                taken: None,
+                            },
+                        )
+                        .await?;
+                    (escape(&opened.text), Format::Html)
+                }
+            }
             Command::Owner(_) if !owner => (escape(commands::OWNERS_ONLY), Format::Html),
             Command::Owner(OwnerCommand::LlmStats) => {
                 (self.money.report_llm_stats(db, now).await?, Format::Html)
             }
             Command::Owner(OwnerCommand::Stats) => {
-                (self.money.report_stats(db, now).await?, Format::Html)
+                let mut text = self.money.report_stats(db, now).await?;
+                if self.handoff.enabled() {
+                    text.push_str("\n\n");
+                    text.push_str(
+                        &self
+                            .handoff
+                            .stats(&self.ctx, now.timestamp_millis())
+                            .await?,
+                    );
+                }
+                (text, Format::Html)
             }
+            Command::Owner(OwnerCommand::Leads) => {
+                (self.handoff.leads(&self.ctx).await?, Format::Html)
+            }
+            Command::Owner(OwnerCommand::Takeover) => (
+                self.handoff
+                    .takeover(&self.ctx, &self.money, inbound, argument)
+                    .await?,
+                Format::Html,
+            ),
+            Command::Owner(OwnerCommand::Resolve) => (
+                self.handoff
+                    .resolve_command(&self.ctx, inbound, argument)
+                    .await?,
+                Format::Html,
+            ),
             Command::Owner(OwnerCommand::Budget) => {
                 (self.money.report_budget(db, now).await?, Format::Html)
             }
@@ -329,7 +435,9 @@ impl Pipeline {
             self.money
                 .record_refusal(metrics, &llm_config.model, RequestType::Chat);
             tracing::warn!(?period, "budget reached: no LLM call");
-            return Ok((BUDGET_STOPPED_REPLY.to_owned(), Kind::Notice));
+            return self
+                .unanswered(inbound, BUDGET_STOPPED_REPLY.to_owned())
+                .await;
         }
 
         let history_budget = llm_config
@@ -365,6 +473,7 @@ impl Pipeline {
                 .max_output_tokens
                 .unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
         };
+        let tools = self.handoff.tools();
         let outcome = if llm_config.streams()
             && inbound.private_chat
             && transport.drafts_available(inbound.chat_id)
@@ -374,9 +483,9 @@ impl Pipeline {
                 draft_id: inbound.update_id.max(1),
                 interval: llm_config.draft_interval(),
             };
-            streamed::call_with_drafts(&self.ctx.llm, transport, target, &request).await
+            streamed::call_with_drafts(&self.ctx.llm, transport, target, &request, &tools).await
         } else {
-            let call = self.ctx.llm.complete(&request);
+            let call = self.ctx.llm.complete_with_tools(&request, &tools);
             tokio::pin!(call);
             loop {
                 transport.typing(inbound.chat_id).await;
@@ -402,6 +511,12 @@ impl Pipeline {
             tracing::warn!(error = %e, "budget alert check failed; the scheduler checks again");
         }
         match outcome.result {
+            Ok(completion) if self.handoff.tool_called(&completion).is_some() => {
+                let reason = self.handoff.tool_called(&completion).unwrap_or_default();
+                tracing::info!(model = %completion.model, "the LLM hands the lead over to a person");
+                self.hand_over(inbound, HandoffTrigger::Llm, Some(&reason))
+                    .await
+            }
             Ok(completion) if !completion.text.trim().is_empty() => {
                 if completion.cut {
                     tracing::info!(model = %completion.model, "answered with a stream that broke off (llm.onStreamCut: complete)");
@@ -418,13 +533,70 @@ impl Pipeline {
             }
             Ok(completion) => {
                 tracing::warn!(model = %completion.model, "the LLM answered with no text; apologising");
-                Ok((commands::APOLOGY.to_owned(), Kind::Notice))
+                self.unanswered(inbound, commands::APOLOGY.to_owned()).await
+            }
+            Err(e) if self.handoff.triggers_on(HandoffTrigger::LlmFailure) => {
+                tracing::error!(error = %e, attempts = outcome.attempts.len(), "every LLM attempt failed; handing the lead over to a person");
+                self.hand_over(inbound, HandoffTrigger::LlmFailure, None)
+                    .await
             }
             Err(e) => {
                 tracing::error!(error = %e, attempts = outcome.attempts.len(), "every LLM attempt failed; apologising");
-                Ok((commands::APOLOGY.to_owned(), Kind::Notice))
+                self.unanswered(inbound, commands::APOLOGY.to_owned()).await
             }
         }
+    }
+
+    /// Opens a handoff for the lead; the reply is what the lead is told.
+    async fn hand_over(
+        &self,
+        inbound: &Inbound,
+        trigger: HandoffTrigger,
+        detail: Option<&str>,
+    ) -> Result<(String, Kind), PipelineError> {
+        let opened = self
+            .handoff
+            .open(
+                &self.ctx,
+                &self.money,
+                OpenRequest {
+                    chat_id: inbound.chat_id,
+                    update_id: Some(inbound.update_id),
+                    trigger,
+                    detail,
+                    taken: None,
+                },
+            )
+            .await?;
+        Ok((opened.text, Kind::Notice))
+    }
+
+    /// The bot could not answer (`notice` is the apology or the budget stop): after
+    /// `handoff.unansweredLimit` of those in a row, the lead is handed over instead.
+    async fn unanswered(
+        &self,
+        inbound: &Inbound,
+        notice: String,
+    ) -> Result<(String, Kind), PipelineError> {
+        if let Some(limit) = self.handoff.unanswered_limit() {
+            let before = crate::handoff::store::unanswered_in_a_row(
+                &self.ctx.db,
+                inbound.chat_id,
+                &[commands::APOLOGY, BUDGET_STOPPED_REPLY],
+            )
+            .await
+            .map_err(HandoffError::from)?;
+            if before + 1 >= i64::from(limit) {
+                tracing::info!(
+                    limit,
+                    "too many messages in a row the bot could not answer; handing over"
+                );
+                return self
+                    .hand_over(inbound, HandoffTrigger::Unanswered, None)
+                    .await;
+            }
+        }
+        Ok((notice, Kind::Notice))
     }
 }
 

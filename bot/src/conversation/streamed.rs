@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use botfleet_llm::{CompletionOutcome, CompletionRequest, LlmClient, StreamEvent};
+use botfleet_llm::{CompletionOutcome, CompletionRequest, LlmClient, StreamEvent, Tool};
 use tokio::time::{Instant, sleep_until};
 
 use super::{TYPING_EVERY, Transport};
@@ -25,9 +25,11 @@ pub(super) async fn call_with_drafts<T: Transport>(
     transport: &T,
     target: DraftTarget,
     request: &CompletionRequest,
+    tools: &[Tool],
 ) -> CompletionOutcome {
     let (text_tx, mut text_rx) = tokio::sync::watch::channel(String::new());
-    let call = llm.stream(request, move |event| match event {
+    // Only text reaches the drafts: a tool call (a handoff) is never shown to the lead.
+    let call = llm.stream_with_tools(request, tools, move |event| match event {
         StreamEvent::Text(text) => text_tx.send_modify(|all| all.push_str(text)),
         StreamEvent::Restart => text_tx.send_modify(String::clear),
     });

@@ -19,7 +19,8 @@ pub struct DueLead {
 }
 
 /// Leads due step `step`: active, `step` follow-ups so far, silent since `cutoff_ms`, and (for
-/// later steps) the previous follow-up sent before `gap_cutoff_ms`. Oldest silence first.
+/// later steps) the previous follow-up sent before `gap_cutoff_ms`, and not handed over to a
+/// person (an open handoff). Oldest silence first.
 /// Served by the partial index `leads_followup_due (followups_sent, last_inbound_at) WHERE
 /// status = 'active'`.
 pub async fn select_due(
@@ -35,6 +36,7 @@ pub async fn select_due(
          WHERE status = 'active' AND followups_sent = $1 AND last_inbound_at <= $2
            AND ($3 IS NULL OR last_followup_at IS NULL OR last_followup_at <= $3)
            AND (followup_claim IS NULL OR followup_claim_until < $4)
+           AND NOT EXISTS (SELECT 1 FROM handoffs h WHERE h.chat_id = leads.chat_id AND h.closed_at IS NULL)
          ORDER BY last_inbound_at
          LIMIT $5",
     )
@@ -63,7 +65,8 @@ pub async fn select_due(
 pub async fn count_due(db: &Db, step: u32, cutoff_ms: i64) -> Result<i64, SqlError> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM leads
-         WHERE status = 'active' AND followups_sent = $1 AND last_inbound_at <= $2",
+         WHERE status = 'active' AND followups_sent = $1 AND last_inbound_at <= $2
+           AND NOT EXISTS (SELECT 1 FROM handoffs h WHERE h.chat_id = leads.chat_id AND h.closed_at IS NULL)",
     )
     .bind(i64::from(step))
     .bind(cutoff_ms)
@@ -83,7 +86,8 @@ pub async fn claim(
     let result = sqlx::query(
         "UPDATE leads SET followup_claim = $1, followup_claim_until = $2
          WHERE chat_id = $3 AND status = 'active' AND followups_sent = $4 AND last_inbound_at = $5
-           AND (followup_claim IS NULL OR followup_claim_until < $6)",
+           AND (followup_claim IS NULL OR followup_claim_until < $6)
+           AND NOT EXISTS (SELECT 1 FROM handoffs h WHERE h.chat_id = leads.chat_id AND h.closed_at IS NULL)",
     )
     .bind(token)
     .bind(until_ms)

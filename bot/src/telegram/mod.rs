@@ -121,6 +121,21 @@ impl TelegramClient {
         priority: Priority,
         buttons: &[(String, String)],
     ) -> Result<usize, TelegramError> {
+        self.send_returning_ids(chat_id, text, format, priority, buttons)
+            .await
+            .map(|ids| ids.len())
+    }
+
+    /// [`TelegramClient::send_with_buttons`], returning the message id of each part (a reply
+    /// to one of them names it, e.g. an owner answering a relayed lead message).
+    pub async fn send_returning_ids(
+        &self,
+        chat_id: i64,
+        text: &str,
+        format: Format,
+        priority: Priority,
+        buttons: &[(String, String)],
+    ) -> Result<Vec<i64>, TelegramError> {
         let keyboard = (!buttons.is_empty()).then(|| {
             InlineKeyboardMarkup::new(
                 buttons
@@ -130,9 +145,11 @@ impl TelegramClient {
         });
         let parts = split_message(text, TELEGRAM_MAX_MESSAGE_UTF16);
         let last = parts.len().saturating_sub(1);
+        let mut ids = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
             let keyboard = keyboard.as_ref().filter(|_| i == last);
-            self.outbound
+            let sent = self
+                .outbound
                 .send(chat_id, priority, || {
                     let mut request = self.bot.send_message(ChatId(chat_id), part.as_str());
                     if format == Format::Html {
@@ -144,8 +161,9 @@ impl TelegramClient {
                     request.into_future()
                 })
                 .await?;
+            ids.push(i64::from(sent.id.0));
         }
-        Ok(parts.len())
+        Ok(ids)
     }
 
     /// Whether drafts may work in this (private) chat: Telegram did not refuse them for the bot

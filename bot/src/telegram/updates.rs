@@ -20,6 +20,12 @@ use crate::conversation::store::Inbound;
 pub enum Route {
     /// A text message: a command or a question for the LLM (`conversation/`).
     Text(Inbound),
+    /// A text message that replies to one of the bot's messages: an owner answering a lead
+    /// through the bot when that message was a relayed one (`handoff/`), else like `Text`.
+    Reply {
+        inbound: Inbound,
+        to_message_id: i64,
+    },
     /// A message the bot cannot read yet (photo, voice, sticker…): it says it reads text only.
     NotText { chat_id: i64 },
     /// A file sent as a document: read and kept as the lead's active document (`knowledge/`).
@@ -154,7 +160,14 @@ fn message_route(update_id: i64, message: &Message) -> Route {
     }
     match message.text() {
         Some(text) => {
-            Route::Text(Sender::of(message.from.as_ref()).inbound(update_id, &chat, text.into()))
+            let inbound = Sender::of(message.from.as_ref()).inbound(update_id, &chat, text.into());
+            match message.reply_to_message() {
+                Some(to) if to.from.as_ref().is_some_and(|from| from.is_bot) => Route::Reply {
+                    inbound,
+                    to_message_id: i64::from(to.id.0),
+                },
+                _ => Route::Text(inbound),
+            }
         }
         // Photos, voice, stickers.
         None => Route::NotText { chat_id },
@@ -273,6 +286,30 @@ mod tests {
             panic!()
         };
         assert_eq!((inbound.chat_id, inbound.private_chat), (-100, false));
+    }
+
+    #[test]
+    fn a_reply_to_the_bot_names_the_message_replied_to() {
+        let mut message = text_message(900, "We can do 10% off.");
+        message["reply_to_message"] = json!({"message_id": 33, "date": 1_700_000_000,
+            "chat": {"id": 900, "type": "private", "first_name": "Owner"},
+            "from": {"id": 1, "is_bot": true, "first_name": "Bot"}, "text": "lead: discount?"});
+        let Route::Reply {
+            inbound,
+            to_message_id,
+        } = routed(json!({"update_id": 11, "message": message})).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((inbound.chat_id, to_message_id), (900, 33));
+        assert_eq!(inbound.text, "We can do 10% off.");
+        // A reply to someone who is not a bot is plain text.
+        let mut message = text_message(900, "hi");
+        message["reply_to_message"] = text_message(900, "earlier");
+        assert!(matches!(
+            routed(json!({"update_id": 12, "message": message})).unwrap(),
+            Route::Text(_)
+        ));
     }
 
     #[test]

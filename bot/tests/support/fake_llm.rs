@@ -2,6 +2,9 @@
 //! delay), by default with `"reply: <last user text>"` and a usage block; records requests.
 //! A request with `stream: true` gets the same answer as real-shaped server-sent events, word
 //! by word at a fixed rate (`set_token_every`), optionally broken off (`Scripted::cut_after`).
+//! The same fake answers the OpenAI flavour at `/v1/chat/completions` (same script; scripted
+//! bodies there are OpenAI-shaped, see [`openai_message`]), and both flavours can script a
+//! tool call ([`Scripted::tool_use`], [`Scripted::openai_tool_call`]), streamed or not.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -54,6 +57,27 @@ impl Scripted {
             cut_after: None,
         }
     }
+    /// An Anthropic answer that calls the tool `name` with `{"reason": reason}`.
+    pub fn tool_use(name: &str, reason: &str) -> Self {
+        let mut body = message("", "scripted");
+        body["content"] = json!([{"type": "tool_use", "id": "toolu_1", "name": name, "input": {"reason": reason}}]);
+        body["stop_reason"] = json!("tool_use");
+        Self::text("").with_body(body)
+    }
+    /// An OpenAI answer with `text`.
+    pub fn openai_text(text: &str) -> Self {
+        Self::text("").with_body(openai_message(text, "scripted", None))
+    }
+    /// An OpenAI answer that calls the function `name` with `{"reason": reason}`.
+    pub fn openai_tool_call(name: &str, reason: &str) -> Self {
+        let call = json!({"id": "call_1", "type": "function", "function": {
+            "name": name, "arguments": json!({"reason": reason}).to_string()}});
+        Self::text("").with_body(openai_message("", "scripted", Some(call)))
+    }
+    fn with_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
     /// When streamed, break the connection off after `text_events` pieces of text.
     pub fn cut_after(mut self, text_events: usize) -> Self {
         self.cut_after = Some(text_events);
@@ -71,6 +95,19 @@ pub fn message(text: &str, model: &str) -> Value {
         "content": [{"type": "text", "text": text}],
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    })
+}
+
+/// An OpenAI chat completion with `text` (null content when empty) and an optional tool call.
+pub fn openai_message(text: &str, model: &str, tool_call: Option<Value>) -> Value {
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+    if let Some(call) = tool_call {
+        message["tool_calls"] = json!([call]);
+    }
+    json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
     })
 }
 
@@ -98,6 +135,7 @@ impl FakeLlm {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = axum::Router::new()
             .route("/v1/messages", post(handle))
+            .route("/v1/chat/completions", post(handle_openai))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -277,6 +315,22 @@ pub fn anthropic_events(message: &Value) -> Vec<WireEvent> {
         ),
         false,
     ));
+    let tools = message["content"].as_array().into_iter().flatten();
+    for (i, tool) in tools.filter(|b| b["type"] == "tool_use").enumerate() {
+        let index = i + 1;
+        let start = json!({"type": "content_block_start", "index": index, "content_block": {
+            "type": "tool_use", "id": tool["id"], "name": tool["name"], "input": {}}});
+        events.push((sse("content_block_start", start), false));
+        let input = tool["input"].to_string();
+        let (head, tail) = input.split_at(input.len() / 2);
+        for part in [head, tail] {
+            let delta = json!({"type": "content_block_delta", "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": part}});
+            events.push((sse("content_block_delta", delta), false));
+        }
+        let stop = json!({"type": "content_block_stop", "index": index});
+        events.push((sse("content_block_stop", stop), false));
+    }
     events.push((
         sse(
             "message_delta",
@@ -328,4 +382,94 @@ fn paced(
             Some((Ok(axum::body::Bytes::from(event)), (events, texts)))
         },
     )
+}
+
+/// The OpenAI flavour: `Authorization: Bearer`, OpenAI-shaped bodies, the same script.
+async fn handle_openai(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(
+        headers.get("authorization").and_then(|v| v.to_str().ok()),
+        Some("Bearer test-llm-key")
+    );
+    let (scripted, default_delay) = {
+        let mut inner = inner.lock().unwrap();
+        inner.requests.push(request.clone());
+        (inner.script.pop_front(), inner.default_delay)
+    };
+    let scripted = scripted.unwrap_or(Scripted {
+        status: 200,
+        headers: vec![],
+        body: None,
+        delay: default_delay,
+        cut_after: None,
+    });
+    tokio::time::sleep(scripted.delay).await;
+    let body = scripted.body.unwrap_or_else(|| {
+        let last = request["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        openai_message(
+            &format!("reply: {last}"),
+            request["model"].as_str().unwrap_or_default(),
+            None,
+        )
+    });
+    if request["stream"] == json!(true) && (200..300).contains(&scripted.status) {
+        let text = openai_events(&body).concat();
+        return Response::builder()
+            .status(200)
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::from(text))
+            .unwrap();
+    }
+    (
+        StatusCode::from_u16(scripted.status).unwrap(),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// An OpenAI completion as chunks: the role, one chunk per word, the tool calls with their
+/// arguments in two pieces, the finish, the usage chunk, `[DONE]`.
+pub fn openai_events(completion: &Value) -> Vec<String> {
+    let chunk = |delta: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": null}], "usage": null})
+        )
+    };
+    let message = &completion["choices"][0]["message"];
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}))];
+    for piece in words(message["content"].as_str().unwrap_or_default()) {
+        events.push(chunk(json!({"content": piece})));
+    }
+    for (index, call) in message["tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
+        let (head, tail) = arguments.split_at(arguments.len() / 2);
+        events.push(chunk(
+            json!({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": head}}]}),
+        ));
+        events.push(chunk(
+            json!({"tool_calls": [{"index": index, "function": {"arguments": tail}}]}),
+        ));
+    }
+    events.push(format!(
+        "data: {}\n\n",
+        json!({"object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]})
+    ));
+    events.push("data: [DONE]\n\n".to_owned());
+    events
 }

@@ -52,6 +52,8 @@ struct Inner {
     failing: bool,
     /// sendMessage calls refused while failing.
     rejected: u32,
+    /// The next `n` sendMessage calls to this chat fail with 500.
+    chat_failures: Option<(i64, u32)>,
     /// While set, every sendMessageDraft is answered with this status and description.
     draft_failure: Option<(u16, String)>,
     /// Files served by `getFile` and `/file/bot<token>/<path>`: file_id → (file_path, bytes).
@@ -146,6 +148,11 @@ impl FakeTelegram {
         self.inner.lock().unwrap().downloads.clone()
     }
 
+    /// The next `n` `sendMessage` calls to `chat_id` (only) get a 500.
+    pub fn fail_next_sends_to(&self, chat_id: i64, n: u32) {
+        self.inner.lock().unwrap().chat_failures = Some((chat_id, n));
+    }
+
     pub fn fail_next_sends(&self, failures: impl IntoIterator<Item = Failure>) {
         self.inner.lock().unwrap().send_failures.extend(failures);
     }
@@ -206,6 +213,26 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// The accepted messages to `chat_id` with the message id the fake gave each, in order.
+    pub fn sent_with_ids(&self, chat_id: i64) -> Vec<(i64, String)> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.method == "sendMessage.ok" && c.body["chat_id"].as_i64() == Some(chat_id)
+            })
+            // The fake answers with the call count right after recording: index + 1.
+            .map(|(i, c)| {
+                (
+                    i as i64 + 1,
+                    c.body["text"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// Texts of successful sendMessage calls to `chat_id`, in order.
     pub fn sent_texts(&self, chat_id: i64) -> Vec<String> {
         self.calls("sendMessage.ok")
@@ -234,7 +261,14 @@ async fn handle(
                     body: body.clone(),
                     at: Instant::now(),
                 });
-                if inner.failing {
+                let chat_fails = match &mut inner.chat_failures {
+                    Some((chat, n)) if *n > 0 && body["chat_id"].as_i64() == Some(*chat) => {
+                        *n -= 1;
+                        true
+                    }
+                    _ => false,
+                };
+                if inner.failing || chat_fails {
                     inner.rejected += 1;
                     Some(Failure::ServerError)
                 } else {
@@ -448,4 +482,63 @@ pub fn button_press(
         });
     }
     json!({"update_id": update_id, "callback_query": query})
+}
+
+/// A text message from `user_id` in `chat_id` (a private chat when they are equal, else a
+/// group) that replies to the bot's message `to_message_id`.
+pub fn reply_update(
+    update_id: i64,
+    chat_id: i64,
+    user_id: i64,
+    text: &str,
+    to_message_id: i64,
+) -> Value {
+    let chat = if chat_id == user_id {
+        json!({"id": chat_id, "type": "private", "first_name": "Owner"})
+    } else {
+        json!({"id": chat_id, "type": "group", "title": "Operators"})
+    };
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_700_000_000,
+            "chat": chat,
+            "from": {"id": user_id, "is_bot": false, "first_name": "Owner", "username": "owner"},
+            "text": text,
+            "reply_to_message": {
+                "message_id": to_message_id,
+                "date": 1_700_000_000,
+                "chat": chat,
+                "from": {"id": 1, "is_bot": true, "first_name": "Bot", "username": "test_bot"},
+                "text": "relayed",
+            },
+        }
+    })
+}
+
+/// A text message from `user_id` (an owner) in `chat_id`.
+pub fn owner_update(update_id: i64, chat_id: i64, user_id: i64, text: &str) -> Value {
+    let mut update = reply_update(update_id, chat_id, user_id, text, 0);
+    update["message"]
+        .as_object_mut()
+        .unwrap()
+        .remove("reply_to_message");
+    update
+}
+
+/// A press on an owner button (`handoff:take:1`) by `user_id` in `chat_id`.
+pub fn owner_button(update_id: i64, chat_id: i64, user_id: i64, data: &str) -> Value {
+    json!({"update_id": update_id, "callback_query": {
+        "id": format!("cbq-{update_id}"),
+        "from": {"id": user_id, "is_bot": false, "first_name": "Owner", "username": "owner"},
+        "chat_instance": "e2e",
+        "data": data,
+        "message": {
+            "message_id": 5, "date": 1_700_000_000,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Owner"},
+            "from": {"id": 1, "is_bot": true, "first_name": "Bot", "username": "test_bot"},
+            "text": "handoff",
+        },
+    }})
 }

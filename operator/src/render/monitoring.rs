@@ -25,6 +25,7 @@ pub const ALERT_NAMES: &[&str] = &[
     "BotfleetUnpricedModelCalls",
     "BotfleetUpdateBacklog",
     "BotfleetNoReadyReplica",
+    "BotfleetHandoffWaiting",
 ];
 
 /// The runbook link of an alert.
@@ -180,6 +181,15 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<AlertRule> {
         names::handler(bot)
     };
     let who = format!("TelegramBot {ns}/{bot}");
+    // `handoff.waitAlertAfter`; without a handoff section the gauge is never exported.
+    let handoff_wait = ctx
+        .spec
+        .handoff
+        .as_ref()
+        .map_or(botfleet_api::HandoffConfig::DEFAULT_WAIT_ALERT_AFTER, |h| {
+            h.wait_alert_after()
+        })
+        .as_secs();
 
     let alert = |name: &str,
                  severity: &str,
@@ -273,6 +283,16 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<AlertRule> {
             "5m",
             format!("{who}: Deployment {{{{ $labels.deployment }}}} has no ready replica"),
             "No pod of {{ $labels.deployment }} is available: the bot does not answer (or, for the scheduler, sends no follow-ups). Check the pods' events and logs.".to_owned(),
+        ),
+        alert(
+            "BotfleetHandoffWaiting",
+            "warning",
+            format!(
+                "max by (namespace) (botfleet_handoff_oldest_waiting_seconds{{{sel}}}) > {handoff_wait}"
+            ),
+            "1m",
+            format!("A lead of {who} waits for a person"),
+            format!("A lead handed over to a person has waited {{{{ $value | humanizeDuration }}}} and no one has taken it (handoff.waitAlertAfter is {handoff_wait}s). Take it with the Take button or /leads in Telegram."),
         ),
     ]
 }
