@@ -499,7 +499,14 @@ mod tests {
         assert_eq!(openai["tools"][0]["function"]["name"], "handoff_to_human");
         assert_eq!(
             Provider::OpenAi
-                .body("g", &request, &[], limit, false, PromptCacheTtl::FiveMinutes)
+                .body(
+                    "g",
+                    &request,
+                    &[],
+                    limit,
+                    false,
+                    PromptCacheTtl::FiveMinutes
+                )
                 .get("tools"),
             None
         );

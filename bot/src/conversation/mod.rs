@@ -350,21 +350,8 @@ impl Pipeline {
                 if !self.handoff.triggers_on(trigger) {
                     (escape(crate::handoff::NOT_AVAILABLE), Format::Html)
                 } else {
-                    let opened = self
-                        .handoff
-                        .open(
-                            &self.ctx,
-                            &self.money,
-                            OpenRequest {
-                                chat_id: inbound.chat_id,
-                                update_id: Some(inbound.update_id),
-                                trigger,
-                                detail: None,
-                                taken: None,
-                            },
-                        )
-                        .await?;
-                    (escape(&opened.text), Format::Html)
+                    let (text, _) = self.hand_over(inbound, trigger, None).await?;
+                    (escape(&text), Format::Html)
                 }
             }
             Command::Owner(_) if !owner => (escape(commands::OWNERS_ONLY), Format::Html),

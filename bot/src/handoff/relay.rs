@@ -97,24 +97,24 @@ impl Handoffs {
             .await?;
         }
         // Stored under the owner's update, so a retried update sends it once.
-        let stored = conversation::reply_for_update(db, inbound.update_id)
-            .await?;
+        let stored = conversation::reply_for_update(db, inbound.update_id).await?;
         let id = match stored {
             Some(reply) if reply.sent => return Ok(true),
             Some(reply) => reply.id,
-            None => conversation::store_reply(
-                db,
-                lead_chat,
-                Some(inbound.update_id),
-                Kind::Chat,
-                text,
-                now,
-            )
-            .await?,
+            None => {
+                conversation::store_reply(
+                    db,
+                    lead_chat,
+                    Some(inbound.update_id),
+                    Kind::Chat,
+                    text,
+                    now,
+                )
+                .await?
+            }
         };
         crate::delivery::send(ctx, lead_chat, text, Format::Plain, Priority::Interactive).await?;
-        conversation::mark_sent(db, id, lead_chat, chrono::Utc::now().timestamp_millis())
-            .await?;
+        conversation::mark_sent(db, id, lead_chat, chrono::Utc::now().timestamp_millis()).await?;
         store::touch(db, handoff.id, now).await?;
         tracing::info!(handoff = handoff.id, "an owner's reply sent to the lead");
         Ok(true)
@@ -133,8 +133,7 @@ pub(super) async fn tell_lead_resumed(
         .map(|c| c.resume_message().to_owned())
         .unwrap_or_default();
     let now = chrono::Utc::now().timestamp_millis();
-    let id = conversation::store_reply(&ctx.db, lead_chat, None, Kind::Notice, &text, now)
-        .await?;
+    let id = conversation::store_reply(&ctx.db, lead_chat, None, Kind::Notice, &text, now).await?;
     crate::delivery::send(ctx, lead_chat, &text, Format::Plain, Priority::Interactive).await?;
     conversation::mark_sent(
         &ctx.db,
