@@ -405,6 +405,12 @@ pub struct TelegramBotStatus {
     /// The last error Telegram reported delivering to the webhook, with its time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_webhook_error: Option<String>,
+
+    /// A digest of the secret token registered with Telegram, keyed by the bot token (it
+    /// reveals nothing without the token). Telegram does not show the secret in
+    /// `getWebhookInfo`, so this is how the operator notices that it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_registration: Option<String>,
 }
 
 /// Condition types the operator writes.

@@ -201,7 +201,7 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     }
 
     let webhook_state = if webhook_mode {
-        register_webhook(ctx, &api, &bot).await?
+        register_webhook(ctx, &bot).await?
     } else {
         if webhook::has_finalizer(&bot) {
             deregister_webhook(ctx, &api, &bot, "the bot switched to polling").await?;
@@ -300,6 +300,10 @@ fn previous_webhook_state(bot: &TelegramBot) -> WebhookState {
                     .unwrap_or(0),
                 ..Default::default()
             },
+            digest: bot
+                .status
+                .as_ref()
+                .and_then(|s| s.webhook_registration.clone()),
         },
         (Mode::Webhook, None) => WebhookState::Failed {
             reason: "ApplyFailed",
@@ -309,11 +313,7 @@ fn previous_webhook_state(bot: &TelegramBot) -> WebhookState {
 }
 
 /// Makes Telegram's webhook match the spec; failures become the `WebhookReady` condition.
-async fn register_webhook(
-    ctx: &Context,
-    api: &Api<TelegramBot>,
-    bot: &TelegramBot,
-) -> Result<WebhookState, Error> {
+async fn register_webhook(ctx: &Context, bot: &TelegramBot) -> Result<WebhookState, Error> {
     let namespace = bot.namespace().unwrap_or_default();
     let name = bot.name_any();
     let token_ref = &bot.spec.telegram.token_secret_ref;
@@ -362,7 +362,7 @@ async fn register_webhook(
             .unwrap_or(botfleet_api::WebhookConfig::DEFAULT_MAX_CONNECTIONS);
         let registration = WebhookRegistration::new(url.clone(), secret_token, max_connections);
         let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-        match webhook::register(ctx, api, bot, &api_url, &token, &registration).await {
+        match webhook::register(ctx, bot, &api_url, &token, &registration).await {
             Ok(registered) => {
                 if registered.changed {
                     tracing::info!(bot = %key(bot), url, "registered webhook with Telegram");
@@ -381,6 +381,7 @@ async fn register_webhook(
                 WebhookState::Registered {
                     url,
                     info: registered.info,
+                    digest: Some(registered.digest),
                 }
             }
             Err(WebhookError::Telegram(e)) => {

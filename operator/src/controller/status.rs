@@ -24,8 +24,13 @@ pub struct Problem {
 pub enum WebhookState {
     /// Polling mode: nothing to register.
     NotRequired,
-    /// Registered; Telegram's view of it.
-    Registered { url: String, info: WebhookInfo },
+    /// Registered; Telegram's view of it, and the digest of the registered secret token
+    /// (`status.webhookRegistration`).
+    Registered {
+        url: String,
+        info: WebhookInfo,
+        digest: Option<String>,
+    },
     /// Not registered, and why.
     Failed {
         reason: &'static str,
@@ -87,8 +92,9 @@ pub fn desired_status(
     }
 
     match &observed.webhook {
-        WebhookState::Registered { url, info } => {
+        WebhookState::Registered { url, info, digest } => {
             status.webhook_url = Some(url.clone());
+            status.webhook_registration = digest.clone();
             status.pending_update_count = Some(info.pending_update_count);
             status.last_webhook_error =
                 info.last_error_message
@@ -100,6 +106,7 @@ pub fn desired_status(
         }
         WebhookState::NotRequired => {
             status.webhook_url = None;
+            status.webhook_registration = None;
             status.pending_update_count = None;
             status.last_webhook_error = None;
         }
@@ -143,7 +150,7 @@ pub fn desired_status(
             "polling mode: the bot fetches updates with getUpdates, no webhook is registered"
                 .into(),
         ),
-        WebhookState::Registered { url, info } => {
+        WebhookState::Registered { url, info, .. } => {
             let mut message = format!(
                 "Telegram delivers updates to {url}; {} pending",
                 info.pending_update_count
@@ -398,8 +405,10 @@ mod tests {
                 last_error_date: Some(1_700_000_000),
                 ..Default::default()
             },
+            digest: Some("0123abcd".into()),
         };
         let s = desired_status(None, &o, Timestamp::from_second(1).unwrap());
+        assert_eq!(s.webhook_registration.as_deref(), Some("0123abcd"));
         assert_eq!(s.pending_update_count, Some(7));
         assert_eq!(
             s.webhook_url.as_deref(),
