@@ -181,18 +181,13 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Bots whose status observes their generation.
+/// Bots whose status observes their generation. Counted in place under the server's lock
+/// (no copies), since the server is busy with the operator meanwhile.
 fn converged(server: &FakeApiServer) -> usize {
-    server
-        .paths()
-        .iter()
-        .filter(|p| p.contains("/telegrambots/"))
-        .filter_map(|p| server.object(p))
-        .filter(|b| {
-            b["metadata"]["generation"].as_i64().is_some()
-                && b["status"]["observedGeneration"] == b["metadata"]["generation"]
-        })
-        .count()
+    server.count_objects("/apis/botfleet.dev/v1alpha1", "telegrambots", |b| {
+        b["metadata"]["generation"].as_i64().is_some()
+            && b["status"]["observedGeneration"] == b["metadata"]["generation"]
+    })
 }
 
 /// `botfleet_reconcile_total` summed over results, from the operator's /metrics.

@@ -139,7 +139,10 @@ impl Context {
             .remove(key);
     }
 
-    /// Counts `key` as managed (or not) and updates `botfleet_managed_bots`.
+    /// Counts `key` as managed (or not). Without a controller (tests) this updates
+    /// `botfleet_managed_bots` at once; with one, the gauge comes from the controllers' caches
+    /// on a timer, since counting them costs a pass over every bot, too much for every reconcile
+    /// of a large fleet.
     pub fn set_managed(&self, key: &str, managed: bool) {
         let mut set = self.managed.lock().unwrap_or_else(|e| e.into_inner());
         if managed {
@@ -148,7 +151,14 @@ impl Context {
             set.remove(key);
         }
         drop(set);
-        self.refresh_managed_bots();
+        if self
+            .stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            self.refresh_managed_bots();
+        }
     }
 
     /// Forgets the caches of controllers that stopped (leadership lost and regained).
