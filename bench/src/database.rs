@@ -167,3 +167,36 @@ impl Database {
         }
     }
 }
+
+/// Seeds a table with `insert`, an `INSERT … SELECT` over the ids `$1..=$2` (`$3`: now in
+/// milliseconds, then `extra` as `$4`, …), for every id of `ids`, 100,000 at a time, printing
+/// progress (`what`: "leads", "ledger rows"). Returns how long it took.
+pub async fn seed_in_batches(
+    db: &botfleet_bot::db::Db,
+    what: &str,
+    ids: std::ops::RangeInclusive<i64>,
+    insert: &'static str,
+    now_ms: i64,
+    extra: &[i64],
+) -> std::time::Duration {
+    const BATCH: i64 = 100_000;
+    let total = ids.end() - ids.start() + 1;
+    eprintln!("seeding {total} {what} …");
+    let started = std::time::Instant::now();
+    let mut from = *ids.start();
+    while from <= *ids.end() {
+        let to = (from + BATCH - 1).min(*ids.end());
+        let mut query = sqlx::query(insert).bind(from).bind(to).bind(now_ms);
+        for value in extra {
+            query = query.bind(*value);
+        }
+        query.execute(&db.pool).await.expect("seeding");
+        eprintln!(
+            "  {:>9} / {total} {what} ({:.1} s)",
+            to - ids.start() + 1,
+            started.elapsed().as_secs_f64()
+        );
+        from = to + 1;
+    }
+    started.elapsed()
+}

@@ -35,6 +35,21 @@ pub const BOT_BIN: Flag = Flag {
     help: "botfleet-bot binary (default: next to this one)",
 };
 
+/// `--llm-latency-ms`: the fixed latency of the fake LLM.
+pub const LLM_LATENCY_MS: Flag = Flag {
+    name: "llm-latency-ms",
+    env: None,
+    default: "200",
+    help: "fixed latency of the fake LLM",
+};
+/// `--pg-plan-cache-mode`: a diagnostic setting of the fresh PostgreSQL database.
+pub const PG_PLAN_CACHE_MODE: Flag = Flag {
+    name: "pg-plan-cache-mode",
+    env: None,
+    default: "",
+    help: "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
+};
+
 /// `--runs`: how many times a database benchmark times each query.
 pub const RUNS: Flag = Flag {
     name: "runs",

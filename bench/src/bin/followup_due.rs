@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::FollowUpConfig;
-use botfleet_bench::database::{Database, Kind};
+use botfleet_bench::database::{Database, Kind, seed_in_batches};
 use botfleet_bot::followup::{DEFAULT_BATCH, FollowUpPlan, store};
 use chrono::Utc;
 
@@ -101,26 +101,8 @@ async fn main() {
 
     let now = Utc::now();
     let now_ms = now.timestamp_millis();
-    eprintln!("seeding {} leads …", args.leads);
     let seed_started = Instant::now();
-    let batch = 100_000_i64;
-    let mut from = 1_i64;
-    while from <= args.leads {
-        let to = (from + batch - 1).min(args.leads);
-        sqlx::query(SEED_BATCH)
-            .bind(from)
-            .bind(to)
-            .bind(now_ms)
-            .execute(&db.pool)
-            .await
-            .expect("seeding leads");
-        eprintln!(
-            "  {to:>9} / {} leads ({:.1} s)",
-            args.leads,
-            seed_started.elapsed().as_secs_f64()
-        );
-        from = to + 1;
-    }
+    seed_in_batches(&db, "leads", 1..=args.leads, SEED_BATCH, now_ms, &[]).await;
     // What autovacuum would do soon after a bulk load: statistics and the visibility map
     // (index-only scans for the counts).
     sqlx::raw_sql("VACUUM ANALYZE leads")

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::{BotConfig, BudgetConfig, ModelPrice};
-use botfleet_bench::database::{Database, Kind};
+use botfleet_bench::database::{Database, Kind, seed_in_batches};
 use botfleet_bot::metrics::Metrics;
 use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
@@ -163,26 +163,16 @@ async fn main() {
 
     let now = Utc::now();
     let now_ms = now.timestamp_millis();
-    eprintln!("seeding {} ledger rows …", args.rows);
     let seed_started = Instant::now();
-    let batch = 100_000_i64;
-    let mut from = 0_i64;
-    while from < args.rows {
-        let to = (from + batch).min(args.rows) - 1;
-        sqlx::query(SEED_BATCH)
-            .bind(from)
-            .bind(to)
-            .bind(now_ms)
-            .bind(args.rows)
-            .execute(&db.pool)
-            .await
-            .expect("seeding");
-        from = to + 1;
-        eprintln!(
-            "  {from:>9} rows  ({:.1} s)",
-            seed_started.elapsed().as_secs_f64()
-        );
-    }
+    seed_in_batches(
+        &db,
+        "ledger rows",
+        0..=args.rows - 1,
+        SEED_BATCH,
+        now_ms,
+        &[args.rows],
+    )
+    .await;
     sqlx::query(BUILD_ROLLUP)
         .execute(&db.pool)
         .await

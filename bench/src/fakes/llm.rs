@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::post;
+use botfleet_operator::fixtures::Loopback;
 use serde_json::json;
 
 pub const API_KEY: &str = "bench-llm-key";
@@ -20,13 +21,7 @@ struct Inner {
 pub struct FakeLlm {
     pub url: String,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeLlm {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Loopback,
 }
 
 impl FakeLlm {
@@ -38,8 +33,12 @@ impl FakeLlm {
         let app = axum::Router::new()
             .route("/v1/messages", post(handle))
             .with_state(inner.clone());
-        let (url, task) = super::serve(app).await;
-        Self { url, inner, task }
+        let server = Loopback::serve(app).await;
+        Self {
+            url: server.url.clone(),
+            inner,
+            _server: server,
+        }
     }
 
     pub fn requests(&self) -> u64 {

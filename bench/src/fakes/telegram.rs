@@ -9,6 +9,7 @@ use std::time::Instant;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use botfleet_operator::fixtures::Loopback;
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "123456:BENCH-token_for-load";
@@ -25,13 +26,7 @@ struct Inner {
 pub struct FakeTelegram {
     pub url: String,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Loopback,
 }
 
 impl FakeTelegram {
@@ -40,8 +35,12 @@ impl FakeTelegram {
         let app = axum::Router::new()
             .route("/{bot}/{method}", post(handle))
             .with_state(inner.clone());
-        let (url, task) = super::serve(app).await;
-        Self { url, inner, task }
+        let server = Loopback::serve(app).await;
+        Self {
+            url: server.url.clone(),
+            inner,
+            _server: server,
+        }
     }
 
     /// Successful `sendMessage` calls so far.

@@ -533,6 +533,7 @@ async fn write_status(
     Ok(())
 }
 
+/// One Normal event per kind of change the pass made to the children.
 async fn report_children(ctx: &Context, bot: &TelegramBot, outcome: &ChildrenOutcome) {
     let list = |ids: &[children::ChildId]| {
         ids.iter()
@@ -540,52 +541,38 @@ async fn report_children(ctx: &Context, bot: &TelegramBot, outcome: &ChildrenOut
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if !outcome.created.is_empty() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
-            "Created",
-            "Apply",
-            format!("created {}", list(&outcome.created)),
-        )
-        .await;
-    }
-    if !outcome.updated.is_empty() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
+    // A PVC kept on purpose is worth saying only in the pass that made it obsolete.
+    let kept = if outcome.changed() {
+        &outcome.kept[..]
+    } else {
+        &[]
+    };
+    let reports = [
+        (&outcome.created[..], "Created", "Apply", "created {}"),
+        (
+            &outcome.updated[..],
             "Updated",
             "Apply",
-            format!("brought back to the spec: {}", list(&outcome.updated)),
-        )
-        .await;
-    }
-    if !outcome.deleted.is_empty() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
+            "brought back to the spec: {}",
+        ),
+        (
+            &outcome.deleted[..],
             "DeletedObsolete",
             "Delete",
-            format!("the spec no longer asks for {}", list(&outcome.deleted)),
-        )
-        .await;
-    }
-    if !outcome.kept.is_empty() && outcome.changed() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
+            "the spec no longer asks for {}",
+        ),
+        (
+            kept,
             "ObsoleteDataKept",
             "Delete",
-            format!(
-                "kept {} although the spec no longer uses it (it holds data); delete it by hand when no longer needed",
-                list(&outcome.kept)
-            ),
-        )
-        .await;
+            "kept {} although the spec no longer uses it (it holds data); delete it by hand when no longer needed",
+        ),
+    ];
+    for (ids, reason, action, note) in reports {
+        if !ids.is_empty() {
+            let note = note.replacen("{}", &list(ids), 1);
+            publish(ctx, bot, EventType::Normal, reason, action, note).await;
+        }
     }
 }
 
