@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 /// One accepted flag: its name (without `--`), an environment variable that may set it, its
 /// default (as text, shown in `--help`) and what it means.
+#[derive(Clone, Copy)]
 pub struct Flag {
     pub name: &'static str,
     pub env: Option<&'static str>,

@@ -7,11 +7,19 @@ use std::time::Duration;
 use crate::bot_process::{BotOptions, BotProcess, default_bot_bin};
 use crate::database::{Database, Kind};
 use crate::fakes::{llm::FakeLlm, telegram::FakeTelegram};
-use crate::flags::Flags;
+use crate::flags::{self, Flag, Flags};
 
-/// The inputs of [`crate::flags::DB`], [`crate::flags::DATABASE_URL`],
-/// [`crate::flags::BOT_BIN`], [`crate::flags::LLM_LATENCY_MS`] and
-/// [`crate::flags::PG_PLAN_CACHE_MODE`].
+/// The flags every benchmark of the bot process takes (parse them together with its own:
+/// `Flags::parse(about, &[rig::FLAGS, FLAGS].concat())`).
+pub const FLAGS: &[Flag] = &[
+    flags::DB,
+    flags::DATABASE_URL,
+    flags::BOT_BIN,
+    flags::LLM_LATENCY_MS,
+    flags::PG_PLAN_CACHE_MODE,
+];
+
+/// The inputs of [`FLAGS`].
 pub struct RigInputs {
     pub dbs: Vec<Kind>,
     pub admin_url: String,
@@ -89,4 +97,28 @@ impl Rig {
         self.bot.stop();
         self.db.drop_now().await;
     }
+}
+
+/// Runs `run` on each case in turn and collects the results; the first failure ends the
+/// benchmark (exit status 1) with the case's `label` and the error.
+pub async fn run_each<C, R, Fut>(
+    cases: impl IntoIterator<Item = C>,
+    label: impl Fn(&C) -> String,
+    mut run: impl FnMut(C) -> Fut,
+) -> Vec<R>
+where
+    Fut: std::future::Future<Output = Result<R, Box<dyn std::error::Error>>>,
+{
+    let mut results = Vec::new();
+    for case in cases {
+        let what = label(&case);
+        match run(case).await {
+            Ok(result) => results.push(result),
+            Err(e) => {
+                eprintln!("error: {what}: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    results
 }

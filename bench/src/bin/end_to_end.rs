@@ -18,18 +18,14 @@ use std::time::{Duration, Instant};
 
 use botfleet_bench::database::Kind;
 use botfleet_bench::fakes::telegram::FakeTelegram;
-use botfleet_bench::flags::{self, Flag, Flags};
+use botfleet_bench::flags::{Flag, Flags};
 use botfleet_bench::load::{Target, burst_new_chats};
 use botfleet_bench::process_stats::{RssSampler, cpu_time};
 use botfleet_bench::report::{Table, mib, ms, print_header};
-use botfleet_bench::rig::{Rig, RigInputs};
+use botfleet_bench::rig::{self, Rig, RigInputs, run_each};
 
+/// Besides [`rig::FLAGS`].
 const FLAGS: &[Flag] = &[
-    flags::DB,
-    flags::DATABASE_URL,
-    flags::BOT_BIN,
-    flags::LLM_LATENCY_MS,
-    flags::PG_PLAN_CACHE_MODE,
     Flag {
         name: "workers",
         env: None,
@@ -65,7 +61,10 @@ struct Inputs {
 }
 
 fn inputs() -> Inputs {
-    let flags = Flags::parse("End-to-end answered updates/s of botfleet-bot serve", FLAGS);
+    let flags = Flags::parse(
+        "End-to-end answered updates/s of botfleet-bot serve",
+        &[rig::FLAGS, FLAGS].concat(),
+    );
     Inputs {
         rig: RigInputs::from_flags(&flags),
         workers: flags.list("workers"),
@@ -195,18 +194,17 @@ async fn run(
 #[tokio::main]
 async fn main() {
     let inputs = inputs();
-    let mut results = Vec::new();
-    for &kind in &inputs.rig.dbs {
-        for &workers in &inputs.workers {
-            match run(kind, workers, &inputs).await {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    eprintln!("error: {} workers={workers}: {e}", kind.name());
-                    std::process::exit(1);
-                }
-            }
-        }
-    }
+    let cases = inputs
+        .rig
+        .dbs
+        .iter()
+        .flat_map(|&kind| inputs.workers.iter().map(move |&workers| (kind, workers)));
+    let results = run_each(
+        cases,
+        |(kind, workers)| format!("{} workers={workers}", kind.name()),
+        |(kind, workers)| run(kind, workers, &inputs),
+    )
+    .await;
 
     print_header(
         "End to end: updates fully answered per second (botfleet-bot serve, release)",

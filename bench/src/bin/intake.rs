@@ -16,18 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botfleet_bench::database::Kind;
-use botfleet_bench::flags::{self, Flag, Flags};
+use botfleet_bench::flags::{Flag, Flags};
 use botfleet_bench::load::{RunResult, Target, open_loop};
 use botfleet_bench::process_stats::{RssSampler, cpu_time, rss_kib};
 use botfleet_bench::report::{Table, mib, ms, print_header};
-use botfleet_bench::rig::{Rig, RigInputs};
+use botfleet_bench::rig::{self, Rig, RigInputs, run_each};
 
+/// Besides [`rig::FLAGS`].
 const FLAGS: &[Flag] = &[
-    flags::DB,
-    flags::DATABASE_URL,
-    flags::BOT_BIN,
-    flags::LLM_LATENCY_MS,
-    flags::PG_PLAN_CACHE_MODE,
     Flag {
         name: "steady-rate",
         env: None,
@@ -91,7 +87,10 @@ struct Inputs {
 }
 
 fn inputs() -> Inputs {
-    let flags = Flags::parse("Webhook intake load against botfleet-bot serve", FLAGS);
+    let flags = Flags::parse(
+        "Webhook intake load against botfleet-bot serve",
+        &[rig::FLAGS, FLAGS].concat(),
+    );
     let workers = flags.text("workers");
     Inputs {
         rig: RigInputs::from_flags(&flags),
@@ -208,16 +207,12 @@ async fn run_on(kind: Kind, inputs: &Inputs) -> Result<DbResult, Box<dyn std::er
 #[tokio::main]
 async fn main() {
     let inputs = inputs();
-    let mut results = Vec::new();
-    for &kind in &inputs.rig.dbs {
-        match run_on(kind, &inputs).await {
-            Ok(result) => results.push(result),
-            Err(e) => {
-                eprintln!("error: {} run failed: {e}", kind.name());
-                std::process::exit(1);
-            }
-        }
-    }
+    let results = run_each(
+        inputs.rig.dbs.clone(),
+        |kind| format!("{} run failed", kind.name()),
+        |kind| run_on(kind, &inputs),
+    )
+    .await;
 
     print_header(
         "Webhook intake (botfleet-bot serve, release)",

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use botfleet_bench::bot_process::free_port;
 use botfleet_bench::flags::{Flag, Flags};
 use botfleet_bench::process_stats::{peak_rss_kib, rss_kib};
 use botfleet_bench::report::{Table, mib, print_header};
@@ -173,13 +174,6 @@ async fn serve_api(server: &FakeApiServer) -> Loopback {
         }
     });
     Loopback::serve(app).await
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Bots whose status observes their generation. Counted in place under the server's lock

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::post;
-use botfleet_operator::fixtures::Loopback;
 use serde_json::json;
+
+use super::Served;
 
 pub const API_KEY: &str = "bench-llm-key";
 pub const MODEL: &str = "claude-bench";
@@ -20,29 +21,25 @@ struct Inner {
 
 pub struct FakeLlm {
     pub url: String,
-    inner: Arc<Inner>,
-    _server: Loopback,
+    served: Served<Inner>,
 }
 
 impl FakeLlm {
     pub async fn start(latency: Duration) -> Self {
-        let inner = Arc::new(Inner {
+        let inner = Inner {
             latency,
             requests: AtomicU64::new(0),
-        });
-        let app = axum::Router::new()
-            .route("/v1/messages", post(handle))
-            .with_state(inner.clone());
-        let server = Loopback::serve(app).await;
+        };
+        let routes = axum::Router::new().route("/v1/messages", post(handle));
+        let served = Served::start(inner, routes).await;
         Self {
-            url: server.url.clone(),
-            inner,
-            _server: server,
+            url: served.url.clone(),
+            served,
         }
     }
 
     pub fn requests(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
+        self.served.state.requests.load(Ordering::Relaxed)
     }
 }
 

@@ -3,3 +3,26 @@
 
 pub mod llm;
 pub mod telegram;
+
+use std::sync::Arc;
+
+use botfleet_operator::fixtures::Loopback;
+
+/// A fake's state, shared with the handlers of its routes, and the routes served on loopback.
+pub(crate) struct Served<S> {
+    pub url: String,
+    pub state: Arc<S>,
+    _server: Loopback,
+}
+
+impl<S: Send + Sync + 'static> Served<S> {
+    pub(crate) async fn start(state: S, routes: axum::Router<Arc<S>>) -> Self {
+        let state = Arc::new(state);
+        let server = Loopback::serve(routes.with_state(state.clone())).await;
+        Self {
+            url: server.url.clone(),
+            state,
+            _server: server,
+        }
+    }
+}

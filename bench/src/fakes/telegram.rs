@@ -9,8 +9,9 @@ use std::time::Instant;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use botfleet_operator::fixtures::Loopback;
 use serde_json::{Value, json};
+
+use super::Served;
 
 pub const TOKEN: &str = "123456:BENCH-token_for-load";
 
@@ -25,40 +26,36 @@ struct Inner {
 
 pub struct FakeTelegram {
     pub url: String,
-    inner: Arc<Inner>,
-    _server: Loopback,
+    served: Served<Inner>,
 }
 
 impl FakeTelegram {
     pub async fn start() -> Self {
-        let inner = Arc::new(Inner::default());
-        let app = axum::Router::new()
-            .route("/{bot}/{method}", post(handle))
-            .with_state(inner.clone());
-        let server = Loopback::serve(app).await;
+        let routes = axum::Router::new().route("/{bot}/{method}", post(handle));
+        let served = Served::start(Inner::default(), routes).await;
         Self {
-            url: server.url.clone(),
-            inner,
-            _server: server,
+            url: served.url.clone(),
+            served,
         }
     }
 
     /// Successful `sendMessage` calls so far.
     pub fn messages(&self) -> u64 {
-        self.inner.messages.load(Ordering::Relaxed)
+        self.served.state.messages.load(Ordering::Relaxed)
     }
 
     pub fn chat_actions(&self) -> u64 {
-        self.inner.chat_actions.load(Ordering::Relaxed)
+        self.served.state.chat_actions.load(Ordering::Relaxed)
     }
 
     pub fn other_calls(&self) -> u64 {
-        self.inner.other.load(Ordering::Relaxed)
+        self.served.state.other.load(Ordering::Relaxed)
     }
 
     /// When each chat got its first reply.
     pub fn first_replies(&self) -> HashMap<i64, Instant> {
-        self.inner
+        self.served
+            .state
             .replied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -66,7 +63,8 @@ impl FakeTelegram {
     }
 
     pub fn replied_chats(&self) -> usize {
-        self.inner
+        self.served
+            .state
             .replied
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -88,11 +88,6 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
             let was_invalid = condition(bot.status.as_ref(), types::DEGRADED)
                 .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
             let observed = Observed {
-                generation: bot.meta().generation,
-                bot_name: &name,
-                webhook_mode,
-                desired_replicas: spec.replicas,
-                deployment: None,
                 webhook: if webhook_mode {
                     WebhookState::Failed {
                         reason: "InvalidSpec",
@@ -102,11 +97,11 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
                 } else {
                     WebhookState::NotRequired
                 },
-                monitoring,
                 problem: Some(Problem {
                     reason: "InvalidSpec",
                     message: message.clone(),
                 }),
+                ..Observed::of(bot, &name, monitoring)
             };
             write_status(&api, bot, &observed).await?;
             if !was_invalid {
@@ -174,17 +169,13 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
             .ok()
             .flatten();
         let observed = Observed {
-            generation: bot.meta().generation,
-            bot_name: &name,
-            webhook_mode,
-            desired_replicas: spec.replicas,
             deployment: deployment.as_ref(),
             webhook: previous_webhook_state(&bot),
-            monitoring,
             problem: Some(Problem {
                 reason: "ApplyFailed",
                 message: format!("{message}; the operator retries with backoff"),
             }),
+            ..Observed::of(&bot, &name, monitoring)
         };
         publish(
             ctx,
@@ -227,14 +218,9 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     let deployment = handler_deployment(ctx, &namespace, &name).await?;
     let webhook_failed = matches!(webhook_state, WebhookState::Failed { .. });
     let observed = Observed {
-        generation: bot.meta().generation,
-        bot_name: &name,
-        webhook_mode,
-        desired_replicas: spec.replicas,
         deployment: deployment.as_ref(),
         webhook: webhook_state,
-        monitoring,
-        problem: None,
+        ..Observed::of(&bot, &name, monitoring)
     };
     write_status(&api, &bot, &observed).await?;
 
@@ -434,59 +420,48 @@ async fn deregister_webhook(
     let namespace = bot.namespace().unwrap_or_default();
     let token_ref = &bot.spec.telegram.token_secret_ref;
     let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-    match webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await? {
-        None => {
-            publish(
-                ctx,
-                bot,
-                EventType::Warning,
-                "WebhookNotDeleted",
-                "DeleteWebhook",
-                format!(
-                    "{why}, but Secret {namespace}/{} has no key {:?}: if a webhook is still registered, call \
-                     deleteWebhook by hand",
-                    token_ref.name, token_ref.key
-                ),
-            )
-            .await;
-        }
+    let token = webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await?;
+    // What happened, as an event; a failure Telegram may get over is retried.
+    let (type_, reason, note, retry) = match token {
+        None => (
+            EventType::Warning,
+            "WebhookNotDeleted",
+            format!(
+                "{why}, but Secret {namespace}/{} has no key {:?}: if a webhook is still registered, call \
+                 deleteWebhook by hand",
+                token_ref.name, token_ref.key
+            ),
+            None,
+        ),
         Some(token) => match ctx.telegram.delete_webhook(&api_url, &token).await {
             Ok(()) => {
                 tracing::info!(bot = %key(bot), "deleted webhook at Telegram");
-                publish(
-                    ctx,
-                    bot,
+                (
                     EventType::Normal,
                     "WebhookDeleted",
-                    "DeleteWebhook",
                     format!("{why}: deleted the webhook at Telegram"),
+                    None,
                 )
-                .await;
             }
-            Err(e) if e.is_unauthorized() => {
-                publish(
-                    ctx,
-                    bot,
-                    EventType::Warning,
-                    "WebhookNotDeleted",
-                    "DeleteWebhook",
-                    format!("{why}, but Telegram refused the token ({e}); nothing left to delete with it"),
-                )
-                .await;
-            }
-            Err(e) => {
-                publish(
-                    ctx,
-                    bot,
-                    EventType::Warning,
-                    "DeleteWebhookFailed",
-                    "DeleteWebhook",
-                    format!("{why}: {e}; the operator retries"),
-                )
-                .await;
-                return Err(WebhookError::Telegram(e).into());
-            }
+            Err(e) if e.is_unauthorized() => (
+                EventType::Warning,
+                "WebhookNotDeleted",
+                format!(
+                    "{why}, but Telegram refused the token ({e}); nothing left to delete with it"
+                ),
+                None,
+            ),
+            Err(e) => (
+                EventType::Warning,
+                "DeleteWebhookFailed",
+                format!("{why}: {e}; the operator retries"),
+                Some(e),
+            ),
         },
+    };
+    publish(ctx, bot, type_, reason, "DeleteWebhook", note).await;
+    if let Some(e) = retry {
+        return Err(WebhookError::Telegram(e).into());
     }
     webhook::remove_finalizer(api, bot).await?;
     Ok(())

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{TelegramBotStatus, condition_types as types};
+use crate::crd::{TelegramBot, TelegramBotStatus, condition_types as types};
 use crate::telegram::WebhookInfo;
 
 /// Something that stops the bot from being reconciled as asked.
@@ -39,7 +39,7 @@ pub enum WebhookState {
 }
 
 /// Whether the monitoring objects are in place.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MonitoringState {
     NotRequested,
     Applied,
@@ -59,6 +59,23 @@ pub struct Observed<'a> {
     pub webhook: WebhookState,
     pub monitoring: MonitoringState,
     pub problem: Option<Problem>,
+}
+
+impl<'a> Observed<'a> {
+    /// What any reconcile of `bot` knows from the spec alone: no Deployment seen, no webhook
+    /// needed, no problem. Each outcome sets what it observed on top.
+    pub fn of(bot: &TelegramBot, bot_name: &'a str, monitoring: MonitoringState) -> Self {
+        Self {
+            generation: bot.metadata.generation,
+            bot_name,
+            webhook_mode: bot.spec.mode == botfleet_api::Mode::Webhook,
+            desired_replicas: bot.spec.replicas,
+            deployment: None,
+            webhook: WebhookState::NotRequired,
+            monitoring,
+            problem: None,
+        }
+    }
 }
 
 /// The status to write, from the previous one (for transition times and fields this reconcile
