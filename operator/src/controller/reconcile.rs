@@ -476,6 +476,7 @@ async fn cleanup(
     if webhook::has_finalizer(bot) {
         deregister_webhook(ctx, api, bot, "the TelegramBot is being deleted").await?;
     }
+    ctx.forget_recorder(&key(bot));
     Ok(Action::await_change())
 }
 
@@ -574,7 +575,11 @@ async fn publish(
         action: action.to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &bot.object_ref(&())).await {
+    if let Err(e) = ctx
+        .recorder(&key(bot))
+        .publish(&event, &bot.object_ref(&()))
+        .await
+    {
         tracing::warn!(bot = %key(bot), reason, error = %e, "could not record an event");
     }
 }
