@@ -375,53 +375,66 @@ impl LlmConfig {
     }
 }
 
-/// Prices of one model, USD per million tokens, as decimal strings (e.g. `"3.00"`).
-/// Each must be a whole number of nano-USD per token (at most three decimals).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ModelPrice {
-    /// Model name as the API reports it.
-    #[schemars(length(min = 1))]
-    pub model: String,
-    /// Uncached input tokens.
-    pub input: UsdPerMtok,
-    /// Output tokens.
-    pub output: UsdPerMtok,
-    /// Cache writes with a 5-minute lifetime. Default: the input price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write5m: Option<UsdPerMtok>,
-    /// Cache writes with a 1-hour lifetime. Default: the input price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write1h: Option<UsdPerMtok>,
-    /// Cache reads. Default: the input price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_read: Option<UsdPerMtok>,
-    /// Higher prices that apply to a whole request once its prompt exceeds a size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub long_prompt: Option<LongPromptPrice>,
+/// Declares a price tier: its own leading fields, the prices every tier has (input, output,
+/// and the three cache prices, which default to the tier's input price), then its own trailing
+/// fields. One list of the prices for both tiers: flattening a shared struct instead is not
+/// possible with `deny_unknown_fields` (serde refuses the combination, and the schema would
+/// lose `additionalProperties: false`).
+macro_rules! price_tier {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$lead_meta:meta])* pub $lead:ident: $lead_ty:ty,)*
+            ..prices..
+            $($(#[$tail_meta:meta])* pub $tail:ident: $tail_ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$lead_meta])* pub $lead: $lead_ty,)*
+            /// Uncached input tokens.
+            pub input: UsdPerMtok,
+            /// Output tokens.
+            pub output: UsdPerMtok,
+            /// Cache writes with a 5-minute lifetime. Default: `input`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub cache_write5m: Option<UsdPerMtok>,
+            /// Cache writes with a 1-hour lifetime. Default: `input`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub cache_write1h: Option<UsdPerMtok>,
+            /// Cache reads. Default: `input`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub cache_read: Option<UsdPerMtok>,
+            $($(#[$tail_meta])* pub $tail: $tail_ty,)*
+        }
+    };
 }
 
-/// Long-prompt price tier: applies to every token of a request whose prompt (input + cache
-/// read + cache write tokens) exceeds `aboveInputTokens`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LongPromptPrice {
-    /// Prompt size in tokens above which this tier applies, e.g. 200000.
-    #[schemars(range(min = 1))]
-    pub above_input_tokens: u64,
-    /// Uncached input tokens.
-    pub input: UsdPerMtok,
-    /// Output tokens.
-    pub output: UsdPerMtok,
-    /// Cache writes with a 5-minute lifetime. Default: this tier's input price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write5m: Option<UsdPerMtok>,
-    /// Cache writes with a 1-hour lifetime. Default: this tier's input price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write1h: Option<UsdPerMtok>,
-    /// Cache reads. Default: this tier's input price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_read: Option<UsdPerMtok>,
+price_tier! {
+    /// Prices of one model, USD per million tokens, as decimal strings (e.g. `"3.00"`).
+    /// Each must be a whole number of nano-USD per token (at most three decimals).
+    pub struct ModelPrice {
+        /// Model name as the API reports it.
+        #[schemars(length(min = 1))]
+        pub model: String,
+        ..prices..
+        /// Higher prices that apply to a whole request once its prompt exceeds a size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub long_prompt: Option<LongPromptPrice>,
+    }
+}
+
+price_tier! {
+    /// Long-prompt price tier: applies to every token of a request whose prompt (input + cache
+    /// read + cache write tokens) exceeds `aboveInputTokens`.
+    pub struct LongPromptPrice {
+        /// Prompt size in tokens above which this tier applies, e.g. 200000.
+        #[schemars(range(min = 1))]
+        pub above_input_tokens: u64,
+        ..prices..
+    }
 }
 
 /// Spend limits (USD, decimal strings) and their alerts. Periods are UTC days and months.

@@ -60,7 +60,8 @@ pub struct BotProcess {
     pub log_path: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 free at the time of asking.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -167,3 +167,55 @@ impl Database {
         }
     }
 }
+
+/// A fresh, migrated PostgreSQL database next to `admin_url` for a query benchmark, seeded
+/// with `insert` (an `INSERT … SELECT` over the ids `$1..=$2`, `$3`: now in milliseconds, then
+/// `extra` as `$4`, …) for every id of `ids`, 100,000 at a time, then `finish` (statistics,
+/// rollups: what the server would have soon after a bulk load). Prints progress (`what`:
+/// "leads", "ledger rows"). Returns the database, its pool, and the `now` the rows are
+/// relative to.
+pub async fn seeded_postgres(
+    admin_url: &str,
+    what: &str,
+    ids: std::ops::RangeInclusive<i64>,
+    insert: &'static str,
+    extra: &[i64],
+    finish: &[&'static str],
+) -> (
+    Database,
+    botfleet_bot::db::Db,
+    chrono::DateTime<chrono::Utc>,
+) {
+    const BATCH: i64 = 100_000;
+    let (scratch, db) = Database::fresh_migrated(Kind::Postgres, admin_url).await;
+    let now = chrono::Utc::now();
+    let total = ids.end() - ids.start() + 1;
+    eprintln!("seeding {total} {what} …");
+    let started = std::time::Instant::now();
+    let mut from = *ids.start();
+    while from <= *ids.end() {
+        let to = (from + BATCH - 1).min(*ids.end());
+        let mut query = sqlx::query(insert)
+            .bind(from)
+            .bind(to)
+            .bind(now.timestamp_millis());
+        for value in extra {
+            query = query.bind(*value);
+        }
+        query.execute(&db.pool).await.expect("seeding");
+        eprintln!(
+            "  {:>9} / {total} {what} ({:.1} s)",
+            to - ids.start() + 1,
+            started.elapsed().as_secs_f64()
+        );
+        from = to + 1;
+    }
+    for statement in finish {
+        sqlx::raw_sql(*statement)
+            .execute(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    (scratch, db, now)
+}

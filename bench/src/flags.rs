@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 /// One accepted flag: its name (without `--`), an environment variable that may set it, its
 /// default (as text, shown in `--help`) and what it means.
+#[derive(Clone, Copy)]
 pub struct Flag {
     pub name: &'static str,
     pub env: Option<&'static str>,
@@ -33,6 +34,21 @@ pub const BOT_BIN: Flag = Flag {
     env: Some("BOTFLEET_BOT_BIN"),
     default: "",
     help: "botfleet-bot binary (default: next to this one)",
+};
+
+/// `--llm-latency-ms`: the fixed latency of the fake LLM.
+pub const LLM_LATENCY_MS: Flag = Flag {
+    name: "llm-latency-ms",
+    env: None,
+    default: "200",
+    help: "fixed latency of the fake LLM",
+};
+/// `--pg-plan-cache-mode`: a diagnostic setting of the fresh PostgreSQL database.
+pub const PG_PLAN_CACHE_MODE: Flag = Flag {
+    name: "pg-plan-cache-mode",
+    env: None,
+    default: "",
+    help: "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
 };
 
 /// `--runs`: how many times a database benchmark times each query.

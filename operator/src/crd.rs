@@ -416,6 +416,12 @@ pub struct TelegramBotStatus {
     /// The last error Telegram reported delivering to the webhook, with its time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_webhook_error: Option<String>,
+
+    /// A digest of the secret token registered with Telegram, keyed by the bot token (it
+    /// reveals nothing without the token). Telegram does not show the secret in
+    /// `getWebhookInfo`, so this is how the operator notices that it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_registration: Option<String>,
 }
 
 /// Condition types the operator writes.
@@ -480,21 +486,23 @@ impl TelegramBotSpec {
         Some(format!("https://{domain}{}", self.webhook_path(bot_name)))
     }
 
-    /// The bot's config file: the parts of the spec the bot reads, with the webhook path
-    /// defaulted to `/telegram/<bot name>` in webhook mode.
+    /// The bot's config file: the parts of the spec the bot reads. Fields only the operator
+    /// uses stay behind: `llm.apiKeySecretRef` (the key itself reaches the bot as
+    /// `LLM_API_KEY`), and of `webhook` everything but the path (`domain`, `ingressClassName`
+    /// and `tls` make the Ingress, `maxConnections` goes to `setWebhook`). In webhook mode the
+    /// path is resolved (default `/telegram/<bot name>`); in polling mode there is no webhook.
     pub fn bot_config(&self, bot_name: &str) -> BotConfig {
-        let webhook = match (self.mode, &self.webhook) {
-            (Mode::Webhook, w) => {
-                let mut w = w.clone().unwrap_or_default();
-                w.path = Some(self.webhook_path(bot_name));
-                Some(w)
-            }
-            (Mode::Polling, w) => w.clone(),
-        };
+        let webhook = (self.mode == Mode::Webhook).then(|| WebhookConfig {
+            path: Some(self.webhook_path(bot_name)),
+            ..WebhookConfig::default()
+        });
         BotConfig {
             mode: self.mode,
             webhook,
-            llm: self.llm.clone(),
+            llm: LlmConfig {
+                api_key_secret_ref: None,
+                ..self.llm.clone()
+            },
             pricing: self.pricing.clone(),
             budget: self.budget.clone(),
             owners: self.owners.clone(),
@@ -566,6 +574,11 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
         if given != 1 {
             errors.push(format!("spec.webhook.tls: {}", TLS_EXACTLY_ONE.message));
         }
+    }
+    if let Some(n) = spec.webhook.as_ref().and_then(|w| w.max_connections)
+        && !(1..=100).contains(&n)
+    {
+        errors.push("spec.webhook.maxConnections: must be 1 to 100".to_owned());
     }
     if let Some(url) = &spec.telegram.api_url
         && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -525,6 +525,49 @@ fn the_config_map_holds_the_spec_vocabulary_with_the_webhook_path_resolved() {
 }
 
 #[test]
+fn fields_only_the_operator_uses_stay_out_of_the_bots_config() {
+    let bot = common::webhook_postgres();
+    let spec = &bot.spec;
+    // The spec has them all...
+    let webhook = spec.webhook.as_ref().unwrap();
+    assert!(spec.llm.api_key_secret_ref.is_some());
+    assert!(webhook.domain.is_some() && webhook.ingress_class_name.is_some());
+    assert!(webhook.tls.is_some() && webhook.max_connections.is_some());
+    // ...and the bot's config file has none of them, but what the bot needs.
+    let text = &render(&bot).config_map.data.unwrap()["config.yaml"];
+    for field in [
+        "apiKeySecretRef",
+        "sales-bot-llm",
+        "domain",
+        "bots.example.com",
+        "ingressClassName",
+        "tls",
+        "clusterIssuer",
+        "letsencrypt-prod",
+        "maxConnections",
+    ] {
+        assert!(
+            !text.contains(field),
+            "{field} in the bot's config:\n{text}"
+        );
+    }
+    let config: botfleet_api::BotConfig = serde_yaml_ng::from_str(text).unwrap();
+    assert_eq!(
+        config.webhook.unwrap().path.as_deref(),
+        Some("/telegram/sales-bot")
+    );
+    assert_eq!(config.llm.model, spec.llm.model);
+    assert_eq!(config.llm.system_prompt, spec.llm.system_prompt);
+
+    // A polling bot has no webhook section at all, even with one left in the spec.
+    let mut polling = common::webhook_postgres();
+    polling.spec.mode = botfleet_api::Mode::Polling;
+    polling.spec.replicas = 1;
+    let text = &render(&polling).config_map.data.unwrap()["config.yaml"];
+    assert!(!text.contains("webhook"), "{text}");
+}
+
+#[test]
 fn pdbs_exist_only_for_deployments_with_more_than_one_replica() {
     let names_of = |c: &Children| -> Vec<String> {
         c.pdbs

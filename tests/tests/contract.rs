@@ -94,7 +94,13 @@ fn the_bot_loads_the_config_map_the_operator_renders() {
         let loaded = bot_config::load_config_str(text)
             .unwrap_or_else(|e| panic!("{file}: the bot refuses the operator's config: {e}"));
         assert_eq!(loaded, render::render_bot_config(&bot), "{file}");
-        assert_eq!(loaded.llm, bot.spec.llm, "{file}");
+        // All of `llm` but the key's Secret reference, which only the operator reads.
+        assert_eq!(loaded.llm.api_key_secret_ref, None, "{file}");
+        let llm = botfleet_api::LlmConfig {
+            api_key_secret_ref: None,
+            ..bot.spec.llm.clone()
+        };
+        assert_eq!(loaded.llm, llm, "{file}");
         assert_eq!(loaded.pricing, bot.spec.pricing, "{file}");
         assert_eq!(loaded.mode, bot.spec.mode, "{file}");
     }

@@ -13,33 +13,24 @@
 //! target/release/end_to_end --workers 1,8,32,64
 //! ```
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
-use botfleet_bench::database::{Database, Kind};
-use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
-use botfleet_bench::flags::{self, Flag, Flags};
+use botfleet_bench::database::Kind;
+use botfleet_bench::fakes::telegram::FakeTelegram;
+use botfleet_bench::flags::{Flag, Flags};
 use botfleet_bench::load::{Target, burst_new_chats};
 use botfleet_bench::process_stats::{RssSampler, cpu_time};
 use botfleet_bench::report::{Table, mib, ms, print_header};
+use botfleet_bench::rig::{self, Rig, RigInputs, run_each};
 
+/// Besides [`rig::FLAGS`].
 const FLAGS: &[Flag] = &[
-    flags::DB,
-    flags::DATABASE_URL,
-    flags::BOT_BIN,
     Flag {
         name: "workers",
         env: None,
         default: "1,8,32,64",
         help: "BOTFLEET_WORKERS values to run",
-    },
-    Flag {
-        name: "llm-latency-ms",
-        env: None,
-        default: "200",
-        help: "fixed latency of the fake LLM",
     },
     Flag {
         name: "seconds",
@@ -59,40 +50,24 @@ const FLAGS: &[Flag] = &[
         default: "32",
         help: "concurrent webhook connections of the burst",
     },
-    Flag {
-        name: "pg-plan-cache-mode",
-        env: None,
-        default: "",
-        help: "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
-    },
 ];
 
 struct Inputs {
-    plan_cache_mode: String,
-    dbs: Vec<Kind>,
-    admin_url: String,
-    bot_bin: PathBuf,
+    rig: RigInputs,
     workers: Vec<usize>,
-    llm_latency: Duration,
     seconds: f64,
     probes: usize,
     connections: usize,
 }
 
 fn inputs() -> Inputs {
-    let flags = Flags::parse("End-to-end answered updates/s of botfleet-bot serve", FLAGS);
-    let bot_bin = flags.text("bot-bin");
+    let flags = Flags::parse(
+        "End-to-end answered updates/s of botfleet-bot serve",
+        &[rig::FLAGS, FLAGS].concat(),
+    );
     Inputs {
-        plan_cache_mode: flags.text("pg-plan-cache-mode"),
-        dbs: flags.list("db"),
-        admin_url: flags.text("database-url"),
-        bot_bin: if bot_bin.is_empty() {
-            default_bot_bin()
-        } else {
-            bot_bin.into()
-        },
+        rig: RigInputs::from_flags(&flags),
         workers: flags.list("workers"),
-        llm_latency: Duration::from_millis(flags.get("llm-latency-ms")),
         seconds: flags.get("seconds"),
         probes: flags.get("probes"),
         connections: flags.get("connections"),
@@ -134,25 +109,20 @@ async fn run(
     workers: usize,
     inputs: &Inputs,
 ) -> Result<RunResult, Box<dyn std::error::Error>> {
-    let db = Database::fresh(kind, &inputs.admin_url).await?;
-    db.set_plan_cache_mode(&inputs.plan_cache_mode).await?;
-    let telegram = FakeTelegram::start().await;
-    let llm = FakeLlm::start(inputs.llm_latency).await;
-    let mut bot = BotProcess::start(BotOptions {
-        bin: &inputs.bot_bin,
-        dir: &db.dir,
-        database_url: &db.url,
-        telegram_url: &telegram.url,
-        llm_url: &llm.url,
-        workers: Some(workers),
-        // This measures the pipeline's concurrency, not Telegram's 30 messages/s (which the
-        // outbound limiter would otherwise impose above 30 updates/s).
-        env: vec![(
+    // This measures the pipeline's concurrency, not Telegram's 30 messages/s (which the
+    // outbound limiter would otherwise impose above 30 updates/s).
+    let rig = Rig::start(
+        kind,
+        &inputs.rig,
+        Some(workers),
+        vec![(
             botfleet_api::contract::env::BOTFLEET_TELEGRAM_MESSAGES_PER_SEC,
             "100000".into(),
         )],
-    })
+    )
     .await?;
+    let (telegram, llm, bot) = (&rig.telegram, &rig.llm, &rig.bot);
+    let llm_latency = inputs.rig.llm_latency;
     let target = Arc::new(Target::new(bot.webhook_url.clone(), 1));
 
     // Unloaded: one update at a time, from the send to the reply at the fake Telegram.
@@ -165,7 +135,7 @@ async fn run(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (_, status) = target.post(update_id, chat).await;
         if status == 200
-            && let Some(t) = reply_time(&telegram, chat, since, Duration::from_secs(10)).await
+            && let Some(t) = reply_time(telegram, chat, since, Duration::from_secs(10)).await
         {
             probes.push(t);
         }
@@ -173,7 +143,7 @@ async fn run(
     probes.sort();
     let probe_median = probes.get(probes.len() / 2).copied();
 
-    let ideal = workers as f64 / inputs.llm_latency.as_secs_f64().max(1e-3);
+    let ideal = workers as f64 / llm_latency.as_secs_f64().max(1e-3);
     let updates = ((ideal * inputs.seconds).round() as usize).max(20);
     let before_llm = llm.requests();
     let before_replies = telegram.replied_chats();
@@ -206,8 +176,7 @@ async fn run(
     let rss_max_kib = sampler.max_kib();
     drop(sampler);
     let llm_calls = llm.requests() - before_llm;
-    bot.stop();
-    db.drop_now().await;
+    rig.stop().await;
     Ok(RunResult {
         kind,
         workers,
@@ -225,32 +194,23 @@ async fn run(
 #[tokio::main]
 async fn main() {
     let inputs = inputs();
-    let mut results = Vec::new();
-    for &kind in &inputs.dbs {
-        for &workers in &inputs.workers {
-            match run(kind, workers, &inputs).await {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    eprintln!("error: {} workers={workers}: {e}", kind.name());
-                    std::process::exit(1);
-                }
-            }
-        }
-    }
+    let cases = inputs
+        .rig
+        .dbs
+        .iter()
+        .flat_map(|&kind| inputs.workers.iter().map(move |&workers| (kind, workers)));
+    let results = run_each(
+        cases,
+        |(kind, workers)| format!("{} workers={workers}", kind.name()),
+        |(kind, workers)| run(kind, workers, &inputs),
+    )
+    .await;
 
     print_header(
         "End to end: updates fully answered per second (botfleet-bot serve, release)",
         &[
-            (
-                "databases",
-                inputs
-                    .dbs
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            ("fake LLM latency", ms(inputs.llm_latency)),
+            ("databases", inputs.rig.databases()),
+            ("fake LLM latency", ms(inputs.rig.llm_latency)),
             (
                 "burst",
                 format!(
@@ -276,7 +236,7 @@ async fn main() {
         "RSS max",
     ]);
     for r in &results {
-        let ideal = r.workers as f64 / inputs.llm_latency.as_secs_f64();
+        let ideal = r.workers as f64 / inputs.rig.llm_latency.as_secs_f64();
         let rate = r.answered as f64 / r.elapsed.as_secs_f64().max(1e-9);
         table.row([
             r.kind.name().to_owned(),

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::FollowUpConfig;
-use botfleet_bench::database::{Database, Kind};
+use botfleet_bench::database::seeded_postgres;
+use botfleet_bench::latency::percentile;
 use botfleet_bot::followup::{DEFAULT_BATCH, FollowUpPlan, store};
-use chrono::Utc;
 
 struct Args {
     url: String,
@@ -84,11 +84,6 @@ FROM (
     ) raw
 ) lead";
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
@@ -96,38 +91,19 @@ fn ms(d: Duration) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
-    // A fresh database next to --database-url, dropped at the end unless --keep true.
-    let (scratch, db) = Database::fresh_migrated(Kind::Postgres, &args.url).await;
-
-    let now = Utc::now();
-    let now_ms = now.timestamp_millis();
-    eprintln!("seeding {} leads …", args.leads);
-    let seed_started = Instant::now();
-    let batch = 100_000_i64;
-    let mut from = 1_i64;
-    while from <= args.leads {
-        let to = (from + batch - 1).min(args.leads);
-        sqlx::query(SEED_BATCH)
-            .bind(from)
-            .bind(to)
-            .bind(now_ms)
-            .execute(&db.pool)
-            .await
-            .expect("seeding leads");
-        eprintln!(
-            "  {to:>9} / {} leads ({:.1} s)",
-            args.leads,
-            seed_started.elapsed().as_secs_f64()
-        );
-        from = to + 1;
-    }
-    // What autovacuum would do soon after a bulk load: statistics and the visibility map
+    // A fresh database next to --database-url, dropped at the end unless --keep true. After
+    // the bulk load, what autovacuum would do soon: statistics and the visibility map
     // (index-only scans for the counts).
-    sqlx::raw_sql("VACUUM ANALYZE leads")
-        .execute(&db.pool)
-        .await
-        .expect("vacuum analyze");
-    eprintln!("seeded in {:.1} s", seed_started.elapsed().as_secs_f64());
+    let (scratch, db, now) = seeded_postgres(
+        &args.url,
+        "leads",
+        1..=args.leads,
+        SEED_BATCH,
+        &[],
+        &["VACUUM ANALYZE leads"],
+    )
+    .await;
+    let now_ms = now.timestamp_millis();
 
     let plan = FollowUpPlan::from_config(Some(&FollowUpConfig {
         enabled: true,
@@ -220,8 +196,8 @@ async fn main() {
     ] {
         println!(
             "{name:<44} {:>9} {:>9} {:>9}",
-            ms(percentile(times, 0.5)),
-            ms(percentile(times, 0.99)),
+            ms(percentile(times, 50.0)),
+            ms(percentile(times, 99.0)),
             ms(*times.last().expect("at least one run"))
         );
     }
@@ -229,7 +205,7 @@ async fn main() {
     for line in plan_text {
         println!("  {line}");
     }
-    let p99 = percentile(&select_times, 0.99);
+    let p99 = percentile(&select_times, 99.0);
     println!(
         "target due selection ≤ 50 ms: {}",
         if p99 <= Duration::from_millis(50) {

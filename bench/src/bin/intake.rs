@@ -12,22 +12,18 @@
 //! target/release/intake --db sqlite,postgres
 //! ```
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
-use botfleet_bench::database::{Database, Kind};
-use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
-use botfleet_bench::flags::{self, Flag, Flags};
+use botfleet_bench::database::Kind;
+use botfleet_bench::flags::{Flag, Flags};
 use botfleet_bench::load::{RunResult, Target, open_loop};
 use botfleet_bench::process_stats::{RssSampler, cpu_time, rss_kib};
 use botfleet_bench::report::{Table, mib, ms, print_header};
+use botfleet_bench::rig::{self, Rig, RigInputs, run_each};
 
+/// Besides [`rig::FLAGS`].
 const FLAGS: &[Flag] = &[
-    flags::DB,
-    flags::DATABASE_URL,
-    flags::BOT_BIN,
     Flag {
         name: "steady-rate",
         env: None,
@@ -59,12 +55,6 @@ const FLAGS: &[Flag] = &[
         help: "a step whose p99 is above this ends the step-up",
     },
     Flag {
-        name: "llm-latency-ms",
-        env: None,
-        default: "200",
-        help: "fixed latency of the fake LLM",
-    },
-    Flag {
         name: "workers",
         env: None,
         default: "",
@@ -82,49 +72,33 @@ const FLAGS: &[Flag] = &[
         default: "512",
         help: "requests in flight before sends are shed (counted as errors)",
     },
-    Flag {
-        name: "pg-plan-cache-mode",
-        env: None,
-        default: "",
-        help: "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
-    },
 ];
 
 struct Inputs {
-    plan_cache_mode: String,
-    dbs: Vec<Kind>,
-    admin_url: String,
-    bot_bin: PathBuf,
+    rig: RigInputs,
     steady_rate: f64,
     steady: Duration,
     rates: Vec<f64>,
     step: Duration,
     p99_limit: Duration,
-    llm_latency: Duration,
     workers: Option<usize>,
     chats: i64,
     max_in_flight: usize,
 }
 
 fn inputs() -> Inputs {
-    let flags = Flags::parse("Webhook intake load against botfleet-bot serve", FLAGS);
-    let bot_bin = flags.text("bot-bin");
+    let flags = Flags::parse(
+        "Webhook intake load against botfleet-bot serve",
+        &[rig::FLAGS, FLAGS].concat(),
+    );
     let workers = flags.text("workers");
     Inputs {
-        plan_cache_mode: flags.text("pg-plan-cache-mode"),
-        dbs: flags.list("db"),
-        admin_url: flags.text("database-url"),
-        bot_bin: if bot_bin.is_empty() {
-            default_bot_bin()
-        } else {
-            bot_bin.into()
-        },
+        rig: RigInputs::from_flags(&flags),
         steady_rate: flags.get("steady-rate"),
         steady: Duration::from_secs_f64(flags.get("steady-secs")),
         rates: flags.list("rates"),
         step: Duration::from_secs_f64(flags.get("step-secs")),
         p99_limit: Duration::from_secs_f64(flags.get::<f64>("p99-limit-ms") / 1e3),
-        llm_latency: Duration::from_millis(flags.get("llm-latency-ms")),
         workers: (!workers.is_empty()).then(|| flags.get("workers")),
         chats: flags.get("chats"),
         max_in_flight: flags.get("max-in-flight"),
@@ -144,20 +118,12 @@ struct DbResult {
 }
 
 async fn run_on(kind: Kind, inputs: &Inputs) -> Result<DbResult, Box<dyn std::error::Error>> {
-    let db = Database::fresh(kind, &inputs.admin_url).await?;
-    db.set_plan_cache_mode(&inputs.plan_cache_mode).await?;
-    let telegram = FakeTelegram::start().await;
-    let llm = FakeLlm::start(inputs.llm_latency).await;
-    let mut bot = BotProcess::start(BotOptions {
-        bin: &inputs.bot_bin,
-        dir: &db.dir,
-        database_url: &db.url,
-        telegram_url: &telegram.url,
-        llm_url: &llm.url,
-        workers: inputs.workers,
-        env: vec![],
-    })
-    .await?;
+    let Rig {
+        db,
+        telegram,
+        llm: _llm,
+        mut bot,
+    } = Rig::start(kind, &inputs.rig, inputs.workers, vec![]).await?;
     eprintln!(
         "[{}] bot pid {} ready; log {}",
         kind.name(),
@@ -241,29 +207,17 @@ async fn run_on(kind: Kind, inputs: &Inputs) -> Result<DbResult, Box<dyn std::er
 #[tokio::main]
 async fn main() {
     let inputs = inputs();
-    let mut results = Vec::new();
-    for &kind in &inputs.dbs {
-        match run_on(kind, &inputs).await {
-            Ok(result) => results.push(result),
-            Err(e) => {
-                eprintln!("error: {} run failed: {e}", kind.name());
-                std::process::exit(1);
-            }
-        }
-    }
+    let results = run_each(
+        inputs.rig.dbs.clone(),
+        |kind| format!("{} run failed", kind.name()),
+        |kind| run_on(kind, &inputs),
+    )
+    .await;
 
     print_header(
         "Webhook intake (botfleet-bot serve, release)",
         &[
-            (
-                "databases",
-                inputs
-                    .dbs
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+            ("databases", inputs.rig.databases()),
             (
                 "steady run",
                 format!("{} updates/s for {:?}", inputs.steady_rate, inputs.steady),
@@ -284,7 +238,7 @@ async fn main() {
                     inputs
                         .workers
                         .map_or("default (8)".into(), |w| w.to_string()),
-                    ms(inputs.llm_latency),
+                    ms(inputs.rig.llm_latency),
                     inputs.chats
                 ),
             ),

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use botfleet_bench::flags::{self, Flag, Flags};
 
 use botfleet_api::{BotConfig, BudgetConfig, ModelPrice};
-use botfleet_bench::database::{Database, Kind};
+use botfleet_bench::database::seeded_postgres;
+use botfleet_bench::latency::percentile;
 use botfleet_bot::metrics::Metrics;
 use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_llm::{Attempt, Outcome, Usage};
-use chrono::Utc;
 
 struct Args {
     url: String,
@@ -128,11 +128,6 @@ SELECT to_char(to_timestamp(at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), mode
        SUM(output_tokens), SUM(cost_nanos), SUM(1 - priced)
 FROM llm_ledger GROUP BY 1, 2, 3";
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
@@ -159,39 +154,15 @@ where
 async fn main() {
     let args = parse_args();
     // A fresh database next to --database-url, dropped at the end unless --keep true.
-    let (scratch, db) = Database::fresh_migrated(Kind::Postgres, &args.url).await;
-
-    let now = Utc::now();
-    let now_ms = now.timestamp_millis();
-    eprintln!("seeding {} ledger rows …", args.rows);
-    let seed_started = Instant::now();
-    let batch = 100_000_i64;
-    let mut from = 0_i64;
-    while from < args.rows {
-        let to = (from + batch).min(args.rows) - 1;
-        sqlx::query(SEED_BATCH)
-            .bind(from)
-            .bind(to)
-            .bind(now_ms)
-            .bind(args.rows)
-            .execute(&db.pool)
-            .await
-            .expect("seeding");
-        from = to + 1;
-        eprintln!(
-            "  {from:>9} rows  ({:.1} s)",
-            seed_started.elapsed().as_secs_f64()
-        );
-    }
-    sqlx::query(BUILD_ROLLUP)
-        .execute(&db.pool)
-        .await
-        .expect("building the rollup");
-    sqlx::raw_sql("ANALYZE")
-        .execute(&db.pool)
-        .await
-        .expect("analyze");
-    eprintln!("seeded in {:.1} s", seed_started.elapsed().as_secs_f64());
+    let (scratch, db, now) = seeded_postgres(
+        &args.url,
+        "ledger rows",
+        0..=args.rows - 1,
+        SEED_BATCH,
+        &[args.rows],
+        &[BUILD_ROLLUP, "ANALYZE"],
+    )
+    .await;
 
     // Real writes on top, through the same path the bot uses.
     let money = money();
@@ -275,12 +246,12 @@ async fn main() {
     ] {
         println!(
             "{name:<30} {:>9} {:>9} {:>9}",
-            ms(percentile(times, 0.5)),
-            ms(percentile(times, 0.99)),
+            ms(percentile(times, 50.0)),
+            ms(percentile(times, 99.0)),
             ms(*times.last().expect("at least one run"))
         );
     }
-    let p50 = percentile(&stats, 0.5);
+    let p50 = percentile(&stats, 50.0);
     let slow = stats
         .iter()
         .filter(|t| **t > Duration::from_millis(20))

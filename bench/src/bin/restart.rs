@@ -20,49 +20,53 @@ use botfleet_api::contract::env;
 use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
-use botfleet_bench::flags::{Flag, Flags};
+use botfleet_bench::flags::{self, Flag, Flags};
 use botfleet_bench::load::Target;
 use botfleet_bench::report::{Table, ms, print_header};
 
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "db",
-        env: Some("BENCH_DBS"),
-        default: "sqlite,postgres",
-        help: "databases to run on (sqlite, postgres)",
-    },
-    Flag {
-        name: "database-url",
-        env: Some("BENCH_DATABASE_URL"),
-        default: "postgres://postgres@127.0.0.1:5432/test",
-        help: "PostgreSQL admin URL; a fresh database is created next to it",
-    },
-    Flag {
-        name: "bot-bin",
-        env: Some("BOTFLEET_BOT_BIN"),
-        default: "",
-        help: "botfleet-bot binary (default: next to this one)",
-    },
-];
+const FLAGS: &[Flag] = &[flags::DB, flags::DATABASE_URL, flags::BOT_BIN];
 
 const RESTART_TARGET: Duration = Duration::from_secs(5);
 const OTHER_REPLICA_TARGET: Duration = Duration::from_secs(20);
 const GIVE_UP: Duration = Duration::from_secs(60);
 
-struct Setup<'a> {
-    bin: &'a PathBuf,
-    db: &'a Database,
-    telegram: &'a FakeTelegram,
+/// The pod that crashes (and, in the restart case, comes back), and another replica.
+const FIRST_POD: &str = "bench-bot-7c9d4-aaaaa";
+const OTHER_POD: &str = "bench-bot-7c9d4-bbbbb";
+
+/// A fresh database, the fake Telegram, an LLM that hangs (the crashing bot's) and one that
+/// answers at once (the bot that takes over).
+struct Scene {
+    bin: PathBuf,
+    db: Database,
+    telegram: FakeTelegram,
+    hanging: FakeLlm,
+    fast: FakeLlm,
 }
 
-impl Setup<'_> {
-    async fn bot(
+impl Scene {
+    async fn new(kind: Kind, inputs: &Inputs) -> Result<Self, Box<dyn std::error::Error>> {
+        Ok(Self {
+            bin: inputs.bot_bin.clone(),
+            db: Database::fresh(kind, &inputs.admin_url).await?,
+            telegram: FakeTelegram::start().await,
+            hanging: FakeLlm::start(Duration::from_secs(600)).await,
+            fast: FakeLlm::start(Duration::ZERO).await,
+        })
+    }
+
+    /// A bot as pod `pod` on the fast LLM.
+    async fn bot(&self, pod: &str) -> Result<BotProcess, Box<dyn std::error::Error>> {
+        self.bot_on(&self.fast, pod).await
+    }
+
+    async fn bot_on(
         &self,
         llm: &FakeLlm,
         pod: &str,
     ) -> Result<BotProcess, Box<dyn std::error::Error>> {
         Ok(BotProcess::start(BotOptions {
-            bin: self.bin,
+            bin: &self.bin,
             dir: &self.db.dir,
             database_url: &self.db.url,
             telegram_url: &self.telegram.url,
@@ -72,16 +76,30 @@ impl Setup<'_> {
         })
         .await?)
     }
-}
 
-/// Posts one update and waits until its (hanging) LLM call has started.
-async fn in_flight(bot: &BotProcess, hanging: &FakeLlm) -> Result<(), Box<dyn std::error::Error>> {
-    let target = Target::new(bot.webhook_url.clone(), 1);
-    let (_, status) = target.post(1, 4242).await;
-    if status != 200 {
-        return Err(format!("the webhook answered {status}").into());
+    /// The first pod, on the hanging LLM, with one update in flight (its LLM call started).
+    async fn first_in_flight(&self) -> Result<BotProcess, Box<dyn std::error::Error>> {
+        let bot = self.bot_on(&self.hanging, FIRST_POD).await?;
+        let target = Target::new(bot.webhook_url.clone(), 1);
+        let (_, status) = target.post(1, 4242).await;
+        if status != 200 {
+            return Err(format!("the webhook answered {status}").into());
+        }
+        wait_for("the LLM call", || self.hanging.requests() >= 1).await?;
+        Ok(bot)
     }
-    wait_for("the LLM call", || hanging.requests() >= 1).await
+
+    /// Waits for the reply to the update in flight; the time since `since`.
+    async fn reply_since(
+        self,
+        what: &str,
+        since: Instant,
+    ) -> Result<Duration, Box<dyn std::error::Error>> {
+        wait_for(what, || self.telegram.messages() >= 1).await?;
+        let took = since.elapsed();
+        self.db.drop_now().await;
+        Ok(took)
+    }
 }
 
 async fn wait_for(
@@ -100,46 +118,24 @@ async fn wait_for(
 
 /// Crash, then the same pod restarts: from ready to the reply.
 async fn restart(kind: Kind, inputs: &Inputs) -> Result<Duration, Box<dyn std::error::Error>> {
-    let db = Database::fresh(kind, &inputs.admin_url).await?;
-    let telegram = FakeTelegram::start().await;
-    let hanging = FakeLlm::start(Duration::from_secs(600)).await;
-    let fast = FakeLlm::start(Duration::ZERO).await;
-    let setup = Setup {
-        bin: &inputs.bot_bin,
-        db: &db,
-        telegram: &telegram,
-    };
-    let mut first = setup.bot(&hanging, "bench-bot-7c9d4-aaaaa").await?;
-    in_flight(&first, &hanging).await?;
+    let scene = Scene::new(kind, inputs).await?;
+    let mut first = scene.first_in_flight().await?;
     first.stop(); // SIGKILL
-    let _restarted = setup.bot(&fast, "bench-bot-7c9d4-aaaaa").await?;
+    let _restarted = scene.bot(FIRST_POD).await?;
     let ready = Instant::now();
-    wait_for("the reply after the restart", || telegram.messages() >= 1).await?;
-    let took = ready.elapsed();
-    db.drop_now().await;
-    Ok(took)
+    scene
+        .reply_since("the reply after the restart", ready)
+        .await
 }
 
 /// PostgreSQL: crash while another replica runs: from the crash to its reply.
 async fn other_replica(inputs: &Inputs) -> Result<Duration, Box<dyn std::error::Error>> {
-    let db = Database::fresh(Kind::Postgres, &inputs.admin_url).await?;
-    let telegram = FakeTelegram::start().await;
-    let hanging = FakeLlm::start(Duration::from_secs(600)).await;
-    let fast = FakeLlm::start(Duration::ZERO).await;
-    let setup = Setup {
-        bin: &inputs.bot_bin,
-        db: &db,
-        telegram: &telegram,
-    };
-    let mut first = setup.bot(&hanging, "bench-bot-7c9d4-aaaaa").await?;
-    in_flight(&first, &hanging).await?;
-    let _second = setup.bot(&fast, "bench-bot-7c9d4-bbbbb").await?;
+    let scene = Scene::new(Kind::Postgres, inputs).await?;
+    let mut first = scene.first_in_flight().await?;
+    let _second = scene.bot(OTHER_POD).await?;
     first.stop(); // SIGKILL
     let crash = Instant::now();
-    wait_for("the other replica's reply", || telegram.messages() >= 1).await?;
-    let took = crash.elapsed();
-    db.drop_now().await;
-    Ok(took)
+    scene.reply_since("the other replica's reply", crash).await
 }
 
 struct Inputs {

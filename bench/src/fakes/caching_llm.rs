@@ -9,6 +9,8 @@ use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use super::Served;
+
 #[path = "../../../bot/tests/support/prompt_cache.rs"]
 mod prompt_cache;
 
@@ -22,34 +24,29 @@ struct Inner {
 
 pub struct CachingLlm {
     pub url: String,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for CachingLlm {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    served: Served<Mutex<Inner>>,
 }
 
 impl CachingLlm {
     /// Prefixes shorter than `min_tokens` are not cached (Anthropic: 1,024 for Sonnet).
     pub async fn start(min_tokens: u64, answer_tokens: usize) -> Self {
         let answer = vec!["Our plan includes that feature"; answer_tokens.div_ceil(7)].join(", ");
-        let inner = Arc::new(Mutex::new(Inner {
+        let inner = Mutex::new(Inner {
             cache: prompt_cache::PromptCache::new(min_tokens),
             answer,
             requests: 0,
-        }));
-        let app = axum::Router::new()
-            .route("/v1/messages", post(handle))
-            .with_state(inner.clone());
-        let (url, task) = super::serve(app).await;
-        Self { url, inner, task }
+        });
+        let routes = axum::Router::new().route("/v1/messages", post(handle));
+        let served = Served::start(inner, routes).await;
+        Self {
+            url: served.url.clone(),
+            served,
+        }
     }
 
     pub fn requests(&self) -> u64 {
-        self.inner
+        self.served
+            .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .requests

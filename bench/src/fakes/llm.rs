@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use super::Served;
+
 pub const API_KEY: &str = "bench-llm-key";
 pub const MODEL: &str = "claude-bench";
 /// The answer every request gets (with `answer_words` it is this text repeated).
@@ -34,14 +36,7 @@ struct Inner {
 
 pub struct FakeLlm {
     pub url: String,
-    inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeLlm {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    served: Served<Inner>,
 }
 
 impl FakeLlm {
@@ -51,26 +46,28 @@ impl FakeLlm {
 
     /// Answers of `answer_words` words, which a stream spreads over `latency`.
     pub async fn with_answer(latency: Duration, answer_words: usize) -> Self {
-        let inner = Arc::new(Inner {
+        let inner = Inner {
             latency,
             answer_words: answer_words.max(1),
             requests: AtomicU64::new(0),
             streams: Mutex::new(Vec::new()),
-        });
-        let app = axum::Router::new()
-            .route("/v1/messages", post(handle))
-            .with_state(inner.clone());
-        let (url, task) = super::serve(app).await;
-        Self { url, inner, task }
+        };
+        let routes = axum::Router::new().route("/v1/messages", post(handle));
+        let served = Served::start(inner, routes).await;
+        Self {
+            url: served.url.clone(),
+            served,
+        }
     }
 
     pub fn requests(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
+        self.served.state.requests.load(Ordering::Relaxed)
     }
 
     /// The streamed answers finished so far, in the order they finished.
     pub fn streams(&self) -> Vec<StreamTiming> {
-        self.inner
+        self.served
+            .state
             .streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())

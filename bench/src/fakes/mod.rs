@@ -5,13 +5,25 @@ pub mod caching_llm;
 pub mod llm;
 pub mod telegram;
 
-async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, task)
+use std::sync::Arc;
+
+use botfleet_operator::fixtures::Loopback;
+
+/// A fake's state, shared with the handlers of its routes, and the routes served on loopback.
+pub(crate) struct Served<S> {
+    pub url: String,
+    pub state: Arc<S>,
+    _server: Loopback,
+}
+
+impl<S: Send + Sync + 'static> Served<S> {
+    pub(crate) async fn start(state: S, routes: axum::Router<Arc<S>>) -> Self {
+        let state = Arc::new(state);
+        let server = Loopback::serve(routes.with_state(state.clone())).await;
+        Self {
+            url: server.url.clone(),
+            state,
+            _server: server,
+        }
+    }
 }

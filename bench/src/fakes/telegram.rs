@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use super::Served;
+
 pub const TOKEN: &str = "123456:BENCH-token_for-load";
 
 #[derive(Default)]
@@ -27,42 +29,36 @@ struct Inner {
 
 pub struct FakeTelegram {
     pub url: String,
-    inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    served: Served<Inner>,
 }
 
 impl FakeTelegram {
     pub async fn start() -> Self {
-        let inner = Arc::new(Inner::default());
-        let app = axum::Router::new()
-            .route("/{bot}/{method}", post(handle))
-            .with_state(inner.clone());
-        let (url, task) = super::serve(app).await;
-        Self { url, inner, task }
+        let routes = axum::Router::new().route("/{bot}/{method}", post(handle));
+        let served = Served::start(Inner::default(), routes).await;
+        Self {
+            url: served.url.clone(),
+            served,
+        }
     }
 
     /// Successful `sendMessage` calls so far.
     pub fn messages(&self) -> u64 {
-        self.inner.messages.load(Ordering::Relaxed)
+        self.served.state.messages.load(Ordering::Relaxed)
     }
 
     pub fn chat_actions(&self) -> u64 {
-        self.inner.chat_actions.load(Ordering::Relaxed)
+        self.served.state.chat_actions.load(Ordering::Relaxed)
     }
 
     pub fn other_calls(&self) -> u64 {
-        self.inner.other.load(Ordering::Relaxed)
+        self.served.state.other.load(Ordering::Relaxed)
     }
 
     /// When each chat got its first reply.
     pub fn first_replies(&self) -> HashMap<i64, Instant> {
-        self.inner
+        self.served
+            .state
             .replied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -71,7 +67,8 @@ impl FakeTelegram {
 
     /// When each chat was shown its first draft.
     pub fn first_drafts(&self) -> HashMap<i64, Instant> {
-        self.inner
+        self.served
+            .state
             .drafted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -79,7 +76,8 @@ impl FakeTelegram {
     }
 
     pub fn replied_chats(&self) -> usize {
-        self.inner
+        self.served
+            .state
             .replied
             .lock()
             .unwrap_or_else(|e| e.into_inner())

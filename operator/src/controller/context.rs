@@ -69,7 +69,9 @@ pub struct Context {
     /// Children and Secrets as the watches last saw them.
     pub cache: Arc<ChildCache>,
     pub config: ContextConfig,
-    pub recorder: Recorder,
+    reporter: Reporter,
+    /// One event recorder per bot: a recorder prunes its whole cache of recent events on every
+    /// publish, so one shared by thousands of bots costs more per event the larger the fleet.
     pub metrics: Arc<Metrics>,
     pub monitoring: MonitoringDiscovery,
     failures: Mutex<HashMap<String, u32>>,
@@ -79,6 +81,7 @@ pub struct Context {
     stores: Mutex<Vec<Store<TelegramBot>>>,
     /// Per bot: when Telegram was last asked, for which registration, and its answer.
     webhook_info: Mutex<HashMap<String, (Instant, String, WebhookInfo)>>,
+    recorders: Mutex<HashMap<String, Recorder>>,
 }
 
 impl Context {
@@ -88,7 +91,8 @@ impl Context {
             instance: config.instance.clone(),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
+            recorders: Mutex::new(HashMap::new()),
             telegram: TelegramClient::new(config.telegram_timeout),
             cache: Arc::new(ChildCache::new()),
             monitoring: MonitoringDiscovery::new(config.discovery_ttl),
@@ -100,6 +104,24 @@ impl Context {
             stores: Mutex::new(Vec::new()),
             webhook_info: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The event recorder of the bot `key` (`namespace/name`).
+    pub fn recorder(&self, key: &str) -> Recorder {
+        self.recorders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
+            .clone()
+    }
+
+    /// Forgets the recorder of a bot that is gone.
+    pub fn forget_recorder(&self, key: &str) {
+        self.recorders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
     /// Telegram's last answer for `key`'s registration `digest`, if recent enough to reuse.
@@ -139,7 +161,10 @@ impl Context {
             .remove(key);
     }
 
-    /// Counts `key` as managed (or not) and updates `botfleet_managed_bots`.
+    /// Counts `key` as managed (or not). Without a controller (tests) this updates
+    /// `botfleet_managed_bots` at once; with one, the gauge comes from the controllers' caches
+    /// on a timer, since counting them costs a pass over every bot, too much for every reconcile
+    /// of a large fleet.
     pub fn set_managed(&self, key: &str, managed: bool) {
         let mut set = self.managed.lock().unwrap_or_else(|e| e.into_inner());
         if managed {
@@ -148,7 +173,14 @@ impl Context {
             set.remove(key);
         }
         drop(set);
-        self.refresh_managed_bots();
+        if self
+            .stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            self.refresh_managed_bots();
+        }
     }
 
     /// Forgets the caches of controllers that stopped (leadership lost and regained).

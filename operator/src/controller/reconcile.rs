@@ -115,11 +115,6 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
             let was_invalid = condition(bot.status.as_ref(), types::DEGRADED)
                 .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
             let observed = Observed {
-                generation: bot.meta().generation,
-                bot_name: &name,
-                webhook_mode,
-                desired_replicas: spec.replicas,
-                deployment: None,
                 webhook: if webhook_mode {
                     WebhookState::Failed {
                         reason: "InvalidSpec",
@@ -129,11 +124,11 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
                 } else {
                     WebhookState::NotRequired
                 },
-                monitoring,
                 problem: Some(Problem {
                     reason: "InvalidSpec",
                     message: message.clone(),
                 }),
+                ..Observed::of(bot, &name, monitoring)
             };
             write_status(&api, bot, &observed).await?;
             if !was_invalid {
@@ -204,17 +199,13 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
             .ok()
             .flatten();
         let observed = Observed {
-            generation: bot.meta().generation,
-            bot_name: &name,
-            webhook_mode,
-            desired_replicas: spec.replicas,
             deployment: deployment.as_ref(),
             webhook: previous_webhook_state(&bot),
-            monitoring,
             problem: Some(Problem {
                 reason: "ApplyFailed",
                 message: format!("{message}; the operator retries with backoff"),
             }),
+            ..Observed::of(&bot, &name, monitoring)
         };
         publish(
             ctx,
@@ -231,7 +222,7 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     }
 
     let webhook_state = if webhook_mode {
-        register_webhook(ctx, &api, &bot).await?
+        register_webhook(ctx, &bot).await?
     } else {
         if webhook::has_finalizer(&bot) {
             deregister_webhook(ctx, &api, &bot, "the bot switched to polling").await?;
@@ -257,14 +248,9 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     let deployment = handler_deployment(ctx, &namespace, &name).await?;
     let webhook_failed = matches!(webhook_state, WebhookState::Failed { .. });
     let observed = Observed {
-        generation: bot.meta().generation,
-        bot_name: &name,
-        webhook_mode,
-        desired_replicas: spec.replicas,
         deployment: deployment.as_ref(),
         webhook: webhook_state,
-        monitoring,
-        problem: None,
+        ..Observed::of(&bot, &name, monitoring)
     };
     write_status(&api, &bot, &observed).await?;
 
@@ -330,6 +316,10 @@ fn previous_webhook_state(bot: &TelegramBot) -> WebhookState {
                     .unwrap_or(0),
                 ..Default::default()
             },
+            digest: bot
+                .status
+                .as_ref()
+                .and_then(|s| s.webhook_registration.clone()),
         },
         (Mode::Webhook, None) => WebhookState::Failed {
             reason: "ApplyFailed",
@@ -339,11 +329,7 @@ fn previous_webhook_state(bot: &TelegramBot) -> WebhookState {
 }
 
 /// Makes Telegram's webhook match the spec; failures become the `WebhookReady` condition.
-async fn register_webhook(
-    ctx: &Context,
-    api: &Api<TelegramBot>,
-    bot: &TelegramBot,
-) -> Result<WebhookState, Error> {
+async fn register_webhook(ctx: &Context, bot: &TelegramBot) -> Result<WebhookState, Error> {
     let namespace = bot.namespace().unwrap_or_default();
     let name = bot.name_any();
     let token_ref = &bot.spec.telegram.token_secret_ref;
@@ -392,7 +378,7 @@ async fn register_webhook(
             .unwrap_or(botfleet_api::WebhookConfig::DEFAULT_MAX_CONNECTIONS);
         let registration = WebhookRegistration::new(url.clone(), secret_token, max_connections);
         let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-        match webhook::register(ctx, api, bot, &api_url, &token, &registration).await {
+        match webhook::register(ctx, bot, &api_url, &token, &registration).await {
             Ok(registered) => {
                 if registered.changed {
                     tracing::info!(bot = %key(bot), url, "registered webhook with Telegram");
@@ -411,6 +397,7 @@ async fn register_webhook(
                 WebhookState::Registered {
                     url,
                     info: registered.info,
+                    digest: Some(registered.digest),
                 }
             }
             Err(WebhookError::Telegram(e)) => {
@@ -463,59 +450,48 @@ async fn deregister_webhook(
     let namespace = bot.namespace().unwrap_or_default();
     let token_ref = &bot.spec.telegram.token_secret_ref;
     let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-    match webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await? {
-        None => {
-            publish(
-                ctx,
-                bot,
-                EventType::Warning,
-                "WebhookNotDeleted",
-                "DeleteWebhook",
-                format!(
-                    "{why}, but Secret {namespace}/{} has no key {:?}: if a webhook is still registered, call \
-                     deleteWebhook by hand",
-                    token_ref.name, token_ref.key
-                ),
-            )
-            .await;
-        }
+    let token = webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await?;
+    // What happened, as an event; a failure Telegram may get over is retried.
+    let (type_, reason, note, retry) = match token {
+        None => (
+            EventType::Warning,
+            "WebhookNotDeleted",
+            format!(
+                "{why}, but Secret {namespace}/{} has no key {:?}: if a webhook is still registered, call \
+                 deleteWebhook by hand",
+                token_ref.name, token_ref.key
+            ),
+            None,
+        ),
         Some(token) => match ctx.telegram.delete_webhook(&api_url, &token).await {
             Ok(()) => {
                 tracing::info!(bot = %key(bot), "deleted webhook at Telegram");
-                publish(
-                    ctx,
-                    bot,
+                (
                     EventType::Normal,
                     "WebhookDeleted",
-                    "DeleteWebhook",
                     format!("{why}: deleted the webhook at Telegram"),
+                    None,
                 )
-                .await;
             }
-            Err(e) if e.is_unauthorized() => {
-                publish(
-                    ctx,
-                    bot,
-                    EventType::Warning,
-                    "WebhookNotDeleted",
-                    "DeleteWebhook",
-                    format!("{why}, but Telegram refused the token ({e}); nothing left to delete with it"),
-                )
-                .await;
-            }
-            Err(e) => {
-                publish(
-                    ctx,
-                    bot,
-                    EventType::Warning,
-                    "DeleteWebhookFailed",
-                    "DeleteWebhook",
-                    format!("{why}: {e}; the operator retries"),
-                )
-                .await;
-                return Err(WebhookError::Telegram(e).into());
-            }
+            Err(e) if e.is_unauthorized() => (
+                EventType::Warning,
+                "WebhookNotDeleted",
+                format!(
+                    "{why}, but Telegram refused the token ({e}); nothing left to delete with it"
+                ),
+                None,
+            ),
+            Err(e) => (
+                EventType::Warning,
+                "DeleteWebhookFailed",
+                format!("{why}: {e}; the operator retries"),
+                Some(e),
+            ),
         },
+    };
+    publish(ctx, bot, type_, reason, "DeleteWebhook", note).await;
+    if let Some(e) = retry {
+        return Err(WebhookError::Telegram(e).into());
     }
     webhook::remove_finalizer(api, bot).await?;
     Ok(())
@@ -530,6 +506,7 @@ async fn cleanup(
     if webhook::has_finalizer(bot) {
         deregister_webhook(ctx, api, bot, "the TelegramBot is being deleted").await?;
     }
+    ctx.forget_recorder(&key(bot));
     Ok(Action::await_change())
 }
 
@@ -562,6 +539,7 @@ async fn write_status(
     Ok(())
 }
 
+/// One Normal event per kind of change the pass made to the children.
 async fn report_children(ctx: &Context, bot: &TelegramBot, outcome: &ChildrenOutcome) {
     let list = |ids: &[children::ChildId]| {
         ids.iter()
@@ -569,52 +547,38 @@ async fn report_children(ctx: &Context, bot: &TelegramBot, outcome: &ChildrenOut
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if !outcome.created.is_empty() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
-            "Created",
-            "Apply",
-            format!("created {}", list(&outcome.created)),
-        )
-        .await;
-    }
-    if !outcome.updated.is_empty() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
+    // A PVC kept on purpose is worth saying only in the pass that made it obsolete.
+    let kept = if outcome.changed() {
+        &outcome.kept[..]
+    } else {
+        &[]
+    };
+    let reports = [
+        (&outcome.created[..], "Created", "Apply", "created {}"),
+        (
+            &outcome.updated[..],
             "Updated",
             "Apply",
-            format!("brought back to the spec: {}", list(&outcome.updated)),
-        )
-        .await;
-    }
-    if !outcome.deleted.is_empty() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
+            "brought back to the spec: {}",
+        ),
+        (
+            &outcome.deleted[..],
             "DeletedObsolete",
             "Delete",
-            format!("the spec no longer asks for {}", list(&outcome.deleted)),
-        )
-        .await;
-    }
-    if !outcome.kept.is_empty() && outcome.changed() {
-        publish(
-            ctx,
-            bot,
-            EventType::Normal,
+            "the spec no longer asks for {}",
+        ),
+        (
+            kept,
             "ObsoleteDataKept",
             "Delete",
-            format!(
-                "kept {} although the spec no longer uses it (it holds data); delete it by hand when no longer needed",
-                list(&outcome.kept)
-            ),
-        )
-        .await;
+            "kept {} although the spec no longer uses it (it holds data); delete it by hand when no longer needed",
+        ),
+    ];
+    for (ids, reason, action, note) in reports {
+        if !ids.is_empty() {
+            let note = note.replacen("{}", &list(ids), 1);
+            publish(ctx, bot, EventType::Normal, reason, action, note).await;
+        }
     }
 }
 
@@ -641,7 +605,11 @@ async fn publish(
         action: action.to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &bot.object_ref(&())).await {
+    if let Err(e) = ctx
+        .recorder(&key(bot))
+        .publish(&event, &bot.object_ref(&()))
+        .await
+    {
         tracing::warn!(bot = %key(bot), reason, error = %e, "could not record an event");
     }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{TelegramBotStatus, condition_types as types};
+use crate::crd::{TelegramBot, TelegramBotStatus, condition_types as types};
 use crate::telegram::WebhookInfo;
 
 /// Something that stops the bot from being reconciled as asked.
@@ -24,8 +24,13 @@ pub struct Problem {
 pub enum WebhookState {
     /// Polling mode: nothing to register.
     NotRequired,
-    /// Registered; Telegram's view of it.
-    Registered { url: String, info: WebhookInfo },
+    /// Registered; Telegram's view of it, and the digest of the registered secret token
+    /// (`status.webhookRegistration`).
+    Registered {
+        url: String,
+        info: WebhookInfo,
+        digest: Option<String>,
+    },
     /// Not registered, and why.
     Failed {
         reason: &'static str,
@@ -34,7 +39,7 @@ pub enum WebhookState {
 }
 
 /// Whether the monitoring objects are in place.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MonitoringState {
     NotRequested,
     Applied,
@@ -54,6 +59,23 @@ pub struct Observed<'a> {
     pub webhook: WebhookState,
     pub monitoring: MonitoringState,
     pub problem: Option<Problem>,
+}
+
+impl<'a> Observed<'a> {
+    /// What any reconcile of `bot` knows from the spec alone: no Deployment seen, no webhook
+    /// needed, no problem. Each outcome sets what it observed on top.
+    pub fn of(bot: &TelegramBot, bot_name: &'a str, monitoring: MonitoringState) -> Self {
+        Self {
+            generation: bot.metadata.generation,
+            bot_name,
+            webhook_mode: bot.spec.mode == botfleet_api::Mode::Webhook,
+            desired_replicas: bot.spec.replicas,
+            deployment: None,
+            webhook: WebhookState::NotRequired,
+            monitoring,
+            problem: None,
+        }
+    }
 }
 
 /// The status to write, from the previous one (for transition times and fields this reconcile
@@ -87,8 +109,9 @@ pub fn desired_status(
     }
 
     match &observed.webhook {
-        WebhookState::Registered { url, info } => {
+        WebhookState::Registered { url, info, digest } => {
             status.webhook_url = Some(url.clone());
+            status.webhook_registration = digest.clone();
             status.pending_update_count = Some(info.pending_update_count);
             status.last_webhook_error =
                 info.last_error_message
@@ -100,6 +123,7 @@ pub fn desired_status(
         }
         WebhookState::NotRequired => {
             status.webhook_url = None;
+            status.webhook_registration = None;
             status.pending_update_count = None;
             status.last_webhook_error = None;
         }
@@ -143,7 +167,7 @@ pub fn desired_status(
             "polling mode: the bot fetches updates with getUpdates, no webhook is registered"
                 .into(),
         ),
-        WebhookState::Registered { url, info } => {
+        WebhookState::Registered { url, info, .. } => {
             let mut message = format!(
                 "Telegram delivers updates to {url}; {} pending",
                 info.pending_update_count
@@ -398,8 +422,10 @@ mod tests {
                 last_error_date: Some(1_700_000_000),
                 ..Default::default()
             },
+            digest: Some("0123abcd".into()),
         };
         let s = desired_status(None, &o, Timestamp::from_second(1).unwrap());
+        assert_eq!(s.webhook_registration.as_deref(), Some("0123abcd"));
         assert_eq!(s.pending_update_count, Some(7));
         assert_eq!(
             s.webhook_url.as_deref(),

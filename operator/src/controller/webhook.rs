@@ -18,8 +18,10 @@ use crate::crd::TelegramBot;
 use crate::telegram::{TelegramError, WebhookInfo, WebhookRegistration};
 
 pub const FINALIZER: &str = "botfleet.dev/webhook";
-/// Annotation on the TelegramBot: a keyed digest of the registered secret token. Telegram does
-/// not show the secret in `getWebhookInfo`, so this is how a changed secret is noticed.
+/// Where earlier versions kept [`registration_digest`]: an annotation on the TelegramBot,
+/// written by a request of its own. It is now `status.webhookRegistration`, written with the
+/// rest of the status; the annotation is still read (so an upgrade does not register every
+/// webhook again) and removed with the finalizer.
 pub const REGISTRATION_ANNOTATION: &str = "botfleet.dev/webhook-registration";
 
 #[derive(Debug, thiserror::Error)]
@@ -169,16 +171,32 @@ pub async fn remove_finalizer(
 #[derive(Clone, Debug)]
 pub struct Registered {
     pub info: WebhookInfo,
+    /// [`registration_digest`] of what is registered now, for `status.webhookRegistration`.
+    pub digest: String,
     /// Whether `setWebhook` was called in this pass.
     pub changed: bool,
 }
 
+/// The digest of the last registration: `status.webhookRegistration`, or the annotation that
+/// earlier versions wrote.
+pub fn recorded_digest(bot: &TelegramBot) -> Option<&str> {
+    bot.status
+        .as_ref()
+        .and_then(|s| s.webhook_registration.as_deref())
+        .or_else(|| {
+            bot.annotations()
+                .get(REGISTRATION_ANNOTATION)
+                .map(String::as_str)
+        })
+}
+
 /// Calls `setWebhook` when `getWebhookInfo` differs from `registration` or the secret token
-/// changed since the last registration, and records the new digest on the bot. Telegram is
+/// changed since the last registration. The new digest is returned, not written: it goes into
+/// the status apply that ends the reconcile, so a registration costs no write of its own (if
+/// that status write fails, the next pass registers once more, which is harmless). Telegram is
 /// asked at most once per `webhook_info_interval` while the registration stays the same.
 pub async fn register(
     ctx: &Context,
-    api: &Api<TelegramBot>,
     bot: &TelegramBot,
     api_url: &str,
     bot_token: &str,
@@ -191,21 +209,21 @@ pub async fn register(
         "{digest} {api_url} {} {}",
         registration.url, registration.max_connections
     );
-    let recorded = bot.annotations().get(REGISTRATION_ANNOTATION);
-    if recorded == Some(&digest)
-        && let Some(info) = ctx.recent_webhook_info(&key, &seen_for)
-    {
+    let recorded = recorded_digest(bot) == Some(digest.as_str());
+    if recorded && let Some(info) = ctx.recent_webhook_info(&key, &seen_for) {
         return Ok(Registered {
             info,
+            digest,
             changed: false,
         });
     }
     let telegram = &ctx.telegram;
     let info = telegram.get_webhook_info(api_url, bot_token).await?;
-    if !registration.differs_from(&info) && recorded == Some(&digest) {
+    if !registration.differs_from(&info) && recorded {
         ctx.remember_webhook_info(&key, Some((seen_for, info.clone())));
         return Ok(Registered {
             info,
+            digest,
             changed: false,
         });
     }
@@ -213,20 +231,11 @@ pub async fn register(
     telegram
         .set_webhook(api_url, bot_token, registration)
         .await?;
-    if recorded != Some(&digest) {
-        api.patch(
-            &bot.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": { REGISTRATION_ANNOTATION: digest }}}),
-            ),
-        )
-        .await?;
-    }
     let info = telegram.get_webhook_info(api_url, bot_token).await?;
     ctx.remember_webhook_info(&key, Some((seen_for, info.clone())));
     Ok(Registered {
         info,
+        digest,
         changed: true,
     })
 }
