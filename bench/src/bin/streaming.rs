@@ -16,21 +16,23 @@
 //! target/release/streaming --replies 10 --answer-seconds 3
 //! ```
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
+use botfleet_bench::bot_process::{BotOptions, BotProcess};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
 use botfleet_bench::flags::{self, Flag, Flags};
 use botfleet_bench::latency::Summary;
 use botfleet_bench::load::Target;
 use botfleet_bench::report::{Table, ms, print_header};
+use botfleet_bench::rig::{RigInputs, run_each};
 
+/// Besides the database and binary flags of `rig::FLAGS` (the model's pace is its own here).
 const FLAGS: &[Flag] = &[
     flags::DB,
     flags::DATABASE_URL,
     flags::BOT_BIN,
+    flags::PG_PLAN_CACHE_MODE,
     Flag {
         name: "replies",
         env: None,
@@ -55,9 +57,7 @@ const TARGET_FIRST_TEXT: Duration = Duration::from_millis(600);
 const TARGET_ADDED: Duration = Duration::from_millis(10);
 
 struct Inputs {
-    dbs: Vec<Kind>,
-    admin_url: String,
-    bot_bin: PathBuf,
+    rig: RigInputs,
     replies: usize,
     answer: Duration,
     words: usize,
@@ -68,15 +68,8 @@ fn inputs() -> Inputs {
         "Time to first text and added latency of streamed replies",
         FLAGS,
     );
-    let bot_bin = flags.text("bot-bin");
     Inputs {
-        dbs: flags.list("db"),
-        admin_url: flags.text("database-url"),
-        bot_bin: if bot_bin.is_empty() {
-            default_bot_bin()
-        } else {
-            bot_bin.into()
-        },
+        rig: RigInputs::from_flags(&flags),
         replies: flags.get("replies"),
         answer: Duration::from_secs_f64(flags.get("answer-seconds")),
         words: flags.get("answer-words"),
@@ -149,11 +142,12 @@ struct Row {
 }
 
 async fn run(kind: Kind, inputs: &Inputs) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
-    let db = Database::fresh(kind, &inputs.admin_url).await?;
+    let db = Database::fresh(kind, &inputs.rig.admin_url).await?;
+    db.set_plan_cache_mode(&inputs.rig.plan_cache_mode).await?;
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::with_answer(inputs.answer, inputs.words).await;
     let mut bot = BotProcess::start(BotOptions {
-        bin: &inputs.bot_bin,
+        bin: &inputs.rig.bot_bin,
         dir: &db.dir,
         database_url: &db.url,
         telegram_url: &telegram.url,
@@ -202,16 +196,15 @@ fn p50_max(samples: &[Duration]) -> String {
 #[tokio::main]
 async fn main() {
     let inputs = inputs();
-    let mut rows = Vec::new();
-    for &kind in &inputs.dbs {
-        match run(kind, &inputs).await {
-            Ok(r) => rows.extend(r),
-            Err(e) => {
-                eprintln!("error: {}: {e}", kind.name());
-                std::process::exit(1);
-            }
-        }
-    }
+    let rows: Vec<Row> = run_each(
+        inputs.rig.dbs.clone(),
+        |kind| kind.name().to_owned(),
+        |kind| run(kind, &inputs),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
     print_header(
         "Streamed replies: time to first text and the bot's added latency (botfleet-bot serve, release)",
         &[
