@@ -52,6 +52,11 @@ pub struct PeriodLabels {
     pub period: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
 type FloatCounter = Counter<f64, AtomicU64>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -82,6 +87,8 @@ pub struct Metrics {
     pub inbox_pending: Gauge,
     pub rate_limited: Counter,
     pub telegram_unreachable: Family<ReasonLabels, Counter>,
+    pub broadcast_messages: Family<OutcomeLabels, Counter>,
+    pub broadcasts_running: Gauge,
 }
 
 impl Default for Metrics {
@@ -112,6 +119,8 @@ impl Metrics {
             inbox_pending: Gauge::default(),
             rate_limited: Counter::default(),
             telegram_unreachable: Family::default(),
+            broadcast_messages: Family::default(),
+            broadcasts_running: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -204,6 +213,16 @@ impl Metrics {
             "telegram_unreachable",
             "Messages Telegram refused because the chat is unreachable (blocked, deactivated, not found); the lead is opted out",
             m.telegram_unreachable.clone(),
+        );
+        r.register(
+            "broadcast_messages",
+            "Broadcast messages by outcome: sent, blocked (the lead is opted out), failed (given up after retries), retried",
+            m.broadcast_messages.clone(),
+        );
+        r.register(
+            "broadcasts_running",
+            "Broadcasts this process is sending now",
+            m.broadcasts_running.clone(),
         );
         Self { registry, ..m }
     }

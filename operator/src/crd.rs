@@ -11,7 +11,7 @@
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
 use botfleet_api::{
-    BotConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice, RateLimitConfig,
+    BotConfig, BroadcastConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice, RateLimitConfig,
     SecretKeyRef, WebhookConfig, WelcomeConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -224,6 +224,11 @@ pub struct TelegramBotSpec {
     /// What `/start` offers a new lead: suggested questions as buttons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welcome: Option<WelcomeConfig>,
+
+    /// Owners' announcements to every opted-in lead (`/broadcast`): the opt-out line, the
+    /// time zone of scheduled broadcasts, attempts per recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<BroadcastConfig>,
 
     /// The bot's database: PostgreSQL via a Secret, or embedded SQLite on a volume when
     /// `urlSecretRef` is left out.
@@ -490,6 +495,7 @@ impl TelegramBotSpec {
             follow_up: self.follow_up.clone(),
             rate_limit: self.rate_limit.clone(),
             welcome: self.welcome.clone(),
+            broadcast: self.broadcast.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use botfleet_api::{LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
 
+use crate::broadcast::{self, BroadcastError};
 use crate::context::Context;
 use crate::money::{BUDGET_STOPPED_REPLY, BudgetGate, CallContext, Money, MoneyError, RequestType};
 use crate::telegram::TelegramError;
@@ -40,6 +41,8 @@ pub enum PipelineError {
     /// Kept in the inbox with this error; trying again would read the same bytes.
     #[error("unreadable update: {0}")]
     Unreadable(#[from] Unreadable),
+    #[error(transparent)]
+    Broadcast(#[from] BroadcastError),
 }
 
 impl PipelineError {
@@ -49,6 +52,7 @@ impl PipelineError {
             PipelineError::Db(_) | PipelineError::Money(_) => true,
             PipelineError::Telegram(e) => e.is_transient(),
             PipelineError::Unreadable(_) => false,
+            PipelineError::Broadcast(e) => e.is_transient(),
         }
     }
 
@@ -93,7 +97,12 @@ impl Pipeline {
         update_id: i64,
         payload: &str,
     ) -> Result<(), PipelineError> {
-        match updates::route_payload(update_id, payload)? {
+        let route = updates::route_payload(update_id, payload)?;
+        // An owner composing a broadcast: their next message (text, photo, document) is it.
+        if let Some(draft) = self.broadcast_draft(&route, update_id).await? {
+            return self.broadcast_content(&draft, update_id, payload).await;
+        }
+        match route {
             Route::Text(inbound) => self.handle_text(transport, inbound).await,
             Route::NotText { chat_id } => {
                 transport
@@ -121,6 +130,18 @@ impl Pipeline {
         press: ButtonPress,
     ) -> Result<(), PipelineError> {
         transport.answer_button(&press.query_id).await;
+        if let Some(pressed) = broadcast::compose::Button::parse(&press.data) {
+            let text = if self.is_owner(press.user.user_id) {
+                let settings = broadcast::Settings::from_config(&self.ctx.settings.bot)
+                    .map_err(BroadcastError::from)?;
+                broadcast::compose::button(&self.ctx, &settings, pressed, chrono::Utc::now())
+                    .await?
+            } else {
+                crate::telegram::escape_html(commands::OWNERS_ONLY)
+            };
+            transport.send(press.chat_id, &text, Format::Html).await?;
+            return Ok(());
+        }
         let text = if press.data.starts_with('/') {
             Some(press.data.clone())
         } else {
@@ -132,6 +153,40 @@ impl Pipeline {
         };
         let inbound = press.user.inbound(update_id, press.chat_id, text);
         self.handle_text(transport, inbound).await
+    }
+
+    /// The owner's draft broadcast this message is the content of, if any.
+    async fn broadcast_draft(
+        &self,
+        route: &Route,
+        update_id: i64,
+    ) -> Result<Option<broadcast::store::Broadcast>, PipelineError> {
+        let chat_id = match route {
+            Route::Text(inbound)
+                if commands::parse(&inbound.text).is_none() && self.is_owner(inbound.user_id) =>
+            {
+                inbound.chat_id
+            }
+            Route::NotText { chat_id } if self.is_owner(Some(*chat_id)) => *chat_id,
+            _ => return Ok(None),
+        };
+        Ok(broadcast::compose::draft_for(&self.ctx, chat_id, update_id).await?)
+    }
+
+    async fn broadcast_content(
+        &self,
+        draft: &broadcast::store::Broadcast,
+        update_id: i64,
+        payload: &str,
+    ) -> Result<(), PipelineError> {
+        let Some(message) = updates::message_of(payload) else {
+            return Ok(());
+        };
+        let settings =
+            broadcast::Settings::from_config(&self.ctx.settings.bot).map_err(BroadcastError::from)?;
+        broadcast::compose::content_received(&self.ctx, &settings, draft, update_id, &message)
+            .await?;
+        Ok(())
     }
 
     /// A user blocked the bot (or unblocked it): stop or restart follow-ups.
@@ -275,12 +330,42 @@ impl Pipeline {
             Command::Owner(OwnerCommand::Budget) => {
                 (self.money.report_budget(db, now).await?, Format::Html)
             }
+            Command::Owner(
+                command @ (OwnerCommand::Broadcast
+                | OwnerCommand::Broadcasts
+                | OwnerCommand::BroadcastCancel),
+            ) => (
+                self.broadcast_command(command, inbound, now).await?,
+                Format::Html,
+            ),
         };
         Ok(CommandReply {
             text,
             format,
             buttons: vec![],
         })
+    }
+
+    async fn broadcast_command(
+        &self,
+        command: OwnerCommand,
+        inbound: &Inbound,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, BroadcastError> {
+        let settings = broadcast::Settings::from_config(&self.ctx.settings.bot)?;
+        let args = inbound
+            .text
+            .trim()
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, args)| args);
+        let ctx = &self.ctx;
+        match command {
+            OwnerCommand::Broadcast => {
+                broadcast::compose::start(ctx, &settings, inbound.chat_id, args, now).await
+            }
+            OwnerCommand::Broadcasts => broadcast::compose::list(ctx, &settings).await,
+            _ => broadcast::compose::cancel_command(ctx, inbound.chat_id, args, now).await,
+        }
     }
 
     /// The answer to a chat message, and whether it is conversation (kept as history) or a
