@@ -113,7 +113,10 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
     }
 
     if let Some(broadcast) = &config.broadcast {
-        if broadcast.max_attempts.is_some_and(|n| !(1..=10).contains(&n)) {
+        if broadcast
+            .max_attempts
+            .is_some_and(|n| !(1..=10).contains(&n))
+        {
             return Err(ConfigError::new(
                 "broadcast.maxAttempts",
                 "must be from 1 to 10",

@@ -11,8 +11,8 @@
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
 use botfleet_api::{
-    BotConfig, BroadcastConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice, RateLimitConfig,
-    SecretKeyRef, WebhookConfig, WelcomeConfig,
+    BotConfig, BroadcastConfig, BudgetConfig, FollowUpConfig, LlmConfig, Mode, ModelPrice,
+    RateLimitConfig, SecretKeyRef, WebhookConfig, WelcomeConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

@@ -250,9 +250,7 @@ pub async fn button(
                     state_words(&state)
                 ));
             }
-            let scheduled = store::load(&ctx.db, id)
-                .await?
-                .and_then(|b| b.scheduled_at);
+            let scheduled = store::load(&ctx.db, id).await?.and_then(|b| b.scheduled_at);
             tracing::info!(broadcast = id, "broadcast confirmed");
             Ok(match scheduled {
                 Some(at) => format!(
@@ -317,9 +315,7 @@ async fn cancel(ctx: &Context, id: i64, now: DateTime<Utc>) -> Result<String, Br
         }
         Some(_) => {
             tracing::info!(broadcast = id, "broadcast cancelled before it started");
-            Ok(format!(
-                "Broadcast #{id} is cancelled; nothing was sent."
-            ))
+            Ok(format!("Broadcast #{id} is cancelled; nothing was sent."))
         }
         None => {
             let state = store::status(&ctx.db, id).await?;
@@ -361,10 +357,7 @@ pub async fn list(ctx: &Context, settings: &Settings) -> Result<String, Broadcas
 }
 
 fn summary_line(b: &Broadcast, c: &Counts, zone: Tz) -> String {
-    let when = b
-        .started_at
-        .or(b.scheduled_at)
-        .unwrap_or(b.created_at);
+    let when = b.started_at.or(b.scheduled_at).unwrap_or(b.created_at);
     let counts = if c.total() > 0 {
         format!(
             " — sent {}, failed {}, blocked {}, remaining {}",

@@ -46,7 +46,9 @@ pub struct Content {
 /// Why the owner's message cannot be a broadcast; said to the owner as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContentError {
-    #[error("a broadcast is text, a photo or a document (with a caption); this message is none of those")]
+    #[error(
+        "a broadcast is text, a photo or a document (with a caption); this message is none of those"
+    )]
     Unsupported,
     #[error("the message is empty")]
     Empty,
@@ -212,8 +214,11 @@ fn split_buttons<'a>(text: &'a str, entities: &[MessageEntity]) -> (&'a str, Vec
         if line.is_empty() {
             break;
         }
-        let line_offset = line_start + (before[line_start..].len() - before[line_start..].trim_start().len());
-        let Some(button) = markdown_button(line).or_else(|| link_line(text, line_offset, line, entities)) else {
+        let line_offset =
+            line_start + (before[line_start..].len() - before[line_start..].trim_start().len());
+        let Some(button) =
+            markdown_button(line).or_else(|| link_line(text, line_offset, line, entities))
+        else {
             break;
         };
         buttons.push(button);
@@ -348,19 +353,20 @@ mod tests {
 
     #[test]
     fn what_telegram_would_refuse_is_refused_here() {
-        let m = message(json!({"sticker": {"file_id": "s", "file_unique_id": "s", "width": 1,
-            "height": 1, "is_animated": false, "is_video": false, "type": "regular"}}));
-        assert_eq!(
-            Content::from_message(&m, 0),
-            Err(ContentError::Unsupported)
+        let m = message(
+            json!({"sticker": {"file_id": "s", "file_unique_id": "s", "width": 1,
+            "height": 1, "is_animated": false, "is_video": false, "type": "regular"}}),
         );
+        assert_eq!(Content::from_message(&m, 0), Err(ContentError::Unsupported));
         let m = message(json!({"text": "x".repeat(4090)}));
         assert!(Content::from_message(&m, 0).is_ok());
         assert_eq!(
             Content::from_message(&m, 10),
             Err(ContentError::TooLong(4100, MAX_TEXT))
         );
-        let m = message(json!({"caption": "x".repeat(1025), "document": {"file_id": "d", "file_unique_id": "d"}}));
+        let m = message(
+            json!({"caption": "x".repeat(1025), "document": {"file_id": "d", "file_unique_id": "d"}}),
+        );
         assert!(matches!(
             Content::from_message(&m, 0),
             Err(ContentError::TooLong(1025, MAX_CAPTION))

@@ -63,9 +63,9 @@ impl Settings {
             (None, Some(zone)) => ("followUp.quietHours.timeZone", zone),
             (None, None) => ("broadcast.timeZone", "UTC"),
         };
-        let time_zone: Tz = zone.parse().map_err(|_| {
-            ConfigError::new(field, format!("{zone:?} is not an IANA time zone"))
-        })?;
+        let time_zone: Tz = zone
+            .parse()
+            .map_err(|_| ConfigError::new(field, format!("{zone:?} is not an IANA time zone")))?;
         Ok(Self {
             opt_out_line: section
                 .opt_out_line

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ParseMode};
 
+use super::BroadcastError;
 use super::compose::Button;
 use super::store::{self, Counts};
-use super::BroadcastError;
 use crate::context::Context;
 use crate::telegram::Priority;
 
@@ -86,12 +86,7 @@ pub struct Progress {
 impl Progress {
     /// Sends the progress message unless the broadcast has one (a resumed broadcast keeps
     /// editing its message).
-    pub async fn open(
-        ctx: &Context,
-        id: i64,
-        owner_chat_id: i64,
-        message_id: Option<i64>,
-    ) -> Self {
+    pub async fn open(ctx: &Context, id: i64, owner_chat_id: i64, message_id: Option<i64>) -> Self {
         let mut progress = Self {
             id,
             owner_chat_id,
@@ -227,7 +222,13 @@ mod tests {
             blocked: 3,
             skipped: 0,
         };
-        let text = render(7, Stage::Sending, &c, Some(Duration::from_secs(17)), Duration::ZERO);
+        let text = render(
+            7,
+            Stage::Sending,
+            &c,
+            Some(Duration::from_secs(17)),
+            Duration::ZERO,
+        );
         assert!(text.contains("Broadcast #7</b> — sending"), "{text}");
         assert!(text.contains("Sent: <b>495</b>"));
         assert!(text.contains("Failed: 2"));
@@ -245,7 +246,10 @@ mod tests {
     fn time_left_follows_the_pace_of_the_run() {
         let slot = Duration::from_millis(34);
         // Before there is a pace: the limiter's.
-        assert_eq!(eta(100, 0, Duration::ZERO, slot), Duration::from_millis(3400));
+        assert_eq!(
+            eta(100, 0, Duration::ZERO, slot),
+            Duration::from_millis(3400)
+        );
         // 300 in 10 s: 30/s, so 600 more take 20 s.
         let left = eta(600, 300, Duration::from_secs(10), slot);
         assert!((left.as_secs_f64() - 20.0).abs() < 0.01, "{left:?}");

@@ -107,8 +107,13 @@ async fn take_back_own_claims(ctx: &Context) {
     let Some(prefix) = prefix else { return };
     match store::release(&ctx.db, &prefix, true).await {
         Ok(0) => {}
-        Ok(rows) => tracing::info!(rows, "took back broadcast recipients a previous process left claimed"),
-        Err(e) => tracing::warn!(error = %e, "could not take back old broadcast claims; they expire"),
+        Ok(rows) => tracing::info!(
+            rows,
+            "took back broadcast recipients a previous process left claimed"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take back old broadcast claims; they expire")
+        }
     }
 }
 
@@ -139,7 +144,10 @@ impl Run<'_> {
             return Ok(());
         }
         let Some(content) = b.content.clone() else {
-            tracing::warn!(broadcast = id, "a running broadcast without a message; cancelling it");
+            tracing::warn!(
+                broadcast = id,
+                "a running broadcast without a message; cancelling it"
+            );
             store::cancel(&ctx.db, id, now).await?;
             return Ok(());
         };
@@ -192,7 +200,12 @@ impl Run<'_> {
         if state == "cancelled" {
             let counts = store::counts(&ctx.db, id).await?;
             progress.show(ctx, Stage::Cancelled, &counts).await?;
-            tracing::info!(broadcast = id, sent = counts.sent, not_sent = counts.remaining(), "broadcast cancelled");
+            tracing::info!(
+                broadcast = id,
+                sent = counts.sent,
+                not_sent = counts.remaining(),
+                "broadcast cancelled"
+            );
             return Ok(Idle::Over);
         }
         if state != "running" {

@@ -188,11 +188,13 @@ pub async fn audience(
 }
 
 pub async fn load(db: &Db, id: i64) -> Result<Option<Broadcast>, SqlError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM broadcasts WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await
-        .ctx("loading a broadcast")?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM broadcasts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await
+    .ctx("loading a broadcast")?;
     row.as_ref()
         .map(broadcast)
         .transpose()

@@ -182,8 +182,8 @@ impl Pipeline {
         let Some(message) = updates::message_of(payload) else {
             return Ok(());
         };
-        let settings =
-            broadcast::Settings::from_config(&self.ctx.settings.bot).map_err(BroadcastError::from)?;
+        let settings = broadcast::Settings::from_config(&self.ctx.settings.bot)
+            .map_err(BroadcastError::from)?;
         broadcast::compose::content_received(&self.ctx, &settings, draft, update_id, &message)
             .await?;
         Ok(())
