@@ -9,9 +9,11 @@
 //! [`CLAIM_TTL`]. Only the row in flight at the crash can go out twice (accepted by Telegram,
 //! not yet recorded), as for replies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +29,9 @@ use crate::telegram::{Priority, TelegramError};
 /// Rows claimed at once: under a second of sending, so a cancel or a lost lease stops the
 /// run within about a second, and a crash leaves few rows to take back.
 pub const BATCH: i64 = 20;
+/// Sends in flight at once: the limiter paces them; more than one keeps the pace when a
+/// send and its database write take longer than a slot (1/30 s).
+const CONCURRENCY: usize = 4;
 /// How long a claim keeps other senders off a row: a batch with Telegram's longest
 /// `retry_after` waits fits well within it.
 pub const CLAIM_TTL: Duration = Duration::from_secs(5 * 60);
@@ -168,28 +173,60 @@ impl Run<'_> {
                     }
                 }
             }
-            let mut rest = batch.into_iter();
-            for row in rest.by_ref() {
-                let outcome = self.send_one(&content, row).await;
-                self.record(row, &outcome).await?;
-                progress.done_this_run += 1;
-                if progress.due() {
-                    let counts = store::counts(&ctx.db, id).await?;
-                    let state = store::status(&ctx.db, id).await?;
-                    if state.as_deref() != Some("running") {
-                        break;
+            // Cancelled, stopping or no longer leading: rows not yet started are not sent.
+            // A send already started is never dropped: it finishes and is recorded.
+            let halt = AtomicBool::new(false);
+            let mut sends = futures::stream::iter(batch)
+                .map(|row| self.send_and_record(&content, row, &halt))
+                .buffer_unordered(CONCURRENCY);
+            let mut failure = None;
+            while let Some(done) = sends.next().await {
+                match done {
+                    Ok(true) => progress.done_this_run += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        halt.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(e);
                     }
-                    progress.show(ctx, Stage::Sending, &counts).await?;
+                }
+                if halt.load(Ordering::Relaxed) {
+                    continue;
                 }
                 if !self.may_go_on() {
-                    break;
+                    halt.store(true, Ordering::Relaxed);
+                } else if progress.due() {
+                    let counts = store::counts(&ctx.db, id).await?;
+                    let state = store::status(&ctx.db, id).await?;
+                    if state.as_deref() == Some("running") {
+                        progress.show(ctx, Stage::Sending, &counts).await?;
+                    } else {
+                        halt.store(true, Ordering::Relaxed);
+                    }
                 }
             }
-            if rest.len() > 0 {
-                // Cancelled, stopping or no longer leading: the rest were not sent.
+            drop(sends);
+            if halt.load(Ordering::Relaxed) {
                 store::release(&ctx.db, self.token, false).await?;
             }
+            if let Some(e) = failure {
+                return Err(e);
+            }
         }
+    }
+
+    /// Sends one claimed row and records it; false when halted before it started.
+    async fn send_and_record(
+        &self,
+        content: &Content,
+        row: Claimed,
+        halt: &AtomicBool,
+    ) -> Result<bool, BroadcastError> {
+        if halt.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let outcome = self.send_one(content, row).await;
+        self.record(row, &outcome).await?;
+        Ok(true)
     }
 
     /// Nothing to claim: finished, cancelled, or waiting (retries, another sender's claims).
@@ -211,9 +248,7 @@ impl Run<'_> {
         if state != "running" {
             return Ok(Idle::Over);
         }
-        let expired = store::release_expired(&ctx.db, id, now).await?;
-        let skipped = store::skip_opted_out(&ctx.db, id).await?;
-        if expired > 0 || skipped > 0 {
+        if store::release_expired(&ctx.db, id, now).await? > 0 {
             return Ok(Idle::Wait(Duration::ZERO));
         }
         let counts = store::counts(&ctx.db, id).await?;

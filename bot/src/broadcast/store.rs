@@ -353,9 +353,11 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due recipients of a running broadcast for `token` until `until_ms`,
-/// lowest chat id first. The conditional UPDATE is the guard: a row another sender claimed
-/// meanwhile is no longer `pending` and is not taken (PostgreSQL re-checks the condition on
-/// the locked row; SQLite has one writer at a time).
+/// lowest chat id first, and skips those whose lead opted out since the broadcast started.
+/// The conditional UPDATE is the guard: a row another sender claimed meanwhile is no longer
+/// `pending` and is not taken (PostgreSQL re-checks the condition on the locked row; SQLite
+/// has one writer at a time). Both statements are index lookups whatever the table's size
+/// (the pending rows' partial index, then the leads' primary key per claimed row).
 pub async fn claim(
     db: &Db,
     id: i64,
@@ -368,10 +370,9 @@ pub async fn claim(
         "UPDATE broadcast_recipients
          SET status = 'sending', claimed_by = $2, claim_until = $4, attempts = attempts + 1
          WHERE broadcast_id = $1 AND status = 'pending' AND chat_id IN (
-             SELECT r.chat_id FROM broadcast_recipients r JOIN leads l ON l.chat_id = r.chat_id
-             WHERE r.broadcast_id = $1 AND r.status = 'pending' AND r.next_attempt_at <= $3
-               AND l.status = 'active'
-             ORDER BY r.chat_id LIMIT $5)
+             SELECT chat_id FROM broadcast_recipients
+             WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= $3
+             ORDER BY chat_id LIMIT $5)
            AND EXISTS (SELECT 1 FROM broadcasts b WHERE b.id = $1 AND b.status = 'running')
          RETURNING chat_id, attempts",
     )
@@ -393,6 +394,22 @@ pub async fn claim(
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .ctx("reading claimed recipients")?;
+    if claimed.is_empty() {
+        return Ok(claimed);
+    }
+    let skipped: Vec<i64> = sqlx::query_scalar(
+        "UPDATE broadcast_recipients SET status = 'skipped', claimed_by = NULL, claim_until = NULL
+         WHERE claimed_by = $2 AND status = 'sending' AND broadcast_id = $1
+           AND EXISTS (SELECT 1 FROM leads l
+                       WHERE l.chat_id = broadcast_recipients.chat_id AND l.status <> 'active')
+         RETURNING chat_id",
+    )
+    .bind(id)
+    .bind(token)
+    .fetch_all(&db.pool)
+    .await
+    .ctx("skipping opted-out recipients")?;
+    claimed.retain(|c| !skipped.contains(&c.chat_id));
     claimed.sort_by_key(|c| c.chat_id);
     Ok(claimed)
 }
@@ -474,20 +491,6 @@ pub async fn release_expired(db: &Db, id: i64, now_ms: i64) -> Result<u64, SqlEr
     .execute(&db.pool)
     .await
     .ctx("taking back expired broadcast claims")?;
-    Ok(done.rows_affected())
-}
-
-/// Pending rows of leads who opted out since the broadcast started are skipped.
-pub async fn skip_opted_out(db: &Db, id: i64) -> Result<u64, SqlError> {
-    let done = sqlx::query(
-        "UPDATE broadcast_recipients SET status = 'skipped'
-         WHERE broadcast_id = $1 AND status = 'pending'
-           AND chat_id IN (SELECT chat_id FROM leads WHERE status <> 'active')",
-    )
-    .bind(id)
-    .execute(&db.pool)
-    .await
-    .ctx("skipping opted-out recipients")?;
     Ok(done.rows_affected())
 }
 
