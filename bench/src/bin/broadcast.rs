@@ -154,13 +154,25 @@ async fn run(kind: Kind, admin_url: &str, bin: &PathBuf, recipients: i64) -> Res
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env(env::BOTFLEET_CONFIG, &config_path)
-        .env(env::TELEGRAM_BOT_TOKEN, botfleet_bench::fakes::telegram::TOKEN)
+        .env(
+            env::TELEGRAM_BOT_TOKEN,
+            botfleet_bench::fakes::telegram::TOKEN,
+        )
         .env(env::TELEGRAM_API_URL, &telegram.url)
         .env(env::LLM_API_KEY, llm::API_KEY)
         .env(env::DATABASE_URL, &scratch.url)
-        .env(env::WEBHOOK_SECRET_TOKEN, "bench-webhook-secret_0123456789abcdef")
-        .env(env::BOTFLEET_HTTP_ADDR, format!("127.0.0.1:{}", free_port()))
-        .env(env::BOTFLEET_METRICS_ADDR, format!("127.0.0.1:{}", free_port()))
+        .env(
+            env::WEBHOOK_SECRET_TOKEN,
+            "bench-webhook-secret_0123456789abcdef",
+        )
+        .env(
+            env::BOTFLEET_HTTP_ADDR,
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            env::BOTFLEET_METRICS_ADDR,
+            format!("127.0.0.1:{}", free_port()),
+        )
         .env(env::BOTFLEET_LOG_FORMAT, "json")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
