@@ -219,6 +219,24 @@ async fn run(kind: Kind, admin_url: &str, bin: &PathBuf, recipients: i64) -> Res
             // The statistics collector publishes with a short delay.
             tokio::time::sleep(Duration::from_secs(1)).await;
             let after = pg_stats(&db).await?;
+            // Where the reads went, per table (to stderr: a diagnostic).
+            let tables = sqlx::query(
+                "SELECT relname::text AS relname, COALESCE(seq_scan, 0) AS seq_scan, COALESCE(seq_tup_read, 0) AS seq_tup_read,
+                        COALESCE(idx_scan, 0) AS idx_scan, COALESCE(idx_tup_fetch, 0) AS idx_tup_fetch
+                 FROM pg_stat_user_tables ORDER BY relname",
+            )
+            .fetch_all(&db.pool)
+            .await?;
+            for t in tables {
+                eprintln!(
+                    "  {}: {} seq scans reading {} rows, {} index scans fetching {} rows",
+                    t.try_get::<String, _>("relname")?,
+                    t.try_get::<i64, _>("seq_scan")?,
+                    t.try_get::<i64, _>("seq_tup_read")?,
+                    t.try_get::<i64, _>("idx_scan")?,
+                    t.try_get::<i64, _>("idx_tup_fetch")?,
+                );
+            }
             Some(PgStats {
                 commits: after.commits - before.commits,
                 returned: after.returned - before.returned,

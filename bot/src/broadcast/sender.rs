@@ -9,11 +9,12 @@
 //! [`CLAIM_TTL`]. Only the row in flight at the crash can go out twice (accepted by Telegram,
 //! not yet recorded), as for replies.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,8 @@ use crate::telegram::{Priority, TelegramError};
 /// Rows claimed at once: under a second of sending, so a cancel or a lost lease stops the
 /// run within about a second, and a crash leaves few rows to take back.
 pub const BATCH: i64 = 20;
+/// More rows are claimed when fewer than this are left to start.
+const CLAIM_AHEAD: usize = 10;
 /// Sends in flight at once: the limiter paces them; more than one keeps the pace when a
 /// send and its database write take longer than a slot (1/30 s).
 const CONCURRENCY: usize = 4;
@@ -161,72 +164,103 @@ impl Run<'_> {
             if !self.may_go_on() {
                 return Ok(());
             }
-            let now = Utc::now().timestamp_millis();
-            let ttl = i64::try_from(CLAIM_TTL.as_millis()).unwrap_or(i64::MAX);
-            let batch = store::claim(&ctx.db, id, self.token, now, now + ttl, BATCH).await?;
-            if batch.is_empty() {
-                match self.idle(&mut progress).await? {
-                    Idle::Over => return Ok(()),
-                    Idle::Wait(pause) => {
-                        sleep_or_stop(self.stop, pause).await;
-                        continue;
-                    }
-                }
-            }
-            // Cancelled, stopping or no longer leading: rows not yet started are not sent.
-            // A send already started is never dropped: it finishes and is recorded.
-            let halt = AtomicBool::new(false);
-            let mut sends = futures::stream::iter(batch)
-                .map(|row| self.send_and_record(&content, row, &halt))
-                .buffer_unordered(CONCURRENCY);
-            let mut failure = None;
-            while let Some(done) = sends.next().await {
-                match done {
-                    Ok(true) => progress.done_this_run += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        halt.store(true, Ordering::Relaxed);
-                        failure.get_or_insert(e);
-                    }
-                }
-                if halt.load(Ordering::Relaxed) {
-                    continue;
-                }
-                if !self.may_go_on() {
-                    halt.store(true, Ordering::Relaxed);
-                } else if progress.due() {
-                    let counts = store::counts(&ctx.db, id).await?;
-                    let state = store::status(&ctx.db, id).await?;
-                    if state.as_deref() == Some("running") {
-                        progress.show(ctx, Stage::Sending, &counts).await?;
-                    } else {
-                        halt.store(true, Ordering::Relaxed);
-                    }
-                }
-            }
-            drop(sends);
-            if halt.load(Ordering::Relaxed) {
-                store::release(&ctx.db, self.token, false).await?;
-            }
+            let (failure, waiting) = self.send_until_halt(&content, &mut progress).await;
             if let Some(e) = failure {
                 return Err(e);
+            }
+            if waiting {
+                // Nothing to claim: finished, cancelled, or rows to wait for.
+                match self.idle(&mut progress).await? {
+                    Idle::Over => return Ok(()),
+                    Idle::Wait(pause) => sleep_or_stop(self.stop, pause).await,
+                }
             }
         }
     }
 
-    /// Sends one claimed row and records it; false when halted before it started.
-    async fn send_and_record(
+    /// Claims and sends until there is nothing to claim (returns `waiting`), or the run must
+    /// halt: cancelled, stopping, no longer leading, or a database error (returned). Rows are
+    /// claimed ahead while sends are in flight, so the limiter's slots never wait for a claim;
+    /// claimed rows not yet started when it halts are given back. A send already started is
+    /// never dropped: it finishes and is recorded.
+    async fn send_until_halt(
         &self,
         content: &Content,
-        row: Claimed,
-        halt: &AtomicBool,
-    ) -> Result<bool, BroadcastError> {
-        if halt.load(Ordering::Relaxed) {
-            return Ok(false);
+        progress: &mut Progress,
+    ) -> (Option<BroadcastError>, bool) {
+        let (ctx, id) = (self.ctx, self.id);
+        let ttl = i64::try_from(CLAIM_TTL.as_millis()).unwrap_or(i64::MAX);
+        let mut queue: VecDeque<Claimed> = VecDeque::new();
+        let mut inflight = FuturesUnordered::new();
+        let (mut halted, mut drained) = (false, false);
+        let mut failure: Option<BroadcastError> = None;
+        loop {
+            if !halted && !drained && queue.len() < CLAIM_AHEAD {
+                let now = Utc::now().timestamp_millis();
+                match store::claim(&ctx.db, id, self.token, now, now + ttl, BATCH).await {
+                    Ok(rows) => {
+                        drained = rows.is_empty();
+                        queue.extend(rows);
+                    }
+                    Err(e) => {
+                        halted = true;
+                        failure.get_or_insert(e.into());
+                    }
+                }
+            }
+            while !halted && inflight.len() < CONCURRENCY {
+                let Some(row) = queue.pop_front() else { break };
+                inflight.push(self.send_and_record(content, row));
+            }
+            let Some(done) = inflight.next().await else {
+                break;
+            };
+            match done {
+                Ok(()) => progress.done_this_run += 1,
+                Err(e) => {
+                    halted = true;
+                    failure.get_or_insert(e);
+                }
+            }
+            if halted {
+                continue;
+            }
+            if !self.may_go_on() {
+                halted = true;
+            } else if progress.due() {
+                let checked = async {
+                    let counts = store::counts(&ctx.db, id).await?;
+                    let state = store::status(&ctx.db, id).await?;
+                    if state.as_deref() == Some("running") {
+                        progress.show(ctx, Stage::Sending, &counts).await?;
+                        Ok(true)
+                    } else {
+                        Ok::<_, BroadcastError>(false)
+                    }
+                };
+                match checked.await {
+                    Ok(true) => {}
+                    Ok(false) => halted = true,
+                    Err(e) => {
+                        halted = true;
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
         }
+        drop(inflight);
+        if !queue.is_empty()
+            && let Err(e) = store::release(&ctx.db, self.token, false).await
+        {
+            failure.get_or_insert(e.into());
+        }
+        (failure, !halted)
+    }
+
+    /// Sends one claimed row and records it.
+    async fn send_and_record(&self, content: &Content, row: Claimed) -> Result<(), BroadcastError> {
         let outcome = self.send_one(content, row).await;
-        self.record(row, &outcome).await?;
-        Ok(true)
+        self.record(row, &outcome).await
     }
 
     /// Nothing to claim: finished, cancelled, or waiting (retries, another sender's claims).

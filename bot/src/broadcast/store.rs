@@ -356,8 +356,7 @@ pub struct Claimed {
 /// lowest chat id first, and skips those whose lead opted out since the broadcast started.
 /// The conditional UPDATE is the guard: a row another sender claimed meanwhile is no longer
 /// `pending` and is not taken (PostgreSQL re-checks the condition on the locked row; SQLite
-/// has one writer at a time). Both statements are index lookups whatever the table's size
-/// (the pending rows' partial index, then the leads' primary key per claimed row).
+/// has one writer at a time). Every statement is an index lookup whatever the table's size.
 pub async fn claim(
     db: &Db,
     id: i64,
@@ -366,13 +365,29 @@ pub async fn claim(
     until_ms: i64,
     limit: i64,
 ) -> Result<Vec<Claimed>, SqlError> {
+    // The due rows' range first, then the claim of that range by primary key: two plain
+    // index range scans, where one `UPDATE … WHERE chat_id IN (SELECT … LIMIT n)` gets a
+    // generic plan on PostgreSQL that reads every pending row.
+    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT MIN(chat_id), MAX(chat_id) FROM (
+             SELECT chat_id FROM broadcast_recipients
+             WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= $2
+             ORDER BY chat_id LIMIT $3) due",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_one(&db.pool)
+    .await
+    .ctx("finding due broadcast recipients")?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(vec![]);
+    };
     let rows = sqlx::query(
         "UPDATE broadcast_recipients
          SET status = 'sending', claimed_by = $2, claim_until = $4, attempts = attempts + 1
-         WHERE broadcast_id = $1 AND status = 'pending' AND chat_id IN (
-             SELECT chat_id FROM broadcast_recipients
-             WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= $3
-             ORDER BY chat_id LIMIT $5)
+         WHERE broadcast_id = $1 AND chat_id >= $5 AND chat_id <= $6
+           AND status = 'pending' AND next_attempt_at <= $3
            AND EXISTS (SELECT 1 FROM broadcasts b WHERE b.id = $1 AND b.status = 'running')
          RETURNING chat_id, attempts",
     )
@@ -380,7 +395,8 @@ pub async fn claim(
     .bind(token)
     .bind(now_ms)
     .bind(until_ms)
-    .bind(limit)
+    .bind(first)
+    .bind(last)
     .fetch_all(&db.pool)
     .await
     .ctx("claiming broadcast recipients")?;
