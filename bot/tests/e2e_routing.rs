@@ -53,7 +53,17 @@ async fn the_commands_menu_is_set_for_everyone_and_each_owner(db: TestDb) {
             .unwrap_or_else(|| panic!("no menu for owner {owner}: {calls:?}"));
         assert_eq!(
             names(&scoped.body),
-            ["start", "stop", "help", "llm_stats", "stats", "budget"]
+            [
+                "start",
+                "stop",
+                "help",
+                "llm_stats",
+                "stats",
+                "budget",
+                "broadcast",
+                "broadcasts",
+                "broadcast_cancel"
+            ]
         );
     }
 }
