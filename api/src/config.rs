@@ -61,6 +61,9 @@ pub struct BotConfig {
     /// Documents leads send (PDF, TXT, Markdown): size limit and how much of one goes into a prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<DocumentsConfig>,
+    /// Owners' announcements to every opted-in lead (`/broadcast`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<BroadcastConfig>,
 }
 
 /// One source of owner knowledge: give exactly one of `configMapKeyRef`, `inline` or `path`.
@@ -684,5 +687,35 @@ they will answer you right here in this chat.";
             .as_deref()
             .filter(|m| !m.trim().is_empty())
             .unwrap_or(Self::DEFAULT_RESUME_MESSAGE)
+    }
+}
+
+/// Owners' announcements to every opted-in lead (`/broadcast`). Leads who sent `/stop` (or
+/// blocked the bot) get no broadcasts, as they get no follow-ups.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BroadcastConfig {
+    /// A line added at the end of every broadcast message, e.g. `Send /stop to get no more announcements.` (plain text; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub opt_out_line: Option<String>,
+    /// IANA time zone of `/broadcast at 2026-12-24 10:00`, e.g. `Europe/Berlin` (default: `followUp.quietHours.timeZone`, else `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Attempts per recipient on transient failures (server errors, timeouts) before it counts as failed (1-10, default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub max_attempts: Option<u32>,
+}
+
+impl BroadcastConfig {
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+    pub const MAX_OPT_OUT_LINE_CHARS: usize = 200;
+
+    /// `maxAttempts`, default [`Self::DEFAULT_MAX_ATTEMPTS`].
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+            .unwrap_or(Self::DEFAULT_MAX_ATTEMPTS)
+            .clamp(1, 10)
     }
 }

@@ -1,7 +1,7 @@
 //! Validation of a [`BotConfig`] beyond what its types say. Each error names the field, in the
 //! resource's own path syntax, so one line tells a person what to fix.
 
-use crate::{BotConfig, Mode, WelcomeConfig};
+use crate::{BotConfig, BroadcastConfig, Mode, WelcomeConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -122,6 +122,29 @@ pub fn validate(config: &BotConfig) -> Result<(), ConfigError> {
                     ),
                 ));
             }
+        }
+    }
+
+    if let Some(broadcast) = &config.broadcast {
+        if broadcast
+            .max_attempts
+            .is_some_and(|n| !(1..=10).contains(&n))
+        {
+            return Err(ConfigError::new(
+                "broadcast.maxAttempts",
+                "must be from 1 to 10",
+            ));
+        }
+        if let Some(line) = &broadcast.opt_out_line
+            && line.chars().count() > BroadcastConfig::MAX_OPT_OUT_LINE_CHARS
+        {
+            return Err(ConfigError::new(
+                "broadcast.optOutLine",
+                format!(
+                    "must be at most {} characters",
+                    BroadcastConfig::MAX_OPT_OUT_LINE_CHARS
+                ),
+            ));
         }
     }
     if let Some(handoff) = &config.handoff {

@@ -46,7 +46,7 @@ pub async fn send_with_buttons(
     }
 }
 
-async fn opt_out(ctx: &Context, chat_id: i64, reason: &'static str) {
+pub(crate) async fn opt_out(ctx: &Context, chat_id: i64, reason: &'static str) {
     ctx.metrics
         .telegram_unreachable
         .get_or_create(&ReasonLabels {

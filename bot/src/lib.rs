@@ -4,6 +4,7 @@
 //! pipeline (rate limit, budget, LLM, ledger) → reply. See docs/architecture.md.
 
 pub mod app;
+pub mod broadcast;
 pub mod chat;
 pub mod config;
 pub mod context;

@@ -102,6 +102,8 @@ pub struct Metrics {
     pub handoffs_open: Gauge,
     pub handoff_oldest_waiting_seconds: Gauge,
     pub handoff_notify_failures: Counter,
+    pub broadcast_messages: Family<OutcomeLabels, Counter>,
+    pub broadcasts_running: Gauge,
 }
 
 impl Default for Metrics {
@@ -139,6 +141,8 @@ impl Metrics {
             handoffs_open: Gauge::default(),
             handoff_oldest_waiting_seconds: Gauge::default(),
             handoff_notify_failures: Counter::default(),
+            broadcast_messages: Family::default(),
+            broadcasts_running: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -266,6 +270,16 @@ impl Metrics {
             "handoff_notify_failures",
             "Failed attempts to send a handoff message to an owner (each is retried until delivered)",
             m.handoff_notify_failures.clone(),
+        );
+        r.register(
+            "broadcast_messages",
+            "Broadcast messages by outcome: sent, blocked (the lead is opted out), failed (given up after retries), retried",
+            m.broadcast_messages.clone(),
+        );
+        r.register(
+            "broadcasts_running",
+            "Broadcasts this process is sending now",
+            m.broadcasts_running.clone(),
         );
         Self { registry, ..m }
     }

@@ -2,6 +2,8 @@
 //! leads, it sends the follow-ups that are due, sends budget alerts and refreshes the spend
 //! gauges — so alerts arrive even when no one is chatting.
 //!
+//! Broadcasts (`crate::broadcast::sender`) run beside the ticks while this process leads.
+//!
 //! Leadership: with embedded SQLite the scheduler runs inside `serve` and always leads
 //! ([`LeadershipMode::Always`]); in a cluster with PostgreSQL, `botfleet-bot scheduler` runs
 //! as several replicas leader-elected on a Lease ([`LeadershipMode::Lease`]). Correctness does
@@ -80,7 +82,10 @@ pub async fn run(
     leadership: LeadershipMode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let runner = FollowUpRunner::new(&ctx, leadership.identity()).context("config")?;
+    let identity = leadership.identity();
+    let runner = FollowUpRunner::new(&ctx, identity.clone()).context("config")?;
+    let broadcast_settings =
+        crate::broadcast::Settings::from_config(&ctx.settings.bot).context("config")?;
     if runner.plan().is_none() {
         tracing::info!("follow-ups are off; the scheduler sends budget alerts only");
     }
@@ -101,6 +106,15 @@ pub async fn run(
             (rx, Some(task))
         }
     };
+
+    // Broadcasts run beside the ticks (one takes minutes), under the same leadership.
+    let broadcasts = tokio::spawn(crate::broadcast::sender::run(
+        ctx.clone(),
+        broadcast_settings,
+        identity,
+        leading.clone(),
+        shutdown.clone(),
+    ));
 
     loop {
         let is_leader = *leading.borrow_and_update();
@@ -132,6 +146,8 @@ pub async fn run(
     }
 
     ctx.metrics.scheduler_leader.set(0);
+    // The broadcast sender finishes the message in flight and gives its claims back.
+    let _ = broadcasts.await;
     stop_elector.cancel();
     if let Some(task) = elector_task {
         let _ = task.await;

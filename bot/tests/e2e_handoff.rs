@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use support::fake_llm::Scripted;
-use support::fake_telegram::{button_press, owner_button, owner_update, reply_update, text_update};
+use support::fake_telegram::{
+    Failure, button_press, owner_button, owner_update, reply_update, text_update,
+};
 use support::{BotConfigOptions, Harness, TestDb, eventually};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -382,7 +384,7 @@ async fn a_failed_notification_is_retried_and_a_restart_keeps_the_handoff(db: Te
     let mut bot = h.start().await;
     // The notification's first send fails (teloxide then pauses 10 s): it is retried until
     // delivered, and the lead's note does not wait for it.
-    h.telegram.fail_next_sends_to(OWNER, 1);
+    h.telegram.fail_next_sends_to(OWNER, [Failure::ServerError]);
     bot.post_update(&text_update(34_001, 76, "/human")).await;
     let texts = wait_for_texts(&h, 76, 1, "the handoff note").await;
     assert_eq!(texts, [HANDED_OVER]);

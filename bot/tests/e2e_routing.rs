@@ -67,7 +67,10 @@ async fn the_commands_menu_is_set_for_everyone_and_each_owner(db: TestDb) {
                 "budget",
                 "leads",
                 "takeover",
-                "resolve"
+                "resolve",
+                "broadcast",
+                "broadcasts",
+                "broadcast_cancel"
             ]
         );
     }

@@ -218,7 +218,7 @@ async fn stop_opts_out_and_commands_answer(db: TestDb) {
     let texts = h.telegram.sent_texts(47);
     assert!(texts[0].contains("/stop"), "welcome: {}", texts[0]);
     assert!(
-        texts[1].contains("won't send you any more follow-up"),
+        texts[1].contains("won't send you any more follow-ups"),
         "{}",
         texts[1]
     );

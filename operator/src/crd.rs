@@ -11,8 +11,9 @@
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
 use botfleet_api::{
-    BotConfig, BudgetConfig, DocumentsConfig, FollowUpConfig, HandoffConfig, KnowledgeSource,
-    LlmConfig, Mode, ModelPrice, RateLimitConfig, SecretKeyRef, WebhookConfig, WelcomeConfig,
+    BotConfig, BroadcastConfig, BudgetConfig, DocumentsConfig, FollowUpConfig, HandoffConfig,
+    KnowledgeSource, LlmConfig, Mode, ModelPrice, RateLimitConfig, SecretKeyRef, WebhookConfig,
+    WelcomeConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -235,6 +236,10 @@ pub struct TelegramBotSpec {
     /// Documents leads send (PDF, TXT, Markdown): size limit and how much of one goes into a prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<DocumentsConfig>,
+    /// Owners' announcements to every opted-in lead (`/broadcast`): the opt-out line, the
+    /// time zone of scheduled broadcasts, attempts per recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<BroadcastConfig>,
 
     /// The bot's database: PostgreSQL via a Secret, or embedded SQLite on a volume when
     /// `urlSecretRef` is left out.
@@ -512,6 +517,7 @@ impl TelegramBotSpec {
             handoff: self.handoff.clone(),
             knowledge: self.knowledge.clone(),
             documents: self.documents.clone(),
+            broadcast: self.broadcast.clone(),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::telegram::TelegramClient;
 pub enum LeadCommand {
     /// start over and turn reminders on
     Start,
-    /// no more follow-up messages
+    /// no more follow-ups or announcements
     Stop,
     /// this message
     Help,
@@ -42,6 +42,12 @@ pub enum OwnerCommand {
     Takeover,
     /// hand a lead back to the bot: /resolve @username, or as a reply
     Resolve,
+    /// announce to every lead: /broadcast [30d] [at 2026-12-24 10:00]
+    Broadcast,
+    /// recent broadcasts and their counts
+    Broadcasts,
+    /// stop a broadcast: /broadcast_cancel [number]
+    BroadcastCancel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,8 +150,8 @@ Send /stop if you don't want reminders from me, and /help to see what I can do."
 /// The welcome's second paragraph when it offers suggested questions as buttons.
 pub const WELCOME_WITH_SUGGESTIONS: &str = "Hello! I'm happy to help — write your question, \
 or pick one below.\n\nSend /stop if you don't want reminders from me, and /help to see what I can do.";
-pub const STOPPED: &str = "Done — I won't send you any more follow-up messages. \
-You can still write to me any time, and /start turns reminders back on.";
+pub const STOPPED: &str = "Done — I won't send you any more follow-ups or announcements. \
+You can still write to me any time, and /start turns them back on.";
 pub const OWNERS_ONLY: &str = "Sorry, that command is only for the bot's owners.";
 pub const RATE_LIMITED: &str =
     "You're writing faster than I can keep up — please wait a minute and try again.";
@@ -192,10 +198,13 @@ mod tests {
                 "budget",
                 "leads",
                 "takeover",
-                "resolve"
+                "resolve",
+                "broadcast",
+                "broadcasts",
+                "broadcast_cancel"
             ]
         );
-        assert!(help(false).contains("/stop — no more follow-up messages"));
+        assert!(help(false).contains("/stop — no more follow-ups or announcements"));
         assert!(!help(false).contains("/budget"));
         assert!(help(true).contains("/llm_stats — LLM requests"));
     }

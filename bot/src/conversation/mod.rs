@@ -18,6 +18,7 @@ use std::time::Duration;
 use botfleet_api::{HandoffTrigger, LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
 
+use crate::broadcast::{self, BroadcastError};
 use crate::context::Context;
 use crate::handoff::{HandoffError, Handoffs, OpenRequest};
 use crate::knowledge::Knowledge;
@@ -44,6 +45,8 @@ pub enum PipelineError {
     /// Kept in the inbox with this error; trying again would read the same bytes.
     #[error("unreadable update: {0}")]
     Unreadable(#[from] Unreadable),
+    #[error(transparent)]
+    Broadcast(#[from] BroadcastError),
 }
 
 impl PipelineError {
@@ -54,6 +57,7 @@ impl PipelineError {
             PipelineError::Telegram(e) => e.is_transient(),
             PipelineError::Handoff(e) => e.is_transient(),
             PipelineError::Unreadable(_) => false,
+            PipelineError::Broadcast(e) => e.is_transient(),
         }
     }
 
@@ -110,7 +114,12 @@ impl Pipeline {
         update_id: i64,
         payload: &str,
     ) -> Result<(), PipelineError> {
-        match updates::route_payload(update_id, payload)? {
+        let route = updates::route_payload(update_id, payload)?;
+        // An owner composing a broadcast: their next message (text, photo, document) is it.
+        if let Some(draft) = self.broadcast_draft(&route, update_id).await? {
+            return self.broadcast_content(&draft, update_id, payload).await;
+        }
+        match route {
             Route::Text(inbound) => self.handle_text(transport, inbound).await,
             Route::Reply {
                 inbound,
@@ -154,6 +163,18 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         transport.answer_button(&press.query_id).await;
         let owner = self.is_owner(press.user.user_id);
+        if let Some(pressed) = broadcast::compose::Button::parse(&press.data) {
+            let text = if owner {
+                let settings = broadcast::Settings::from_config(&self.ctx.settings.bot)
+                    .map_err(BroadcastError::from)?;
+                broadcast::compose::button(&self.ctx, &settings, pressed, chrono::Utc::now())
+                    .await?
+            } else {
+                crate::telegram::escape_html(commands::OWNERS_ONLY)
+            };
+            transport.send(press.chat.id, &text, Format::Html).await?;
+            return Ok(());
+        }
         if self
             .handoff
             .button(&self.ctx, update_id, &press, owner)
@@ -172,6 +193,40 @@ impl Pipeline {
         };
         let inbound = press.user.inbound(update_id, &press.chat, text);
         self.handle_text(transport, inbound).await
+    }
+
+    /// The owner's draft broadcast this message is the content of, if any.
+    async fn broadcast_draft(
+        &self,
+        route: &Route,
+        update_id: i64,
+    ) -> Result<Option<broadcast::store::Broadcast>, PipelineError> {
+        let chat_id = match route {
+            Route::Text(inbound)
+                if commands::parse(&inbound.text).is_none() && self.is_owner(inbound.user_id) =>
+            {
+                inbound.chat_id
+            }
+            Route::NotText { chat_id } if self.is_owner(Some(*chat_id)) => *chat_id,
+            _ => return Ok(None),
+        };
+        Ok(broadcast::compose::draft_for(&self.ctx, chat_id, update_id).await?)
+    }
+
+    async fn broadcast_content(
+        &self,
+        draft: &broadcast::store::Broadcast,
+        update_id: i64,
+        payload: &str,
+    ) -> Result<(), PipelineError> {
+        let Some(message) = updates::message_of(payload) else {
+            return Ok(());
+        };
+        let settings = broadcast::Settings::from_config(&self.ctx.settings.bot)
+            .map_err(BroadcastError::from)?;
+        broadcast::compose::content_received(&self.ctx, &settings, draft, update_id, &message)
+            .await?;
+        Ok(())
     }
 
     /// A user blocked the bot (or unblocked it): stop or restart follow-ups.
@@ -389,12 +444,42 @@ impl Pipeline {
             Command::Owner(OwnerCommand::Budget) => {
                 (self.money.report_budget(db, now).await?, Format::Html)
             }
+            Command::Owner(
+                command @ (OwnerCommand::Broadcast
+                | OwnerCommand::Broadcasts
+                | OwnerCommand::BroadcastCancel),
+            ) => (
+                self.broadcast_command(command, inbound, now).await?,
+                Format::Html,
+            ),
         };
         Ok(CommandReply {
             text,
             format,
             buttons: vec![],
         })
+    }
+
+    async fn broadcast_command(
+        &self,
+        command: OwnerCommand,
+        inbound: &Inbound,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, BroadcastError> {
+        let settings = broadcast::Settings::from_config(&self.ctx.settings.bot)?;
+        let args = inbound
+            .text
+            .trim()
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, args)| args);
+        let ctx = &self.ctx;
+        match command {
+            OwnerCommand::Broadcast => {
+                broadcast::compose::start(ctx, &settings, inbound.chat_id, args, now).await
+            }
+            OwnerCommand::Broadcasts => broadcast::compose::list(ctx, &settings).await,
+            _ => broadcast::compose::cancel_command(ctx, inbound.chat_id, args, now).await,
+        }
     }
 
     /// The answer to a chat message, and whether it is conversation (kept as history) or a

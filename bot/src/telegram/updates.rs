@@ -174,6 +174,15 @@ fn message_route(update_id: i64, message: &Message) -> Route {
     }
 }
 
+/// The message of a stored message update, with everything teloxide reads (entities, photo,
+/// document): for the features that need more than its text (a broadcast's content).
+pub fn message_of(payload: &str) -> Option<Message> {
+    match serde_json::from_str::<Update>(payload).ok()?.kind {
+        UpdateKind::Message(message) => Some(message),
+        _ => None,
+    }
+}
+
 fn button_route(query: &CallbackQuery) -> Route {
     let keyboard_message = match &query.message {
         Some(MaybeInaccessibleMessage::Regular(message)) => Some(message.as_ref()),

@@ -52,14 +52,16 @@ struct Inner {
     failing: bool,
     /// sendMessage calls refused while failing.
     rejected: u32,
-    /// The next `n` sendMessage calls to this chat fail with 500.
-    chat_failures: Option<(i64, u32)>,
     /// While set, every sendMessageDraft is answered with this status and description.
     draft_failure: Option<(u16, String)>,
     /// Files served by `getFile` and `/file/bot<token>/<path>`: file_id → (file_path, bytes).
     files: std::collections::HashMap<String, (String, Vec<u8>)>,
     /// File paths downloaded, in order.
     downloads: Vec<String>,
+    /// Chats whose user blocked the bot: every send to them gets a 403.
+    blocked_chats: std::collections::HashSet<i64>,
+    /// Failures for the next sendMessage calls to one chat, in order.
+    chat_failures: std::collections::HashMap<i64, VecDeque<Failure>>,
 }
 
 #[derive(Clone)]
@@ -148,13 +150,24 @@ impl FakeTelegram {
         self.inner.lock().unwrap().downloads.clone()
     }
 
-    /// The next `n` `sendMessage` calls to `chat_id` (only) get a 500.
-    pub fn fail_next_sends_to(&self, chat_id: i64, n: u32) {
-        self.inner.lock().unwrap().chat_failures = Some((chat_id, n));
-    }
-
     pub fn fail_next_sends(&self, failures: impl IntoIterator<Item = Failure>) {
         self.inner.lock().unwrap().send_failures.extend(failures);
+    }
+
+    /// Every later send to these chats gets a 403 "bot was blocked by the user".
+    pub fn block_chats(&self, chats: impl IntoIterator<Item = i64>) {
+        self.inner.lock().unwrap().blocked_chats.extend(chats);
+    }
+
+    /// The next sends to `chat_id` fail like this, in order.
+    pub fn fail_next_sends_to(&self, chat_id: i64, failures: impl IntoIterator<Item = Failure>) {
+        self.inner
+            .lock()
+            .unwrap()
+            .chat_failures
+            .entry(chat_id)
+            .or_default()
+            .extend(failures);
     }
 
     pub fn push_update(&self, update: Value) {
@@ -261,16 +274,19 @@ async fn handle(
                     body: body.clone(),
                     at: Instant::now(),
                 });
-                let chat_fails = match &mut inner.chat_failures {
-                    Some((chat, n)) if *n > 0 && body["chat_id"].as_i64() == Some(*chat) => {
-                        *n -= 1;
-                        true
-                    }
-                    _ => false,
-                };
-                if inner.failing || chat_fails {
+                if inner.failing {
                     inner.rejected += 1;
                     Some(Failure::ServerError)
+                } else if body["chat_id"]
+                    .as_i64()
+                    .is_some_and(|chat| inner.blocked_chats.contains(&chat))
+                {
+                    Some(Failure::Blocked)
+                } else if let Some(failure) = body["chat_id"]
+                    .as_i64()
+                    .and_then(|chat| inner.chat_failures.get_mut(&chat)?.pop_front())
+                {
+                    Some(failure)
                 } else {
                     inner.send_failures.pop_front()
                 }
@@ -350,6 +366,42 @@ async fn handle(
                     .into_response(),
             }
         }
+        // Calls answered with the message they made or changed (a broadcast's photo or
+        // document, the progress message's edits), recorded as `<method>` and `<method>.ok`.
+        "sendPhoto" | "sendDocument" | "editMessageText" => {
+            let mut inner = inner.lock().unwrap();
+            let blocked = body["chat_id"]
+                .as_i64()
+                .is_some_and(|chat| inner.blocked_chats.contains(&chat));
+            for name in [method.clone(), format!("{method}.ok")] {
+                if name.ends_with(".ok") && blocked {
+                    continue;
+                }
+                inner.calls.push(Call {
+                    method: name,
+                    body: body.clone(),
+                    at: Instant::now(),
+                });
+            }
+            if blocked {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})),
+                )
+                    .into_response();
+            }
+            let id = body["message_id"]
+                .as_i64()
+                .unwrap_or(inner.calls.len() as i64);
+            Json(json!({"ok": true, "result": {
+                "message_id": id, "date": 1_700_000_000,
+                "chat": {"id": body["chat_id"], "type": "private", "first_name": "Lead"},
+                "from": {"id": 1, "is_bot": true, "first_name": "Bot", "username": "test_bot"},
+                "text": body["text"].as_str().or(body["caption"].as_str()).unwrap_or(""),
+                "reply_markup": body["reply_markup"],
+            }}))
+            .into_response()
+        }
         "getUpdates" => {
             inner.lock().unwrap().calls.push(Call {
                 method: method.clone(),
@@ -400,8 +452,11 @@ async fn download(
 }
 
 fn canonical(method: &str) -> String {
-    const KNOWN: [&str; 11] = [
+    const KNOWN: [&str; 14] = [
         "getFile",
+        "sendPhoto",
+        "sendDocument",
+        "editMessageText",
         "sendMessage",
         "sendMessageDraft",
         "getUpdates",
