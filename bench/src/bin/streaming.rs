@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use botfleet_bench::bot_process::{BotOptions, BotProcess};
+use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
 use botfleet_bench::flags::{self, Flag, Flags};
@@ -27,7 +27,7 @@ use botfleet_bench::load::Target;
 use botfleet_bench::report::{Table, ms, print_header};
 use botfleet_bench::rig::{RigInputs, run_each};
 
-/// Besides the database and binary flags of `rig::FLAGS` (the model's pace is its own here).
+/// The database and binary flags of `rig::FLAGS`, and the model's pace of this benchmark.
 const FLAGS: &[Flag] = &[
     flags::DB,
     flags::DATABASE_URL,
@@ -68,10 +68,23 @@ fn inputs() -> Inputs {
         "Time to first text and added latency of streamed replies",
         FLAGS,
     );
+    let bot_bin = flags.text("bot-bin");
+    let answer = Duration::from_secs_f64(flags.get("answer-seconds"));
     Inputs {
-        rig: RigInputs::from_flags(&flags),
+        // The rig's inputs but for the model's pace, which is `--answer-seconds` here.
+        rig: RigInputs {
+            dbs: flags.list("db"),
+            admin_url: flags.text("database-url"),
+            bot_bin: if bot_bin.is_empty() {
+                default_bot_bin()
+            } else {
+                bot_bin.into()
+            },
+            llm_latency: answer,
+            plan_cache_mode: flags.text("pg-plan-cache-mode"),
+        },
         replies: flags.get("replies"),
-        answer: Duration::from_secs_f64(flags.get("answer-seconds")),
+        answer,
         words: flags.get("answer-words"),
     }
 }

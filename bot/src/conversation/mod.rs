@@ -318,7 +318,22 @@ impl Pipeline {
                 .await?;
         }
         self.record_sent(id, inbound.chat_id).await;
+        if command.is_none() {
+            // After the reply, not before it: the lead does not wait for the owners' alerts.
+            self.check_budget_alerts().await;
+        }
         Ok(())
+    }
+
+    /// Tells the owners about budget thresholds a call crossed (each once per period).
+    async fn check_budget_alerts(&self) {
+        if let Err(e) = self
+            .money
+            .check_alerts(&self.ctx.db, &self.ctx.telegram, chrono::Utc::now())
+            .await
+        {
+            tracing::warn!(error = %e, "budget alert check failed; the scheduler checks again");
+        }
     }
 
     /// Records that Telegram took the reply. A send cannot be undone, and a reply left unsent
@@ -575,13 +590,6 @@ impl Pipeline {
         self.money
             .record_call(db, metrics, call, &outcome.attempts, chrono::Utc::now())
             .await?;
-        if let Err(e) = self
-            .money
-            .check_alerts(db, &self.ctx.telegram, chrono::Utc::now())
-            .await
-        {
-            tracing::warn!(error = %e, "budget alert check failed; the scheduler checks again");
-        }
         match outcome.result {
             Ok(completion) if self.handoff.tool_called(&completion).is_some() => {
                 let reason = self.handoff.tool_called(&completion).unwrap_or_default();
