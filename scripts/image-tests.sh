@@ -154,9 +154,16 @@ done
   || fail "no reply from the LLM reached the fake Telegram within 20 s (got '${reply}')"
 ok "bot image: a webhook update is answered with the LLM's text (Telegram via --add-host, LLM via DNS)"
 
-curl -fsS http://127.0.0.1:9090/metrics >"${work}/metrics" || fail "/metrics on 9090"
-grep -q '^botfleet_messages_sent_total 1$' "${work}/metrics" \
-  || fail "/metrics lacks botfleet_messages_sent_total 1: $(grep botfleet_messages "${work}/metrics")"
+# The fake Telegram records the message before its answer reaches the bot, and the bot counts
+# the message when that answer arrives: the counter may lag the reply by a moment.
+counted=0
+for _ in $(seq 1 50); do
+  curl -fsS http://127.0.0.1:9090/metrics >"${work}/metrics" || fail "/metrics on 9090"
+  if grep -q '^botfleet_messages_sent_total 1$' "${work}/metrics"; then counted=1; break; fi
+  sleep 0.1
+done
+[ "${counted}" = 1 ] \
+  || fail "/metrics lacks botfleet_messages_sent_total 1 5 s after the reply: $(grep botfleet_messages "${work}/metrics")"
 ok "bot image: /metrics on 9090 counts the reply"
 
 [ -s "${work}/data/botfleet.db" ] || fail "no botfleet.db in the /data volume: $(ls -la "${work}/data")"
