@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", render::prometheus_rules_file(&rule));
         }
         Command::Run(args) => {
+            botfleet_operator::process::memory::limit_malloc_arenas();
             tokio::runtime::Runtime::new()?.block_on(botfleet_operator::controller::run(*args))?
         }
     }

@@ -195,13 +195,11 @@ pub async fn apply_children(
         // What is there now: from the cache, or (a kind not watched) from the API server.
         let previous_version = match cache.get(&key) {
             Ok(Some(cached)) => {
-                if cached.applied_hash.as_deref() == Some(hash.as_str())
-                    && !cached.deleting
-                    && cache.unchanged_since_apply(&key, &cached)
+                if cached.carries_hash(&hash) && !cached.deleting && cached.unchanged_since_apply()
                 {
                     continue;
                 }
-                Some(cached.resource_version)
+                Some(cached.resource_version.to_string())
             }
             Ok(None) => None,
             Err(()) => {
@@ -231,16 +229,24 @@ pub async fn apply_children(
                 &Patch::Apply(&object),
             )
             .await
-            .map_err(|source| ChildError::Apply {
-                child: child.clone(),
-                source,
+            .map_err(|source| {
+                if is_monitoring(api_version)
+                    && matches!(&source, kube::Error::Api(s) if s.code == 404)
+                {
+                    // The prometheus-operator CRDs are gone: ask discovery again next time.
+                    ctx.monitoring.forget();
+                }
+                ChildError::Apply {
+                    child: child.clone(),
+                    source,
+                }
             })?;
         let answered_version = answered
             .metadata
             .resource_version
             .clone()
             .unwrap_or_default();
-        cache.record_applied(key, &serde_json::to_value(&answered).unwrap_or(Value::Null));
+        cache.record_applied(key, &answered);
         match previous_version {
             None => {
                 tracing::info!(kind, name, namespace, "created child");
@@ -301,7 +307,7 @@ pub async fn delete_obsolete(
                 .children_of(namespace, bot, kind)
                 .into_iter()
                 .map(|(name, c)| {
-                    let controlled = c.controller_uid.as_deref() == Some(owner_uid);
+                    let controlled = c.is_controlled_by(owner_uid);
                     (name, controlled, c.deleting)
                 })
                 .collect()

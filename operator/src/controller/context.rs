@@ -1,5 +1,5 @@
 //! What every reconcile shares: the API client, the cache of children the watches keep, the
-//! Telegram client, operator-wide defaults, the event recorder, metrics, the discovery cache,
+//! Telegram client, operator-wide defaults, the event publisher, metrics, the discovery cache,
 //! the per-bot error backoff and the last `getWebhookInfo` answers.
 
 use std::collections::{HashMap, HashSet};
@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use super::cache::ChildCache;
 use super::discovery::MonitoringDiscovery;
+use super::events::EventPublisher;
 use crate::crd::TelegramBot;
 use crate::process::metrics::Metrics;
 use crate::render::RenderDefaults;
@@ -69,9 +69,8 @@ pub struct Context {
     /// Children and Secrets as the watches last saw them.
     pub cache: Arc<ChildCache>,
     pub config: ContextConfig,
-    reporter: Reporter,
-    /// One event recorder per bot: a recorder prunes its whole cache of recent events on every
-    /// publish, so one shared by thousands of bots costs more per event the larger the fleet.
+    /// Events about the bots (with a compact memory of recent ones, for series).
+    pub events: EventPublisher,
     pub metrics: Arc<Metrics>,
     pub monitoring: MonitoringDiscovery,
     failures: Mutex<HashMap<String, u32>>,
@@ -81,18 +80,16 @@ pub struct Context {
     stores: Mutex<Vec<Store<TelegramBot>>>,
     /// Per bot: when Telegram was last asked, for which registration, and its answer.
     webhook_info: Mutex<HashMap<String, (Instant, String, WebhookInfo)>>,
-    recorders: Mutex<HashMap<String, Recorder>>,
 }
 
 impl Context {
     pub fn new(client: Client, config: ContextConfig, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter {
-            controller: super::children::FIELD_MANAGER.to_string(),
-            instance: config.instance.clone(),
-        };
         Self {
-            reporter,
-            recorders: Mutex::new(HashMap::new()),
+            events: EventPublisher::new(
+                client.clone(),
+                super::children::FIELD_MANAGER.to_string(),
+                config.instance.clone(),
+            ),
             telegram: TelegramClient::new(config.telegram_timeout),
             cache: Arc::new(ChildCache::new()),
             monitoring: MonitoringDiscovery::new(config.discovery_ttl),
@@ -104,24 +101,6 @@ impl Context {
             stores: Mutex::new(Vec::new()),
             webhook_info: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The event recorder of the bot `key` (`namespace/name`).
-    pub fn recorder(&self, key: &str) -> Recorder {
-        self.recorders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.to_string())
-            .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
-            .clone()
-    }
-
-    /// Forgets the recorder of a bot that is gone.
-    pub fn forget_recorder(&self, key: &str) {
-        self.recorders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
     }
 
     /// Telegram's last answer for `key`'s registration `digest`, if recent enough to reuse.

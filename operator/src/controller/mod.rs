@@ -10,6 +10,7 @@ pub mod cache;
 pub mod children;
 pub mod context;
 pub mod discovery;
+pub mod events;
 pub mod reconcile;
 pub mod status;
 pub mod subset;
@@ -189,6 +190,9 @@ pub async fn run_with_client(
     )
     .await?;
     tracing::info!(%addr, namespaces = ?args.namespaces, "botfleet operator starting");
+    let trim = tokio::spawn(crate::process::memory::release_free_memory_periodically(
+        shutdown.clone(),
+    ));
     let ctx = Arc::new(Context::new(client.clone(), args.context_config(), metrics));
     ready.store(true, Ordering::Relaxed);
 
@@ -231,6 +235,7 @@ pub async fn run_with_client(
     }
     shutdown.cancel();
     let _ = http_task.await;
+    let _ = trim.await;
     tracing::info!("botfleet operator stopped");
     Ok(())
 }
@@ -352,6 +357,15 @@ fn knowledge_readers(
     bots: &reflector::Store<TelegramBot>,
     config_map: &kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::ConfigMap>,
 ) -> Vec<reflector::ObjectRef<TelegramBot>> {
+    // The operator's own ConfigMaps (every bot's config) are never knowledge; skipping them
+    // spares a pass over every bot per config applied.
+    if config_map
+        .labels()
+        .get("app.kubernetes.io/managed-by")
+        .is_some_and(|m| m == children::FIELD_MANAGER)
+    {
+        return Vec::new();
+    }
     let namespace = config_map.namespace();
     let name = config_map.name_any();
     bots.state()

@@ -9,13 +9,13 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
 use super::cache::ChildKey;
 use super::children::{self, ChildError, ChildrenOutcome};
 use super::context::Context;
+use super::events::{Event, EventType};
 use super::status::{MonitoringState, Observed, Problem, WebhookState, condition, desired_status};
 use super::webhook::{self, WebhookError};
 use crate::crd::{TelegramBot, condition_types as types};
@@ -279,7 +279,7 @@ async fn handler_deployment(
     };
     match ctx.cache.get(&key) {
         Ok(cached) => Ok(cached.map(|c| {
-            let rollout = c.rollout.unwrap_or_default();
+            let rollout = c.rollout.map(|r| *r).unwrap_or_default();
             let mut deployment = Deployment::default();
             deployment.metadata.generation = rollout.generation;
             deployment.status = Some(DeploymentStatus {
@@ -506,7 +506,6 @@ async fn cleanup(
     if webhook::has_finalizer(bot) {
         deregister_webhook(ctx, api, bot, "the TelegramBot is being deleted").await?;
     }
-    ctx.forget_recorder(&key(bot));
     Ok(Action::await_change())
 }
 
@@ -605,11 +604,7 @@ async fn publish(
         action: action.to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx
-        .recorder(&key(bot))
-        .publish(&event, &bot.object_ref(&()))
-        .await
-    {
+    if let Err(e) = ctx.events.publish(&event, &bot.object_ref(&())).await {
         tracing::warn!(bot = %key(bot), reason, error = %e, "could not record an event");
     }
 }

@@ -5,7 +5,7 @@
 //! label), its controlling owner, the applied-hash annotation, a digest of its content (all but
 //! `status` and server-managed metadata) and, for Deployments, the rollout numbers the status
 //! needs. That is what deciding "apply or skip", finding obsolete children and writing the
-//! status need, at a few hundred bytes per child instead of the whole object.
+//! status need, at about a hundred bytes per child instead of the whole object ([`store`]).
 //!
 //! Hand edits are noticed through the content digest: after each apply the reconciler records
 //! the digest of the object the API server answered with ([`ChildCache::record_applied`]); a
@@ -17,8 +17,7 @@
 //! controller uses as triggers ([`kube::runtime::Controller::owns_stream_with`]); a child
 //! deleted out of band therefore reconciles its bot, which re-applies it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
@@ -32,6 +31,10 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::children::{FIELD_MANAGER, OwnedKind};
+
+mod store;
+pub use store::{CachedChild, ChildKey, RolloutState, content_digest};
+use store::{ChildStore, Seen};
 
 /// The annotation every applied child carries: a digest of exactly the object the operator
 /// applied (without this annotation). A spec change changes it, so the apply that prunes what
@@ -50,114 +53,6 @@ const FOREIGN_ANNOTATIONS: &[&str] = &[
     "volume.kubernetes.io/selected-node",
 ];
 
-/// Where a child lives.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChildKey {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-/// The rollout numbers of a Deployment (what the bot's status reports).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RolloutState {
-    pub generation: Option<i64>,
-    pub observed_generation: Option<i64>,
-    pub replicas: Option<i32>,
-    pub ready_replicas: Option<i32>,
-    pub updated_replicas: Option<i32>,
-}
-
-/// What the cache keeps of one child.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CachedChild {
-    /// `app.kubernetes.io/instance`: the bot it belongs to.
-    pub instance: String,
-    /// The uid of its controlling owner reference.
-    pub controller_uid: Option<String>,
-    /// [`APPLIED_HASH_ANNOTATION`].
-    pub applied_hash: Option<String>,
-    /// [`content_digest`] of the object as last seen.
-    pub content: u64,
-    pub deleting: bool,
-    pub resource_version: String,
-    /// Deployments only.
-    pub rollout: Option<RolloutState>,
-}
-
-impl CachedChild {
-    fn from_object(object: &Value) -> Self {
-        let meta = &object["metadata"];
-        let rollout = (object["kind"] == "Deployment").then(|| {
-            let status = &object["status"];
-            let int = |v: &Value| v.as_i64();
-            RolloutState {
-                generation: int(&meta["generation"]),
-                observed_generation: int(&status["observedGeneration"]),
-                replicas: int(&status["replicas"]).map(|n| n as i32),
-                ready_replicas: int(&status["readyReplicas"]).map(|n| n as i32),
-                updated_replicas: int(&status["updatedReplicas"]).map(|n| n as i32),
-            }
-        });
-        Self {
-            instance: meta["labels"]["app.kubernetes.io/instance"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            controller_uid: meta["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|r| r["controller"] == true)
-                .and_then(|r| r["uid"].as_str())
-                .map(str::to_string),
-            applied_hash: meta["annotations"][APPLIED_HASH_ANNOTATION]
-                .as_str()
-                .map(str::to_string),
-            content: content_digest(object),
-            deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
-            resource_version: meta["resourceVersion"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            rollout,
-        }
-    }
-}
-
-/// A digest of what a person or the operator could have changed on the object: everything but
-/// `status`, server-managed metadata (uid, resourceVersion, generation, managedFields, ...) and
-/// other controllers' annotations.
-pub fn content_digest(object: &Value) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    if let Value::Object(map) = object {
-        for (key, value) in map {
-            match key.as_str() {
-                "status" | "apiVersion" | "kind" => {}
-                "metadata" => {
-                    for field in ["labels", "ownerReferences", "finalizers"] {
-                        field.hash(&mut hasher);
-                        value[field].to_string().hash(&mut hasher);
-                    }
-                    if let Some(annotations) = value["annotations"].as_object() {
-                        for (k, v) in annotations {
-                            if !FOREIGN_ANNOTATIONS.contains(&k.as_str()) {
-                                k.hash(&mut hasher);
-                                v.to_string().hash(&mut hasher);
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    key.hash(&mut hasher);
-                    value.to_string().hash(&mut hasher);
-                }
-            }
-        }
-    }
-    hasher.finish()
-}
-
 /// A digest (hex) of an object as the operator applies it, for [`APPLIED_HASH_ANNOTATION`].
 pub fn applied_hash(desired: &Value) -> String {
     use sha2::{Digest, Sha256};
@@ -174,15 +69,11 @@ type Scope = Option<String>;
 
 #[derive(Default)]
 struct State {
-    children: HashMap<ChildKey, CachedChild>,
-    /// (namespace, instance) → (kind, name): the children of one bot.
-    by_bot: HashMap<(String, String), BTreeSet<(String, String)>>,
+    children: ChildStore,
     /// (kind, scope) of the child watches whose first list is complete.
     synced: HashSet<(String, Scope)>,
     /// Objects listed since the watch of (kind, scope) (re)started, until its list completes.
     relisting: HashMap<(String, Scope), HashSet<ChildKey>>,
-    /// The content digest of each child as the API server answered the operator's last apply.
-    applied: HashMap<ChildKey, u64>,
     /// (namespace, name) → resourceVersion of every Secret in the watched scopes.
     secrets: HashMap<(String, String), String>,
     secrets_synced: HashSet<Scope>,
@@ -197,37 +88,6 @@ struct State {
 
 /// The `synced` entry of the metadata-only ConfigMap watch.
 const CONFIG_MAP_VERSIONS: &str = "ConfigMap/versions";
-
-impl State {
-    fn upsert(&mut self, key: ChildKey, child: CachedChild) {
-        if let Some(old) = self.children.get(&key)
-            && old.instance != child.instance
-        {
-            let old_bot = (key.namespace.clone(), old.instance.clone());
-            if let Some(set) = self.by_bot.get_mut(&old_bot) {
-                set.remove(&(key.kind.clone(), key.name.clone()));
-            }
-        }
-        self.by_bot
-            .entry((key.namespace.clone(), child.instance.clone()))
-            .or_default()
-            .insert((key.kind.clone(), key.name.clone()));
-        self.children.insert(key, child);
-    }
-
-    fn remove(&mut self, key: &ChildKey) {
-        if let Some(old) = self.children.remove(key) {
-            let bot = (key.namespace.clone(), old.instance);
-            if let Some(set) = self.by_bot.get_mut(&bot) {
-                set.remove(&(key.kind.clone(), key.name.clone()));
-                if set.is_empty() {
-                    self.by_bot.remove(&bot);
-                }
-            }
-        }
-        self.applied.remove(key);
-    }
-}
 
 /// The children and Secrets the watches have seen. Shared by every controller of the process.
 #[derive(Default)]
@@ -307,7 +167,11 @@ impl ChildCache {
         if !self.is_synced(&key.kind, &key.namespace) {
             return Err(());
         }
-        Ok(self.read().children.get(key).cloned())
+        Ok(self
+            .read()
+            .children
+            .get(&key.kind, &key.namespace, &key.name)
+            .cloned())
     }
 
     /// The cached children of kind `kind` of the bot `instance` in `namespace`.
@@ -317,34 +181,14 @@ impl ChildCache {
         instance: &str,
         kind: &str,
     ) -> Vec<(String, CachedChild)> {
-        let state = self.read();
-        let Some(set) = state
-            .by_bot
-            .get(&(namespace.to_string(), instance.to_string()))
-        else {
-            return Vec::new();
-        };
-        set.iter()
-            .filter(|(k, _)| k == kind)
-            .filter_map(|(k, name)| {
-                let key = ChildKey {
-                    kind: k.clone(),
-                    namespace: namespace.to_string(),
-                    name: name.clone(),
-                };
-                state.children.get(&key).map(|c| (name.clone(), c.clone()))
-            })
-            .collect()
+        self.read().children.children_of(namespace, instance, kind)
     }
 
     /// Remembers the content of a child as the API server answered an apply.
-    pub fn record_applied(&self, key: ChildKey, answered: &Value) {
-        self.write().applied.insert(key, content_digest(answered));
-    }
-
-    /// Whether the cached child is exactly as the operator's last apply left it.
-    pub fn unchanged_since_apply(&self, key: &ChildKey, cached: &CachedChild) -> bool {
-        self.read().applied.get(key) == Some(&cached.content)
+    pub fn record_applied(&self, key: ChildKey, answered: &DynamicObject) {
+        self.write()
+            .children
+            .set_applied(key, content_digest(answered));
     }
 
     /// Every cached child with its resourceVersion (tests wait for the cache to catch up).
@@ -352,7 +196,7 @@ impl ChildCache {
         self.read()
             .children
             .iter()
-            .map(|(k, c)| (k.clone(), c.resource_version.clone()))
+            .map(|(k, c)| (k, c.resource_version.to_string()))
             .collect()
     }
 
@@ -380,23 +224,21 @@ impl ChildCache {
             namespace: o.namespace().unwrap_or_default(),
             name: o.name_any(),
         };
-        let value_of = |o: &DynamicObject| {
-            let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
-            v["kind"] = Value::String(kind.to_string());
-            v
-        };
         let mut state = self.write();
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                let key = key_of(o);
+                let Some(seen) = Seen::of(o, kind) else {
+                    return;
+                };
                 if matches!(event, watcher::Event::InitApply(_))
-                    && let Some(seen) = state.relisting.get_mut(&(kind.to_string(), scope.clone()))
+                    && let Some(relisted) =
+                        state.relisting.get_mut(&(kind.to_string(), scope.clone()))
                 {
-                    seen.insert(key.clone());
+                    relisted.insert(seen.key.clone());
                 }
-                state.upsert(key, CachedChild::from_object(&value_of(o)));
+                state.children.upsert(seen);
             }
-            watcher::Event::Delete(o) => state.remove(&key_of(o)),
+            watcher::Event::Delete(o) => state.children.remove(&key_of(o)),
             watcher::Event::Init => {
                 state
                     .relisting
@@ -409,14 +251,14 @@ impl ChildCache {
                     .unwrap_or_default();
                 let gone: Vec<ChildKey> = state
                     .children
-                    .keys()
+                    .iter()
+                    .map(|(k, _)| k)
                     .filter(|k| {
-                        k.kind == kind && in_scope(scope, &k.namespace) && !seen.contains(*k)
+                        k.kind == kind && in_scope(scope, &k.namespace) && !seen.contains(k)
                     })
-                    .cloned()
                     .collect();
                 for key in gone {
-                    state.remove(&key);
+                    state.children.remove(&key);
                 }
                 state.synced.insert((kind.to_string(), scope.clone()));
                 drop(state);
