@@ -28,7 +28,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("botfleet");
+        let mut registry = botfleet_telemetry::metrics_registry();
         let reconcile_total = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         // Both results exist from the start, so rate() works before the first error.
         for result in [RESULT_SUCCESS, RESULT_ERROR] {
