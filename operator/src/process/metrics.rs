@@ -97,23 +97,15 @@ mod tests {
         metrics.record_reconcile(true, Duration::from_millis(20));
         metrics.set_managed_bots(3);
         let text = metrics.encode();
-        assert!(
-            text.contains("botfleet_reconcile_total{result=\"success\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("botfleet_reconcile_total{result=\"error\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("botfleet_reconcile_duration_seconds_count 3"),
-            "{text}"
-        );
-        assert!(text.contains("botfleet_managed_bots 3"), "{text}");
-        assert!(
-            text.contains("# TYPE botfleet_reconcile_total counter"),
-            "{text}"
-        );
+        for expected in [
+            "botfleet_reconcile_total{result=\"success\"} 2",
+            "botfleet_reconcile_total{result=\"error\"} 1",
+            "botfleet_reconcile_duration_seconds_count 3",
+            "botfleet_managed_bots 3",
+            "# TYPE botfleet_reconcile_total counter",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from {text}");
+        }
         assert!(!text.contains("# EOF"), "{text}");
         assert!(botfleet_telemetry::encode_openmetrics(metrics.registry()).ends_with("# EOF\n"));
     }
