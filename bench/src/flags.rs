@@ -14,57 +14,62 @@ pub struct Flag {
     pub help: &'static str,
 }
 
+impl Flag {
+    /// A flag set on the command line only.
+    pub const fn new(name: &'static str, default: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            env: None,
+            default,
+            help,
+        }
+    }
+
+    /// The same flag, also set by the environment variable `env`.
+    pub const fn or_env(self, env: &'static str) -> Self {
+        Self {
+            env: Some(env),
+            ..self
+        }
+    }
+}
+
 /// `--db`: the databases a bot benchmark runs on.
-pub const DB: Flag = Flag {
-    name: "db",
-    env: Some("BENCH_DBS"),
-    default: "sqlite,postgres",
-    help: "databases to run on (sqlite, postgres)",
-};
+pub const DB: Flag = Flag::new(
+    "db",
+    "sqlite,postgres",
+    "databases to run on (sqlite, postgres)",
+)
+.or_env("BENCH_DBS");
 /// `--database-url`: the PostgreSQL server a fresh database is created on.
-pub const DATABASE_URL: Flag = Flag {
-    name: "database-url",
-    env: Some("BENCH_DATABASE_URL"),
-    default: "postgres://postgres@127.0.0.1:5432/test",
-    help: "PostgreSQL admin URL; a fresh database is created next to it",
-};
+pub const DATABASE_URL: Flag = Flag::new(
+    "database-url",
+    "postgres://postgres@127.0.0.1:5432/test",
+    "PostgreSQL admin URL; a fresh database is created next to it",
+)
+.or_env("BENCH_DATABASE_URL");
 /// `--bot-bin`: the `botfleet-bot` binary under test.
-pub const BOT_BIN: Flag = Flag {
-    name: "bot-bin",
-    env: Some("BOTFLEET_BOT_BIN"),
-    default: "",
-    help: "botfleet-bot binary (default: next to this one)",
-};
+pub const BOT_BIN: Flag = Flag::new(
+    "bot-bin",
+    "",
+    "botfleet-bot binary (default: next to this one)",
+)
+.or_env("BOTFLEET_BOT_BIN");
 
 /// `--llm-latency-ms`: the fixed latency of the fake LLM.
-pub const LLM_LATENCY_MS: Flag = Flag {
-    name: "llm-latency-ms",
-    env: None,
-    default: "200",
-    help: "fixed latency of the fake LLM",
-};
+pub const LLM_LATENCY_MS: Flag =
+    Flag::new("llm-latency-ms", "200", "fixed latency of the fake LLM");
 /// `--pg-plan-cache-mode`: a diagnostic setting of the fresh PostgreSQL database.
-pub const PG_PLAN_CACHE_MODE: Flag = Flag {
-    name: "pg-plan-cache-mode",
-    env: None,
-    default: "",
-    help: "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
-};
+pub const PG_PLAN_CACHE_MODE: Flag = Flag::new(
+    "pg-plan-cache-mode",
+    "",
+    "diagnostic: ALTER DATABASE SET plan_cache_mode (e.g. force_custom_plan) on the fresh PostgreSQL database",
+);
 
 /// `--runs`: how many times a database benchmark times each query.
-pub const RUNS: Flag = Flag {
-    name: "runs",
-    env: None,
-    default: "200",
-    help: "timed runs of each query",
-};
+pub const RUNS: Flag = Flag::new("runs", "200", "timed runs of each query");
 /// `--keep`: keep the scratch database of a database benchmark for a look afterwards.
-pub const KEEP: Flag = Flag {
-    name: "keep",
-    env: None,
-    default: "false",
-    help: "keep the scratch database (true or false)",
-};
+pub const KEEP: Flag = Flag::new("keep", "false", "keep the scratch database (true or false)");
 
 pub struct Flags {
     values: HashMap<&'static str, String>,

@@ -30,6 +30,12 @@ pub struct RigInputs {
 
 impl RigInputs {
     pub fn from_flags(flags: &Flags) -> Self {
+        Self::with_llm_latency(flags, Duration::from_millis(flags.get("llm-latency-ms")))
+    }
+
+    /// The inputs of [`FLAGS`] but for the model's latency, which a benchmark that paces the
+    /// model itself gives (it leaves `--llm-latency-ms` out of its flags).
+    pub fn with_llm_latency(flags: &Flags, llm_latency: Duration) -> Self {
         let bot_bin = flags.text("bot-bin");
         Self {
             dbs: flags.list("db"),
@@ -39,7 +45,7 @@ impl RigInputs {
             } else {
                 bot_bin.into()
             },
-            llm_latency: Duration::from_millis(flags.get("llm-latency-ms")),
+            llm_latency,
             plan_cache_mode: flags.text("pg-plan-cache-mode"),
         }
     }

@@ -60,6 +60,9 @@ impl<T> SqlContext<T> for Result<T, sqlx::Error> {
     }
 }
 
+/// A statement with its arguments bound, ready to run on either dialect.
+pub type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {

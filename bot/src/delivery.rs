@@ -30,8 +30,9 @@ pub async fn send_with_buttons(
 ) -> Result<usize, TelegramError> {
     match ctx
         .telegram
-        .send_with_buttons(chat_id, text, format, priority, buttons)
+        .send_returning_ids(chat_id, text, format, priority, buttons)
         .await
+        .map(|ids| ids.len())
     {
         Ok(parts) => {
             ctx.metrics.messages_sent.inc_by(parts as u64);

@@ -114,7 +114,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("botfleet");
+        let mut registry = botfleet_telemetry::metrics_registry();
         let m = Self {
             telegram_updates: Family::default(),
             webhook_rejected: Family::default(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use botfleet_api::{BotConfig, ModelPrice};
 use botfleet_bot::metrics::Metrics;
-use botfleet_bot::money::{CallContext, Money, RequestType};
+use botfleet_bot::money::{CallContext, Money, RequestType, RollupRow, UsageTotals};
 use botfleet_llm::{Attempt, Outcome, Usage};
 use chrono::{DateTime, TimeZone, Utc};
 use support::TestDb;
@@ -115,20 +115,6 @@ type Rates = (
     Option<i64>,
     i64,
 );
-type RollupRow = (
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-);
 
 async fn ledger(t: &TestDb) -> Vec<LedgerRow> {
     type Raw = (
@@ -175,15 +161,10 @@ async fn ledger(t: &TestDb) -> Vec<LedgerRow> {
         .collect()
 }
 
+/// The rollup rows of the day of [`now`], every call of these tests.
 async fn rollup(t: &TestDb) -> Vec<RollupRow> {
-    sqlx::query_as(
-        "SELECT day, model, request_type, requests, errors, input_tokens, cache_read_tokens, \
-         cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, cost_nanos, unpriced_calls \
-         FROM llm_usage_daily ORDER BY day, model, request_type",
-    )
-    .fetch_all(&t.db.pool)
-    .await
-    .unwrap()
+    let day = now().date_naive();
+    money().rollup(&t.db, day, day).await.unwrap()
 }
 
 /// The value of one sample line of the exposition, e.g. `botfleet_x_total{a="b"}`.
@@ -279,34 +260,40 @@ async fn every_attempt_is_a_row_and_the_rollup_adds_up(t: TestDb) {
     assert_eq!(
         rollup(&t).await,
         vec![
-            (
-                "2026-11-22".into(),
-                sonnet.clone(),
-                chat_s.clone(),
-                2,
-                1,
-                21,
-                0,
-                1536,
-                652,
-                393,
-                15_630_000,
-                0
-            ),
-            (
-                "2026-11-22".into(),
-                "mystery-model".into(),
-                chat_s.clone(),
-                1,
-                0,
-                10,
-                0,
-                0,
-                0,
-                5,
-                0,
-                1
-            ),
+            RollupRow {
+                day: "2026-11-22".into(),
+                model: sonnet.clone(),
+                request_type: chat_s.clone(),
+                totals: UsageTotals {
+                    requests: 2,
+                    errors: 1,
+                    input_tokens: 21,
+                    cache_read_tokens: 0,
+                    cache_write_5m_tokens: 1536,
+                    cache_write_1h_tokens: 652,
+                    output_tokens: 393,
+                    cost_nanos: 15_630_000,
+                    unpriced_calls: 0,
+                    cache_saved_nanos: 0,
+                },
+            },
+            RollupRow {
+                day: "2026-11-22".into(),
+                model: "mystery-model".into(),
+                request_type: chat_s.clone(),
+                totals: UsageTotals {
+                    requests: 1,
+                    errors: 0,
+                    input_tokens: 10,
+                    cache_read_tokens: 0,
+                    cache_write_5m_tokens: 0,
+                    cache_write_1h_tokens: 0,
+                    output_tokens: 5,
+                    cost_nanos: 0,
+                    unpriced_calls: 1,
+                    cache_saved_nanos: 0,
+                },
+            },
         ]
     );
 
@@ -382,15 +369,16 @@ async fn every_attempt_is_a_row_and_the_rollup_adds_up(t: TestDb) {
         .await
         .unwrap();
     let rows = rollup(&t).await;
-    assert_eq!(rows[0].1, sonnet);
-    assert_eq!(
-        (rows[0].2.as_str(), rows[0].3, rows[0].10),
-        ("chat", 3, 31_260_000)
-    );
-    assert_eq!(
-        (rows[1].2.as_str(), rows[1].3, rows[1].10),
-        ("followup", 1, 15_630_000)
-    );
+    fn counts(row: &RollupRow) -> (&str, i64, i64) {
+        (
+            row.request_type.as_str(),
+            row.totals.requests,
+            row.totals.cost_nanos,
+        )
+    }
+    assert_eq!(rows[0].model, sonnet);
+    assert_eq!(counts(&rows[0]), ("chat", 3, 31_260_000));
+    assert_eq!(counts(&rows[1]), ("followup", 1, 15_630_000));
     assert_eq!(ledger(&t).await.len(), 5);
 }
 
@@ -419,8 +407,9 @@ async fn many_one_token_calls_roll_up_exactly(t: TestDb) {
     }
     let rows = rollup(&t).await;
     assert_eq!(rows.len(), 1);
+    let totals = &rows[0].totals;
     assert_eq!(
-        (rows[0].3, rows[0].5, rows[0].10),
+        (totals.requests, totals.input_tokens, totals.cost_nanos),
         (20_000, 20_000, 6_000_000)
     );
     let ledger_sum: (i64, i64) =

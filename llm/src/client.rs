@@ -385,13 +385,7 @@ impl LlmClient {
             return self.error_response(model, started, status, &headers, &bytes);
         }
         let latency = started.elapsed();
-        let attempt = |outcome, usage| Attempt {
-            model: model.to_owned(),
-            outcome,
-            usage,
-            latency,
-            status: Some(status),
-        };
+        let attempt = |outcome, usage| attempt_record(model, latency, Some(status), outcome, usage);
         let parsed = serde_json::from_slice::<Value>(&bytes)
             .map_err(|_| ("body is not JSON", Usage::default()))
             .and_then(|json| {
@@ -478,13 +472,7 @@ impl LlmClient {
             }
         };
         let latency = started.elapsed();
-        let attempt = |outcome, usage| Attempt {
-            model: model.to_owned(),
-            outcome,
-            usage,
-            latency,
-            status: Some(status),
-        };
+        let attempt = |outcome, usage| attempt_record(model, latency, Some(status), outcome, usage);
 
         if broke.is_none() && reader.is_complete() {
             let usage = reader.usage();
@@ -544,13 +532,7 @@ impl LlmClient {
             error_type: read.error_type.map(|t| self.scrub(&t)),
             message: self.scrub(&read.message),
         };
-        let attempt = Attempt {
-            model: model.to_owned(),
-            outcome: read.outcome,
-            usage: Usage::default(),
-            latency,
-            status: Some(status),
-        };
+        let attempt = attempt_record(model, latency, Some(status), read.outcome, Usage::default());
         let failure = Failure::new(error, retry_after(headers, SystemTime::now()));
         (attempt, Err(failure))
     }
@@ -585,13 +567,7 @@ impl LlmClient {
     ) -> (Attempt, Result<(Answer, Usage), Failure>) {
         let (outcome, error) = self.transport_error(model, error);
         tracing::debug!(%model, %outcome, "LLM request got no response");
-        let attempt = Attempt {
-            model: model.to_owned(),
-            outcome,
-            usage: Usage::default(),
-            latency: started.elapsed(),
-            status,
-        };
+        let attempt = attempt_record(model, started.elapsed(), status, outcome, Usage::default());
         (attempt, Err(Failure::new(error, None)))
     }
 
@@ -612,6 +588,24 @@ impl LlmClient {
 /// unknown model; not a bad request, bad credentials or an exhausted account.
 fn worth_a_fallback(error: &LlmError) -> bool {
     error.outcome().is_retryable() || error.status() == Some(404)
+}
+
+/// The record of one HTTP call once its outcome is known: what the ledger and the metrics
+/// count.
+fn attempt_record(
+    model: &str,
+    latency: Duration,
+    status: Option<u16>,
+    outcome: Outcome,
+    usage: Usage,
+) -> Attempt {
+    Attempt {
+        model: model.to_owned(),
+        outcome,
+        usage,
+        latency,
+        status,
+    }
 }
 
 /// The error and its causes on one line (reqwest's own message hides the cause).

@@ -477,39 +477,23 @@ mod tests {
             tokens: 50,
             field: MaxTokensField::MaxTokens,
         };
-        let anthropic = Provider::Anthropic.body(
-            "c",
-            &request,
-            std::slice::from_ref(&tool),
-            limit,
-            false,
-            PromptCacheTtl::FiveMinutes,
-        );
+        let body = |provider: Provider, model, tools: &[Tool]| {
+            provider.body(
+                model,
+                &request,
+                tools,
+                limit,
+                false,
+                PromptCacheTtl::FiveMinutes,
+            )
+        };
+        let anthropic = body(Provider::Anthropic, "c", std::slice::from_ref(&tool));
         assert_eq!(anthropic["tools"][0]["name"], "handoff_to_human");
         assert_eq!(anthropic["tools"][0]["input_schema"]["type"], "object");
-        let openai = Provider::OpenAi.body(
-            "g",
-            &request,
-            std::slice::from_ref(&tool),
-            limit,
-            false,
-            PromptCacheTtl::FiveMinutes,
-        );
+        let openai = body(Provider::OpenAi, "g", std::slice::from_ref(&tool));
         assert_eq!(openai["tools"][0]["type"], "function");
         assert_eq!(openai["tools"][0]["function"]["name"], "handoff_to_human");
-        assert_eq!(
-            Provider::OpenAi
-                .body(
-                    "g",
-                    &request,
-                    &[],
-                    limit,
-                    false,
-                    PromptCacheTtl::FiveMinutes
-                )
-                .get("tools"),
-            None
-        );
+        assert_eq!(body(Provider::OpenAi, "g", &[]).get("tools"), None);
 
         let (answer, _) = Provider::Anthropic
             .parse_answer(&json!({"content": [

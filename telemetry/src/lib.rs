@@ -53,6 +53,12 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// An empty registry whose metrics are named `botfleet_…`, as the bot's and the operator's
+/// all are.
+pub fn metrics_registry() -> Registry {
+    Registry::with_prefix("botfleet")
+}
+
 /// OpenMetrics text, as prometheus-client writes it.
 pub fn encode_openmetrics(registry: &Registry) -> String {
     let mut out = String::new();
@@ -130,7 +136,7 @@ mod tests {
 
     #[test]
     fn counters_keep_their_total_suffix_in_prometheus_text() {
-        let mut registry = Registry::with_prefix("botfleet");
+        let mut registry = metrics_registry();
         let sent = Counter::<u64>::default();
         let pending = Gauge::<i64>::default();
         registry.register("messages_sent", "Messages sent", sent.clone());

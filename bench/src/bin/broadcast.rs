@@ -31,12 +31,7 @@ const FLAGS: &[Flag] = &[
     flags::DB,
     flags::DATABASE_URL,
     flags::BOT_BIN,
-    Flag {
-        name: "recipients",
-        env: None,
-        default: "10000",
-        help: "leads the broadcast goes to",
-    },
+    Flag::new("recipients", "10000", "leads the broadcast goes to"),
 ];
 
 const OWNER: i64 = 1;

@@ -26,30 +26,22 @@ use botfleet_bench::rig::{self, Rig, RigInputs, run_each};
 
 /// Besides [`rig::FLAGS`].
 const FLAGS: &[Flag] = &[
-    Flag {
-        name: "workers",
-        env: None,
-        default: "1,8,32,64",
-        help: "BOTFLEET_WORKERS values to run",
-    },
-    Flag {
-        name: "seconds",
-        env: None,
-        default: "5",
-        help: "burst size: about this many seconds of work at the ideal rate",
-    },
-    Flag {
-        name: "probes",
-        env: None,
-        default: "5",
-        help: "single updates answered one at a time before the burst",
-    },
-    Flag {
-        name: "connections",
-        env: None,
-        default: "32",
-        help: "concurrent webhook connections of the burst",
-    },
+    Flag::new("workers", "1,8,32,64", "BOTFLEET_WORKERS values to run"),
+    Flag::new(
+        "seconds",
+        "5",
+        "burst size: about this many seconds of work at the ideal rate",
+    ),
+    Flag::new(
+        "probes",
+        "5",
+        "single updates answered one at a time before the burst",
+    ),
+    Flag::new(
+        "connections",
+        "32",
+        "concurrent webhook connections of the burst",
+    ),
 ];
 
 struct Inputs {

@@ -34,12 +34,7 @@ struct Args {
 
 const FLAGS: &[Flag] = &[
     flags::DATABASE_URL,
-    Flag {
-        name: "leads",
-        env: None,
-        default: "1000000",
-        help: "leads to seed",
-    },
+    Flag::new("leads", "1000000", "leads to seed"),
     flags::RUNS,
     flags::KEEP,
 ];

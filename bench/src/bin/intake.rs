@@ -24,54 +24,26 @@ use botfleet_bench::rig::{self, Rig, RigInputs, run_each};
 
 /// Besides [`rig::FLAGS`].
 const FLAGS: &[Flag] = &[
-    Flag {
-        name: "steady-rate",
-        env: None,
-        default: "1000",
-        help: "updates/s of the steady run",
-    },
-    Flag {
-        name: "steady-secs",
-        env: None,
-        default: "10",
-        help: "length of the steady run",
-    },
-    Flag {
-        name: "rates",
-        env: None,
-        default: "500,1000,2000,4000,8000",
-        help: "offered rates of the step-up",
-    },
-    Flag {
-        name: "step-secs",
-        env: None,
-        default: "3",
-        help: "length of each step",
-    },
-    Flag {
-        name: "p99-limit-ms",
-        env: None,
-        default: "50",
-        help: "a step whose p99 is above this ends the step-up",
-    },
-    Flag {
-        name: "workers",
-        env: None,
-        default: "",
-        help: "BOTFLEET_WORKERS (default: the bot's own)",
-    },
-    Flag {
-        name: "chats",
-        env: None,
-        default: "10000",
-        help: "distinct users the updates come from",
-    },
-    Flag {
-        name: "max-in-flight",
-        env: None,
-        default: "512",
-        help: "requests in flight before sends are shed (counted as errors)",
-    },
+    Flag::new("steady-rate", "1000", "updates/s of the steady run"),
+    Flag::new("steady-secs", "10", "length of the steady run"),
+    Flag::new(
+        "rates",
+        "500,1000,2000,4000,8000",
+        "offered rates of the step-up",
+    ),
+    Flag::new("step-secs", "3", "length of each step"),
+    Flag::new(
+        "p99-limit-ms",
+        "50",
+        "a step whose p99 is above this ends the step-up",
+    ),
+    Flag::new("workers", "", "BOTFLEET_WORKERS (default: the bot's own)"),
+    Flag::new("chats", "10000", "distinct users the updates come from"),
+    Flag::new(
+        "max-in-flight",
+        "512",
+        "requests in flight before sends are shed (counted as errors)",
+    ),
 ];
 
 struct Inputs {

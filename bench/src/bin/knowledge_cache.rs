@@ -28,36 +28,15 @@ use botfleet_bot::knowledge::Knowledge;
 use botfleet_bot::telegram::TelegramError;
 
 const FLAGS: &[Flag] = &[
-    Flag {
-        name: "conversations",
-        env: None,
-        default: "50",
-        help: "leads in the conversation workload",
-    },
-    Flag {
-        name: "turns",
-        env: None,
-        default: "20",
-        help: "questions per lead",
-    },
-    Flag {
-        name: "knowledge-tokens",
-        env: None,
-        default: "20000",
-        help: "size of the knowledge base (estimated tokens)",
-    },
-    Flag {
-        name: "leads",
-        env: None,
-        default: "500",
-        help: "leads in the repeated-question workload",
-    },
-    Flag {
-        name: "questions",
-        env: None,
-        default: "30",
-        help: "distinct frequently asked questions",
-    },
+    Flag::new("conversations", "50", "leads in the conversation workload"),
+    Flag::new("turns", "20", "questions per lead"),
+    Flag::new(
+        "knowledge-tokens",
+        "20000",
+        "size of the knowledge base (estimated tokens)",
+    ),
+    Flag::new("leads", "500", "leads in the repeated-question workload"),
+    Flag::new("questions", "30", "distinct frequently asked questions"),
 ];
 
 /// Sonnet 4.5 list prices, nano-USD per token.

@@ -32,18 +32,12 @@ struct Args {
 
 const FLAGS: &[Flag] = &[
     flags::DATABASE_URL,
-    Flag {
-        name: "rows",
-        env: None,
-        default: "1000000",
-        help: "ledger rows to seed",
-    },
-    Flag {
-        name: "calls",
-        env: None,
-        default: "2000",
-        help: "calls recorded through record_call (timed)",
-    },
+    Flag::new("rows", "1000000", "ledger rows to seed"),
+    Flag::new(
+        "calls",
+        "2000",
+        "calls recorded through record_call (timed)",
+    ),
     flags::RUNS,
     flags::KEEP,
 ];

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
+use botfleet_bench::bot_process::{BotOptions, BotProcess};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
 use botfleet_bench::flags::{self, Flag, Flags};
@@ -33,24 +33,21 @@ const FLAGS: &[Flag] = &[
     flags::DATABASE_URL,
     flags::BOT_BIN,
     flags::PG_PLAN_CACHE_MODE,
-    Flag {
-        name: "replies",
-        env: None,
-        default: "10",
-        help: "replies measured per database and kind of chat, one at a time",
-    },
-    Flag {
-        name: "answer-seconds",
-        env: None,
-        default: "3",
-        help: "how long the fake model takes for the whole answer",
-    },
-    Flag {
-        name: "answer-words",
-        env: None,
-        default: "120",
-        help: "words (stream events) of the answer, spread evenly over its time",
-    },
+    Flag::new(
+        "replies",
+        "10",
+        "replies measured per database and kind of chat, one at a time",
+    ),
+    Flag::new(
+        "answer-seconds",
+        "3",
+        "how long the fake model takes for the whole answer",
+    ),
+    Flag::new(
+        "answer-words",
+        "120",
+        "words (stream events) of the answer, spread evenly over its time",
+    ),
 ];
 
 const TARGET_FIRST_TEXT: Duration = Duration::from_millis(600);
@@ -68,21 +65,10 @@ fn inputs() -> Inputs {
         "Time to first text and added latency of streamed replies",
         FLAGS,
     );
-    let bot_bin = flags.text("bot-bin");
     let answer = Duration::from_secs_f64(flags.get("answer-seconds"));
     Inputs {
         // The rig's inputs but for the model's pace, which is `--answer-seconds` here.
-        rig: RigInputs {
-            dbs: flags.list("db"),
-            admin_url: flags.text("database-url"),
-            bot_bin: if bot_bin.is_empty() {
-                default_bot_bin()
-            } else {
-                bot_bin.into()
-            },
-            llm_latency: answer,
-            plan_cache_mode: flags.text("pg-plan-cache-mode"),
-        },
+        rig: RigInputs::with_llm_latency(&flags, answer),
         replies: flags.get("replies"),
         answer,
         words: flags.get("answer-words"),

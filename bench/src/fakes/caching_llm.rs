@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
-use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::Served;
@@ -36,8 +35,7 @@ impl CachingLlm {
             answer,
             requests: 0,
         });
-        let routes = axum::Router::new().route("/v1/messages", post(handle));
-        let served = Served::start(inner, routes).await;
+        let served = Served::messages_api(inner, handle).await;
         Self {
             url: served.url.clone(),
             served,

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::Served;
@@ -52,8 +51,7 @@ impl FakeLlm {
             requests: AtomicU64::new(0),
             streams: Mutex::new(Vec::new()),
         };
-        let routes = axum::Router::new().route("/v1/messages", post(handle));
-        let served = Served::start(inner, routes).await;
+        let served = Served::messages_api(inner, handle).await;
         Self {
             url: served.url.clone(),
             served,

@@ -17,6 +17,16 @@ pub(crate) struct Served<S> {
 }
 
 impl<S: Send + Sync + 'static> Served<S> {
+    /// Serves `handler` as Anthropic's Messages API (`POST /v1/messages`), as the fake models do.
+    pub(crate) async fn messages_api<H, T>(state: S, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<S>>,
+        T: 'static,
+    {
+        let routes = axum::Router::new().route("/v1/messages", axum::routing::post(handler));
+        Self::start(state, routes).await
+    }
+
     pub(crate) async fn start(state: S, routes: axum::Router<Arc<S>>) -> Self {
         let state = Arc::new(state);
         let server = Loopback::serve(routes.with_state(state.clone())).await;

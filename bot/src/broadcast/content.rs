@@ -138,6 +138,22 @@ impl Content {
     }
 }
 
+/// A media request with the HTML as its caption (none when empty) and the keyboard under it.
+/// A photo and a document take them through setters of different request types (teloxide
+/// has no trait for captioned media), hence a macro.
+macro_rules! captioned {
+    ($request:expr, $html:expr, $keyboard:expr) => {{
+        let mut request = $request.parse_mode(ParseMode::Html);
+        if !$html.is_empty() {
+            request = request.caption($html);
+        }
+        if let Some(k) = $keyboard {
+            request = request.reply_markup(k);
+        }
+        request
+    }};
+}
+
 /// Sends `content` to one chat through the outbound limiter; returns the message Telegram
 /// created. One message per chat (the composer keeps text within Telegram's limit).
 pub async fn send(
@@ -173,28 +189,12 @@ pub async fn send(
                         request.await
                     }
                     Some(Media::Photo(id)) => {
-                        let mut request = bot
-                            .send_photo(chat, InputFile::file_id(FileId(id.clone())))
-                            .parse_mode(ParseMode::Html);
-                        if !html.is_empty() {
-                            request = request.caption(html);
-                        }
-                        if let Some(k) = keyboard {
-                            request = request.reply_markup(k);
-                        }
-                        request.await
+                        let file = InputFile::file_id(FileId(id.clone()));
+                        captioned!(bot.send_photo(chat, file), html, keyboard).await
                     }
                     Some(Media::Document(id)) => {
-                        let mut request = bot
-                            .send_document(chat, InputFile::file_id(FileId(id.clone())))
-                            .parse_mode(ParseMode::Html);
-                        if !html.is_empty() {
-                            request = request.caption(html);
-                        }
-                        if let Some(k) = keyboard {
-                            request = request.reply_markup(k);
-                        }
-                        request.await
+                        let file = InputFile::file_id(FileId(id.clone()));
+                        captioned!(bot.send_document(chat, file), html, keyboard).await
                     }
                 }
             }

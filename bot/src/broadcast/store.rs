@@ -12,7 +12,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::content::{Content, Media};
-use crate::db::{Db, SqlContext, SqlError};
+use crate::db::{AnyQuery, Db, SqlContext, SqlError};
 
 /// A broadcast row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,31 +34,47 @@ const COLUMNS: &str = "id, owner_chat_id, status, active_within_ms, scheduled_at
     photo_file_id, document_file_id, buttons, audience, progress_message_id, created_at, \
     started_at, finished_at";
 
-fn broadcast(row: &AnyRow) -> Result<Broadcast, sqlx::Error> {
-    let text: Option<String> = row.try_get("text_html")?;
-    let photo: Option<String> = row.try_get("photo_file_id")?;
-    let document: Option<String> = row.try_get("document_file_id")?;
-    let buttons: Option<String> = row.try_get("buttons")?;
-    let content = text.map(|text_html| Content {
-        text_html,
-        media: photo
-            .map(Media::Photo)
-            .or_else(|| document.map(Media::Document)),
-        buttons: Content::buttons_from_json(buttons.as_deref()),
-    });
-    Ok(Broadcast {
-        id: row.try_get("id")?,
-        owner_chat_id: row.try_get("owner_chat_id")?,
-        status: row.try_get("status")?,
-        active_within_ms: row.try_get("active_within_ms")?,
-        scheduled_at: row.try_get("scheduled_at")?,
-        content,
-        audience: row.try_get("audience")?,
-        progress_message_id: row.try_get("progress_message_id")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
+/// A row of [`COLUMNS`]; `action` names what failed if a column does not read.
+fn broadcast(row: &AnyRow, action: &'static str) -> Result<Broadcast, SqlError> {
+    let read = || -> Result<Broadcast, sqlx::Error> {
+        let text: Option<String> = row.try_get("text_html")?;
+        let photo: Option<String> = row.try_get("photo_file_id")?;
+        let document: Option<String> = row.try_get("document_file_id")?;
+        let buttons: Option<String> = row.try_get("buttons")?;
+        let content = text.map(|text_html| Content {
+            text_html,
+            media: photo
+                .map(Media::Photo)
+                .or_else(|| document.map(Media::Document)),
+            buttons: Content::buttons_from_json(buttons.as_deref()),
+        });
+        Ok(Broadcast {
+            id: row.try_get("id")?,
+            owner_chat_id: row.try_get("owner_chat_id")?,
+            status: row.try_get("status")?,
+            active_within_ms: row.try_get("active_within_ms")?,
+            scheduled_at: row.try_get("scheduled_at")?,
+            content,
+            audience: row.try_get("audience")?,
+            progress_message_id: row.try_get("progress_message_id")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    };
+    read().ctx(action)
+}
+
+/// The broadcast `query` (selecting [`COLUMNS`]) finds, if any: `finding` names a failed
+/// query, `reading` a row that does not read.
+async fn find_broadcast(
+    db: &Db,
+    query: AnyQuery,
+    finding: &'static str,
+    reading: &'static str,
+) -> Result<Option<Broadcast>, SqlError> {
+    let row = query.fetch_optional(&db.pool).await.ctx(finding)?;
+    row.map(|row| broadcast(&row, reading)).transpose()
 }
 
 /// Recipients by state.
@@ -123,21 +139,21 @@ pub async fn draft_awaiting(
     owner_chat_id: i64,
     update_id: i64,
 ) -> Result<Option<Broadcast>, SqlError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM broadcasts
          WHERE owner_chat_id = $1
            AND (status = 'composing' OR (status = 'previewed' AND content_update_id = $2))
          ORDER BY id DESC LIMIT 1"
     )))
     .bind(owner_chat_id)
-    .bind(update_id)
-    .fetch_optional(&db.pool)
+    .bind(update_id);
+    find_broadcast(
+        db,
+        query,
+        "looking for a broadcast draft",
+        "reading a broadcast draft",
+    )
     .await
-    .ctx("looking for a broadcast draft")?;
-    row.as_ref()
-        .map(broadcast)
-        .transpose()
-        .ctx("reading a broadcast draft")
 }
 
 /// Stores the draft's message; the draft waits for Confirm.
@@ -188,17 +204,11 @@ pub async fn audience(
 }
 
 pub async fn load(db: &Db, id: i64) -> Result<Option<Broadcast>, SqlError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM broadcasts WHERE id = $1"
     )))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await
-    .ctx("loading a broadcast")?;
-    row.as_ref()
-        .map(broadcast)
-        .transpose()
-        .ctx("reading a broadcast")
+    .bind(id);
+    find_broadcast(db, query, "loading a broadcast", "reading a broadcast").await
 }
 
 /// Confirm: the previewed draft is queued (the sender starts it when due). False when it is
@@ -250,7 +260,7 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<(Broadcast, Counts)>, Sql
     .ctx("listing broadcasts")?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let b = broadcast(row).ctx("reading a broadcast")?;
+        let b = broadcast(row, "reading a broadcast")?;
         let counts = counts(db, b.id).await?;
         out.push((b, counts));
     }
@@ -400,16 +410,18 @@ pub async fn claim(
     .fetch_all(&db.pool)
     .await
     .ctx("claiming broadcast recipients")?;
+    let action = "reading claimed recipients";
     let mut claimed = rows
         .iter()
         .map(|row| {
+            let chat_id = row.try_get("chat_id").ctx(action)?;
+            let attempts: i64 = row.try_get("attempts").ctx(action)?;
             Ok(Claimed {
-                chat_id: row.try_get("chat_id")?,
-                attempt: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                chat_id,
+                attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
             })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .ctx("reading claimed recipients")?;
+        .collect::<Result<Vec<_>, SqlError>>()?;
     if claimed.is_empty() {
         return Ok(claimed);
     }

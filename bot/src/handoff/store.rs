@@ -35,21 +35,25 @@ pub struct Handoff {
 }
 
 impl Handoff {
-    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            chat_id: row.try_get("chat_id")?,
-            reason: row.try_get("reason")?,
-            detail: row.try_get("detail")?,
-            summary: row.try_get("summary")?,
-            triggers: row.try_get("triggers")?,
-            opened_at: row.try_get("opened_at")?,
-            taken_by: row.try_get("taken_by")?,
-            taken_by_name: row.try_get("taken_by_name")?,
-            taken_in_chat: row.try_get("taken_in_chat")?,
-            last_activity_at: row.try_get("last_activity_at")?,
-            closed_at: row.try_get("closed_at")?,
-        })
+    /// A row of `select_handoffs!`; `action` names what failed if a column does not read.
+    fn from_row(row: &AnyRow, action: &'static str) -> Result<Self, SqlError> {
+        let read = || -> Result<Self, sqlx::Error> {
+            Ok(Self {
+                id: row.try_get("id")?,
+                chat_id: row.try_get("chat_id")?,
+                reason: row.try_get("reason")?,
+                detail: row.try_get("detail")?,
+                summary: row.try_get("summary")?,
+                triggers: row.try_get("triggers")?,
+                opened_at: row.try_get("opened_at")?,
+                taken_by: row.try_get("taken_by")?,
+                taken_by_name: row.try_get("taken_by_name")?,
+                taken_in_chat: row.try_get("taken_in_chat")?,
+                last_activity_at: row.try_get("last_activity_at")?,
+                closed_at: row.try_get("closed_at")?,
+            })
+        };
+        read().ctx(action)
     }
 
     pub fn is_open(&self) -> bool {
@@ -140,7 +144,7 @@ where
             .fetch_one(&mut *tx)
             .await
             .ctx(action)?;
-            Opened::Existing(Handoff::from_row(&row).ctx(action)?)
+            Opened::Existing(Handoff::from_row(&row, action)?)
         }
     };
     tx.commit().await.ctx(action)?;
@@ -153,7 +157,7 @@ async fn fetch_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<
         .fetch_one(&mut **tx)
         .await
         .ctx("reading a handoff")?;
-    Handoff::from_row(&row).ctx("reading a handoff")
+    Handoff::from_row(&row, "reading a handoff")
 }
 
 async fn enqueue(
@@ -203,9 +207,8 @@ pub async fn open_for_lead(db: &Db, chat_id: i64) -> Result<Option<Handoff>, Sql
     .fetch_optional(&db.pool)
     .await
     .ctx("looking up a lead's open handoff")?;
-    row.map(|r| Handoff::from_row(&r))
+    row.map(|r| Handoff::from_row(&r, "reading a handoff"))
         .transpose()
-        .ctx("reading a handoff")
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Handoff>, SqlError> {
@@ -214,9 +217,8 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Handoff>, SqlError> {
         .fetch_optional(&db.pool)
         .await
         .ctx("reading a handoff")?;
-    row.map(|r| Handoff::from_row(&r))
+    row.map(|r| Handoff::from_row(&r, "reading a handoff"))
         .transpose()
-        .ctx("reading a handoff")
 }
 
 /// A message went either way: the silence that `autoResumeAfter` measures starts again.
@@ -324,7 +326,7 @@ pub async fn list_open(db: &Db) -> Result<Vec<OpenHandoff>, SqlError> {
     .ctx("listing open handoffs")?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let handoff = Handoff::from_row(&row).ctx("reading a handoff")?;
+        let handoff = Handoff::from_row(&row, "reading a handoff")?;
         let lead = lead_info(db, handoff.chat_id).await?;
         out.push(OpenHandoff { handoff, lead });
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::MoneyError;
 use super::period::{Period, day_key};
 use crate::db::SqlContext;
-use crate::db::{Db, to_millis};
+use crate::db::{AnyQuery, Db, to_millis};
 use crate::telegram::{Format, Priority, TelegramClient};
 use botfleet_api::format_usd;
 
@@ -193,6 +193,16 @@ pub(crate) async fn send_due_alerts(
     Ok(sent)
 }
 
+/// A statement on one row of `budget_alerts`, its key bound as `$1`–`$4`: period kind, period
+/// key, threshold, owner.
+fn alert_row(sql: &'static str, period: Period, key: &str, threshold: u32, owner: i64) -> AnyQuery {
+    sqlx::query(sql)
+        .bind(period.as_str())
+        .bind(key)
+        .bind(i64::from(threshold))
+        .bind(owner)
+}
+
 /// Claims one alert; true when this caller won the claim (no one had it yet).
 ///
 /// Delivery is at most once: a claim is released only when Telegram refuses the message. If
@@ -207,18 +217,14 @@ async fn claim(
     owner: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, MoneyError> {
-    let result = sqlx::query(
-        "INSERT INTO budget_alerts (period_kind, period_key, threshold, owner_id, claimed_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(period.as_str())
-    .bind(key)
-    .bind(i64::from(threshold))
-    .bind(owner)
-    .bind(to_millis(now))
-    .execute(&db.pool)
-    .await
-    .ctx("claiming a budget alert")?;
+    const CLAIM: &str = "INSERT INTO budget_alerts \
+         (period_kind, period_key, threshold, owner_id, claimed_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+    let result = alert_row(CLAIM, period, key, threshold, owner)
+        .bind(to_millis(now))
+        .execute(&db.pool)
+        .await
+        .ctx("claiming a budget alert")?;
     Ok(result.rows_affected() == 1)
 }
 
@@ -230,19 +236,14 @@ async fn mark_sent(
     owner: i64,
     now: DateTime<Utc>,
 ) -> Result<(), MoneyError> {
+    const MARK_SENT: &str = "UPDATE budget_alerts SET sent_at = $5 \
+         WHERE period_kind = $1 AND period_key = $2 AND threshold = $3 AND owner_id = $4";
     for &threshold in thresholds {
-        sqlx::query(
-            "UPDATE budget_alerts SET sent_at = $5 \
-             WHERE period_kind = $1 AND period_key = $2 AND threshold = $3 AND owner_id = $4",
-        )
-        .bind(period.as_str())
-        .bind(key)
-        .bind(i64::from(threshold))
-        .bind(owner)
-        .bind(to_millis(now))
-        .execute(&db.pool)
-        .await
-        .ctx("marking a budget alert sent")?;
+        alert_row(MARK_SENT, period, key, threshold, owner)
+            .bind(to_millis(now))
+            .execute(&db.pool)
+            .await
+            .ctx("marking a budget alert sent")?;
     }
     Ok(())
 }
@@ -254,19 +255,14 @@ async fn release(
     thresholds: &[u32],
     owner: i64,
 ) -> Result<(), MoneyError> {
+    const RELEASE: &str = "DELETE FROM budget_alerts \
+         WHERE period_kind = $1 AND period_key = $2 AND threshold = $3 AND owner_id = $4 \
+         AND sent_at IS NULL";
     for &threshold in thresholds {
-        sqlx::query(
-            "DELETE FROM budget_alerts \
-             WHERE period_kind = $1 AND period_key = $2 AND threshold = $3 AND owner_id = $4 \
-             AND sent_at IS NULL",
-        )
-        .bind(period.as_str())
-        .bind(key)
-        .bind(i64::from(threshold))
-        .bind(owner)
-        .execute(&db.pool)
-        .await
-        .ctx("releasing an undelivered budget alert")?;
+        alert_row(RELEASE, period, key, threshold, owner)
+            .execute(&db.pool)
+            .await
+            .ctx("releasing an undelivered budget alert")?;
     }
     Ok(())
 }

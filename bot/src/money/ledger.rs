@@ -1,14 +1,15 @@
 //! Writing the ledger: one row per LLM API call and the daily rollup, in one transaction.
 
-use botfleet_llm::{Attempt, Outcome};
+use botfleet_llm::{Attempt, Outcome, Usage};
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 
 use std::collections::BTreeMap;
 
 use super::pricing::{Cost, CostOverflow, PriceTable, Rates};
 use super::{CallContext, MoneyError, period::day_key};
 use crate::db::SqlContext;
-use crate::db::{Db, to_millis};
+use crate::db::{AnyQuery, Db, to_millis};
 use crate::metrics::{CostLabels, Metrics, RequestLabels, TokenLabels, model_labels};
 
 /// One attempt with its price, ready to be written and observed.
@@ -38,6 +39,21 @@ fn tokens(n: u64) -> Result<i64, MoneyError> {
     i64::try_from(n).map_err(|_| MoneyError::TokensOutOfRange(n))
 }
 
+/// Binds the token counts of `usage` in the order both tables keep them: input, cache read,
+/// cache write 5m, cache write 1h, output.
+fn bind_tokens(mut query: AnyQuery, usage: &Usage) -> Result<AnyQuery, MoneyError> {
+    for n in [
+        usage.input_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_5m_tokens,
+        usage.cache_write_1h_tokens,
+        usage.output_tokens,
+    ] {
+        query = query.bind(tokens(n)?);
+    }
+    Ok(query)
+}
+
 const INSERT_LEDGER: &str = "INSERT INTO llm_ledger (at, chat_id, update_id, model, request_type, outcome, \
      http_status, input_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, \
      output_tokens, cost_nanos, priced, input_rate, cache_read_rate, cache_write_5m_rate, \
@@ -65,11 +81,7 @@ const UPSERT_ROLLUP: &str = "INSERT INTO llm_usage_daily (day, model, request_ty
 struct RollupIncrement {
     requests: i64,
     errors: i64,
-    input: u64,
-    cache_read: u64,
-    cache_write_5m: u64,
-    cache_write_1h: u64,
-    output: u64,
+    tokens: Usage,
     cost_nanos: i64,
     unpriced: i64,
     cache_saved_nanos: i64,
@@ -84,11 +96,16 @@ fn rollup_increments<'a>(
         let u = &attempt.usage;
         t.requests += 1;
         t.errors += i64::from(attempt.outcome != Outcome::Ok);
-        t.input = t.input.saturating_add(u.input_tokens);
-        t.cache_read = t.cache_read.saturating_add(u.cache_read_tokens);
-        t.cache_write_5m = t.cache_write_5m.saturating_add(u.cache_write_5m_tokens);
-        t.cache_write_1h = t.cache_write_1h.saturating_add(u.cache_write_1h_tokens);
-        t.output = t.output.saturating_add(u.output_tokens);
+        let sum = &mut t.tokens;
+        sum.input_tokens = sum.input_tokens.saturating_add(u.input_tokens);
+        sum.cache_read_tokens = sum.cache_read_tokens.saturating_add(u.cache_read_tokens);
+        sum.cache_write_5m_tokens = sum
+            .cache_write_5m_tokens
+            .saturating_add(u.cache_write_5m_tokens);
+        sum.cache_write_1h_tokens = sum
+            .cache_write_1h_tokens
+            .saturating_add(u.cache_write_1h_tokens);
+        sum.output_tokens = sum.output_tokens.saturating_add(u.output_tokens);
         t.cost_nanos = t
             .cost_nanos
             .checked_add(cost.nanos())
@@ -106,6 +123,75 @@ fn rollup_increments<'a>(
             })?;
     }
     Ok(by_model)
+}
+
+/// One row of `llm_ledger`, in the order of [`INSERT_LEDGER`]'s columns.
+struct LedgerRow<'a> {
+    at_ms: i64,
+    call: &'a CallContext,
+    model: &'a str,
+    outcome: &'a str,
+    http_status: Option<i32>,
+    usage: Usage,
+    cost_nanos: i64,
+    priced: bool,
+    rates: Option<Rates>,
+    long_prompt: bool,
+    latency_ms: i64,
+}
+
+impl LedgerRow<'_> {
+    async fn insert(&self, conn: &mut AnyConnection) -> Result<(), MoneyError> {
+        let rate = |f: fn(&Rates) -> i64| self.rates.as_ref().map(f);
+        let query = sqlx::query(INSERT_LEDGER)
+            .bind(self.at_ms)
+            .bind(self.call.chat_id)
+            .bind(self.call.update_id)
+            .bind(self.model)
+            .bind(self.call.request_type.as_str())
+            .bind(self.outcome)
+            .bind(self.http_status);
+        bind_tokens(query, &self.usage)?
+            .bind(self.cost_nanos)
+            .bind(i32::from(self.priced))
+            .bind(rate(|r| r.input))
+            .bind(rate(|r| r.cache_read))
+            .bind(rate(|r| r.cache_write_5m))
+            .bind(rate(|r| r.cache_write_1h))
+            .bind(rate(|r| r.output))
+            .bind(i32::from(self.long_prompt))
+            .bind(self.latency_ms)
+            .execute(conn)
+            .await
+            .ctx("writing a ledger row")?;
+        Ok(())
+    }
+}
+
+impl RollupIncrement {
+    /// Adds this increment to the rollup row of (`day`, `model`, `request_type`).
+    async fn upsert(
+        &self,
+        conn: &mut AnyConnection,
+        day: &str,
+        model: &str,
+        request_type: &str,
+    ) -> Result<(), MoneyError> {
+        let query = sqlx::query(UPSERT_ROLLUP)
+            .bind(day)
+            .bind(model)
+            .bind(request_type)
+            .bind(self.requests)
+            .bind(self.errors);
+        bind_tokens(query, &self.tokens)?
+            .bind(self.cost_nanos)
+            .bind(self.unpriced)
+            .bind(self.cache_saved_nanos)
+            .execute(conn)
+            .await
+            .ctx("updating the daily usage rollup")?;
+        Ok(())
+    }
 }
 
 /// Writes every attempt and its rollup increment in one transaction: either all of a call's
@@ -128,60 +214,31 @@ pub(crate) async fn write(
         .await
         .ctx("starting the ledger transaction")?;
     for PricedAttempt { attempt, cost } in priced {
-        let usage = &attempt.usage;
-        let (rates, priced_flag, long_prompt) = match cost {
+        let (rates, priced, long_prompt) = match cost {
             Cost::Priced {
                 rates, long_prompt, ..
-            } => (Some(*rates), 1_i32, i32::from(*long_prompt)),
-            Cost::Unpriced => (None, 0, 0),
+            } => (Some(*rates), true, *long_prompt),
+            Cost::Unpriced => (None, false, false),
         };
-        let rate = |f: fn(&Rates) -> i64| rates.as_ref().map(f);
-        let latency_ms = i64::try_from(attempt.latency.as_millis()).unwrap_or(i64::MAX);
-        sqlx::query(INSERT_LEDGER)
-            .bind(at_ms)
-            .bind(call.chat_id)
-            .bind(call.update_id)
-            .bind(attempt.model.as_str())
-            .bind(request_type)
-            .bind(attempt.outcome.as_str())
-            .bind(attempt.status.map(i32::from))
-            .bind(tokens(usage.input_tokens)?)
-            .bind(tokens(usage.cache_read_tokens)?)
-            .bind(tokens(usage.cache_write_5m_tokens)?)
-            .bind(tokens(usage.cache_write_1h_tokens)?)
-            .bind(tokens(usage.output_tokens)?)
-            .bind(cost.nanos())
-            .bind(priced_flag)
-            .bind(rate(|r| r.input))
-            .bind(rate(|r| r.cache_read))
-            .bind(rate(|r| r.cache_write_5m))
-            .bind(rate(|r| r.cache_write_1h))
-            .bind(rate(|r| r.output))
-            .bind(long_prompt)
-            .bind(latency_ms)
-            .execute(&mut *tx)
-            .await
-            .ctx("writing a ledger row")?;
+        LedgerRow {
+            at_ms,
+            call,
+            model: attempt.model.as_str(),
+            outcome: attempt.outcome.as_str(),
+            http_status: attempt.status.map(i32::from),
+            usage: attempt.usage,
+            cost_nanos: cost.nanos(),
+            priced,
+            rates,
+            long_prompt,
+            latency_ms: i64::try_from(attempt.latency.as_millis()).unwrap_or(i64::MAX),
+        }
+        .insert(&mut tx)
+        .await?;
     }
     // One rollup upsert per model of the call (usually one), not one per attempt.
     for (model, t) in rollup_increments(priced)? {
-        sqlx::query(UPSERT_ROLLUP)
-            .bind(day.as_str())
-            .bind(model)
-            .bind(request_type)
-            .bind(t.requests)
-            .bind(t.errors)
-            .bind(tokens(t.input)?)
-            .bind(tokens(t.cache_read)?)
-            .bind(tokens(t.cache_write_5m)?)
-            .bind(tokens(t.cache_write_1h)?)
-            .bind(tokens(t.output)?)
-            .bind(t.cost_nanos)
-            .bind(t.unpriced)
-            .bind(t.cache_saved_nanos)
-            .execute(&mut *tx)
-            .await
-            .ctx("updating the daily usage rollup")?;
+        t.upsert(&mut tx, day.as_str(), model, request_type).await?;
     }
     tx.commit().await.ctx("committing the ledger transaction")?;
     Ok(())
@@ -203,48 +260,33 @@ pub(crate) async fn write_response_cache_hit(
         .begin()
         .await
         .ctx("starting the ledger transaction")?;
-    sqlx::query(INSERT_LEDGER)
-        .bind(to_millis(at))
-        .bind(call.chat_id)
-        .bind(call.update_id)
-        .bind(model)
-        .bind(call.request_type.as_str())
-        .bind(RESPONSE_CACHE_OUTCOME)
-        .bind(None::<i32>)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(1_i32)
-        .bind(None::<i64>)
-        .bind(None::<i64>)
-        .bind(None::<i64>)
-        .bind(None::<i64>)
-        .bind(None::<i64>)
-        .bind(0_i32)
-        .bind(0_i64)
-        .execute(&mut *tx)
-        .await
-        .ctx("writing a ledger row")?;
-    sqlx::query(UPSERT_ROLLUP)
-        .bind(day_key(at.date_naive()).as_str())
-        .bind(model)
-        .bind(call.request_type.as_str())
-        .bind(1_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(0_i64)
-        .execute(&mut *tx)
-        .await
-        .ctx("updating the daily usage rollup")?;
+    LedgerRow {
+        at_ms: to_millis(at),
+        call,
+        model,
+        outcome: RESPONSE_CACHE_OUTCOME,
+        http_status: None,
+        usage: Usage::default(),
+        cost_nanos: 0,
+        priced: true,
+        rates: None,
+        long_prompt: false,
+        latency_ms: 0,
+    }
+    .insert(&mut tx)
+    .await?;
+    let request = RollupIncrement {
+        requests: 1,
+        ..RollupIncrement::default()
+    };
+    request
+        .upsert(
+            &mut tx,
+            day_key(at.date_naive()).as_str(),
+            model,
+            call.request_type.as_str(),
+        )
+        .await?;
     tx.commit().await.ctx("committing the ledger transaction")?;
     Ok(())
 }

@@ -13,7 +13,7 @@ mod reports;
 mod stats;
 mod usage_api;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::db::{Db, SqlError};
 use crate::metrics::{Metrics, RequestLabels};
@@ -24,7 +24,7 @@ pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
 pub use period::Period;
 pub use pricing::{Cost, CostOverflow, LongPromptRates, ModelRates, PriceTable, Rates};
 pub use reports::{LeadStats, render_budget, render_lead_stats};
-pub use stats::{LlmStats, UsageTotals, WindowStats, render_llm_stats};
+pub use stats::{LlmStats, RollupRow, UsageTotals, WindowStats, render_llm_stats};
 pub use usage_api::UsageSummary;
 
 /// What the bot answers instead of calling the LLM once a budget with `hardStop` is spent.
@@ -298,6 +298,17 @@ impl Money {
             unpriced_calls_today: spend.unpriced_calls_today,
             hard_stopped: matches!(self.gate_for(&spend), BudgetGate::Stopped { .. }),
         })
+    }
+
+    /// The daily rollup's rows of `first_day` to `last_day` (inclusive), by day, model and
+    /// request type.
+    pub async fn rollup(
+        &self,
+        db: &Db,
+        first_day: NaiveDate,
+        last_day: NaiveDate,
+    ) -> Result<Vec<RollupRow>, MoneyError> {
+        stats::rollup(db, first_day, last_day).await
     }
 
     /// The numbers behind `/llm_stats`.

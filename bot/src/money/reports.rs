@@ -69,26 +69,24 @@ pub(crate) async fn lead_stats(db: &Db, now: DateTime<Utc>) -> Result<LeadStats,
     })
 }
 
+/// `1,204 today · 8,310 in 7 days`.
+fn today_and_7_days(today: i64, last_7_days: i64) -> String {
+    format!("{} today · {} in 7 days", group(today), group(last_7_days))
+}
+
 pub fn render_lead_stats(s: &LeadStats) -> String {
     let mut out = String::from("<b>Leads</b>\n");
     let _ = writeln!(out, "Total: {}", group(s.total));
+    let _ = writeln!(out, "New: {}", today_and_7_days(s.new_today, s.new_7d));
     let _ = writeln!(
         out,
-        "New: {} today · {} in 7 days",
-        group(s.new_today),
-        group(s.new_7d)
+        "Active (wrote to the bot): {}",
+        today_and_7_days(s.active_today, s.active_7d)
     );
     let _ = writeln!(
         out,
-        "Active (wrote to the bot): {} today · {} in 7 days",
-        group(s.active_today),
-        group(s.active_7d)
-    );
-    let _ = writeln!(
-        out,
-        "Followed up: {} today · {} in 7 days · {} ever",
-        group(s.followed_up_today),
-        group(s.followed_up_7d),
+        "Followed up: {} · {} ever",
+        today_and_7_days(s.followed_up_today, s.followed_up_7d),
         group(s.followed_up_ever)
     );
     let _ = writeln!(

@@ -13,8 +13,8 @@ use crate::db::SqlContext;
 use crate::telegram::escape_html;
 use botfleet_api::format_usd;
 
-/// Summed rollup counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Summed rollup counters (read by column name from `llm_usage_daily`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct UsageTotals {
     pub requests: i64,
     pub errors: i64,
@@ -100,71 +100,51 @@ pub struct LlmStats {
     pub last_7_days: WindowStats,
 }
 
-type RollupRow = (
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-);
+/// One row of the daily rollup `llm_usage_daily`: a day's calls of one model for one kind of
+/// request.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct RollupRow {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub model: String,
+    pub request_type: String,
+    #[sqlx(flatten)]
+    pub totals: UsageTotals,
+}
+
+/// The rollup rows of `first_day` to `last_day` (inclusive), by day, model and request type.
+pub(crate) async fn rollup(
+    db: &Db,
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+) -> Result<Vec<RollupRow>, MoneyError> {
+    let rows = sqlx::query_as(
+        "SELECT day, model, request_type, requests, errors, input_tokens, cache_read_tokens, \
+         cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, cost_nanos, unpriced_calls, cache_saved_nanos \
+         FROM llm_usage_daily WHERE day >= $1 AND day <= $2 ORDER BY day, model, request_type",
+    )
+    .bind(day_key(first_day))
+    .bind(day_key(last_day))
+    .fetch_all(&db.pool)
+    .await
+    .ctx("reading the daily usage rollup")?;
+    Ok(rows)
+}
 
 pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, MoneyError> {
     let today = now.date_naive();
     let first = window_first_day(now, 7);
     let today_key = day_key(today);
-    let rows: Vec<RollupRow> = sqlx::query_as(
-        "SELECT day, model, request_type, requests, errors, input_tokens, cache_read_tokens, \
-         cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, cost_nanos, unpriced_calls, cache_saved_nanos \
-         FROM llm_usage_daily WHERE day >= $1 AND day <= $2",
-    )
-    .bind(day_key(first))
-    .bind(today_key.as_str())
-    .fetch_all(&db.pool)
-    .await
-    .ctx("reading the daily usage rollup")?;
     let mut stats = LlmStats {
         today: WindowStats::new(today, today),
         last_7_days: WindowStats::new(first, today),
     };
-    for (
-        day,
-        model,
-        request_type,
-        requests,
-        errors,
-        input,
-        read,
-        w5m,
-        w1h,
-        output,
-        cost,
-        unpriced,
-        saved,
-    ) in rows
-    {
-        let t = UsageTotals {
-            requests,
-            errors,
-            input_tokens: input,
-            cache_read_tokens: read,
-            cache_write_5m_tokens: w5m,
-            cache_write_1h_tokens: w1h,
-            output_tokens: output,
-            cost_nanos: cost,
-            unpriced_calls: unpriced,
-            cache_saved_nanos: saved,
-        };
-        stats.last_7_days.add(&model, &request_type, &t);
-        if day == today_key {
-            stats.today.add(&model, &request_type, &t);
+    for row in rollup(db, first, today).await? {
+        stats
+            .last_7_days
+            .add(&row.model, &row.request_type, &row.totals);
+        if row.day == today_key {
+            stats.today.add(&row.model, &row.request_type, &row.totals);
         }
     }
     Ok(stats)

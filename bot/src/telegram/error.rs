@@ -188,22 +188,24 @@ mod tests {
 
     #[test]
     fn telegram_descriptions_become_kinds() {
-        assert_eq!(
-            parsed("Forbidden: bot was blocked by the user").unreachable(),
-            Some(Unreachable::Blocked)
-        );
-        assert_eq!(
-            parsed("Forbidden: user is deactivated").unreachable(),
-            Some(Unreachable::Deactivated)
-        );
-        assert_eq!(
-            parsed("Bad Request: chat not found").unreachable(),
-            Some(Unreachable::ChatNotFound)
-        );
-        assert_eq!(
-            parsed("Forbidden: bot is not a member of the channel chat").unreachable(),
-            Some(Unreachable::Forbidden)
-        );
+        for (description, why) in [
+            (
+                "Forbidden: bot was blocked by the user",
+                Unreachable::Blocked,
+            ),
+            ("Forbidden: user is deactivated", Unreachable::Deactivated),
+            ("Bad Request: chat not found", Unreachable::ChatNotFound),
+            (
+                "Forbidden: bot is not a member of the channel chat",
+                Unreachable::Forbidden,
+            ),
+        ] {
+            assert_eq!(
+                parsed(description).unreachable(),
+                Some(why),
+                "{description}"
+            );
+        }
         assert!(matches!(
             parsed(
                 "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"

@@ -107,27 +107,15 @@ impl TelegramClient {
         format: Format,
         priority: Priority,
     ) -> Result<usize, TelegramError> {
-        self.send_with_buttons(chat_id, text, format, priority, &[])
-            .await
-    }
-
-    /// Like [`TelegramClient::send`], with an inline keyboard under the last part: one button
-    /// per row, `(label, callback data)`; none when `buttons` is empty.
-    pub async fn send_with_buttons(
-        &self,
-        chat_id: i64,
-        text: &str,
-        format: Format,
-        priority: Priority,
-        buttons: &[(String, String)],
-    ) -> Result<usize, TelegramError> {
-        self.send_returning_ids(chat_id, text, format, priority, buttons)
+        self.send_returning_ids(chat_id, text, format, priority, &[])
             .await
             .map(|ids| ids.len())
     }
 
-    /// [`TelegramClient::send_with_buttons`], returning the message id of each part (a reply
-    /// to one of them names it, e.g. an owner answering a relayed lead message).
+    /// Like [`TelegramClient::send`], with an inline keyboard under the last part (one button
+    /// per row, `(label, callback data)`; none when `buttons` is empty), returning the message
+    /// id of each part (a reply to one of them names it, e.g. an owner answering a relayed
+    /// lead message).
     pub async fn send_returning_ids(
         &self,
         chat_id: i64,

@@ -429,6 +429,15 @@ mod tests {
         times
     }
 
+    /// [`grant_times`] without the chats: when each slot was granted, in order.
+    async fn grant_offsets(outbound: &Outbound, chats: &[(i64, Priority)]) -> Vec<Duration> {
+        grant_times(outbound, chats)
+            .await
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
     fn max_in_window(times: &[Duration], window: Duration) -> usize {
         (0..times.len())
             .map(|i| {
@@ -445,11 +454,7 @@ mod tests {
     async fn the_overall_rate_is_never_exceeded_in_any_second() {
         let outbound = Outbound::new(Limits::telegram(1));
         let chats: Vec<_> = (1..=200).map(|c| (c, Priority::Interactive)).collect();
-        let times: Vec<Duration> = grant_times(&outbound, &chats)
-            .await
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let times = grant_offsets(&outbound, &chats).await;
         assert_eq!(times.len(), 200);
         assert_eq!(max_in_window(&times, Duration::from_secs(1)), 30);
         // And hardly slower: 199 slots of 1/30 s, each rounded up to the timer's millisecond.
@@ -464,11 +469,7 @@ mod tests {
     async fn replicas_share_the_rate() {
         let outbound = Outbound::new(Limits::telegram(3));
         let chats: Vec<_> = (1..=40).map(|c| (c, Priority::Bulk)).collect();
-        let times: Vec<Duration> = grant_times(&outbound, &chats)
-            .await
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let times = grant_offsets(&outbound, &chats).await;
         assert_eq!(max_in_window(&times, Duration::from_secs(1)), 10);
     }
 
@@ -502,11 +503,7 @@ mod tests {
     async fn twenty_messages_a_minute_per_group() {
         let outbound = Outbound::new(Limits::telegram(1));
         let chats = vec![(-100_500, Priority::Interactive); 25];
-        let times: Vec<Duration> = grant_times(&outbound, &chats)
-            .await
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let times = grant_offsets(&outbound, &chats).await;
         assert_eq!(max_in_window(&times, Duration::from_secs(60)), 20);
         assert!(times[20] >= Duration::from_secs(60), "{:?}", times[20]);
     }

@@ -28,7 +28,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("botfleet");
+        let mut registry = botfleet_telemetry::metrics_registry();
         let reconcile_total = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         // Both results exist from the start, so rate() works before the first error.
         for result in [RESULT_SUCCESS, RESULT_ERROR] {
@@ -97,23 +97,15 @@ mod tests {
         metrics.record_reconcile(true, Duration::from_millis(20));
         metrics.set_managed_bots(3);
         let text = metrics.encode();
-        assert!(
-            text.contains("botfleet_reconcile_total{result=\"success\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("botfleet_reconcile_total{result=\"error\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("botfleet_reconcile_duration_seconds_count 3"),
-            "{text}"
-        );
-        assert!(text.contains("botfleet_managed_bots 3"), "{text}");
-        assert!(
-            text.contains("# TYPE botfleet_reconcile_total counter"),
-            "{text}"
-        );
+        for expected in [
+            "botfleet_reconcile_total{result=\"success\"} 2",
+            "botfleet_reconcile_total{result=\"error\"} 1",
+            "botfleet_reconcile_duration_seconds_count 3",
+            "botfleet_managed_bots 3",
+            "# TYPE botfleet_reconcile_total counter",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from {text}");
+        }
         assert!(!text.contains("# EOF"), "{text}");
         assert!(botfleet_telemetry::encode_openmetrics(metrics.registry()).ends_with("# EOF\n"));
     }
