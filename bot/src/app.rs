@@ -33,7 +33,7 @@ pub async fn build_context(settings: Settings) -> anyhow::Result<(Context, Arc<M
     let ctx = Context {
         settings: Arc::new(settings),
         db,
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(Metrics::default()),
         telegram,
         llm,
     };

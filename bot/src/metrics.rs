@@ -108,12 +108,6 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metrics {
-    pub fn new() -> Self {
         let mut registry = botfleet_telemetry::metrics_registry();
         let m = Self {
             telegram_updates: Family::default(),
@@ -283,7 +277,9 @@ impl Metrics {
         );
         Self { registry, ..m }
     }
+}
 
+impl Metrics {
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -83,7 +83,7 @@ impl World {
         let ctx = Context {
             settings: Arc::new(settings),
             db: self.db.reconnect().await,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::default()),
             telegram: self.telegram.client(),
             llm,
         };

@@ -61,7 +61,7 @@ async fn spend(money: &Money, t: &TestDb, cents: u64, at: DateTime<Utc>) {
         request_type: RequestType::Chat,
     };
     let cost = money
-        .record_call(&t.db, &Metrics::new(), call, &[attempt], at)
+        .record_call(&t.db, &Metrics::default(), call, &[attempt], at)
         .await
         .unwrap();
     assert_eq!(cost, cents as i64 * 10_000_000);
@@ -355,7 +355,7 @@ async fn usage_summary_and_gauges_come_from_the_ledger(t: TestDb) {
         request_type: RequestType::Summary,
     };
     money
-        .record_call(&t.db, &Metrics::new(), call, &[unpriced], day1())
+        .record_call(&t.db, &Metrics::default(), call, &[unpriced], day1())
         .await
         .unwrap();
 
@@ -371,7 +371,7 @@ async fn usage_summary_and_gauges_come_from_the_ledger(t: TestDb) {
         })
     );
 
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
     money.refresh_gauges(&t.db, &metrics, day1()).await.unwrap();
     let text = metrics.encode();
     for line in [

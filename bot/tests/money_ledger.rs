@@ -177,7 +177,7 @@ fn sample(metrics: &Metrics, series: &str) -> Option<f64> {
 
 async fn every_attempt_is_a_row_and_the_rollup_adds_up(t: TestDb) {
     let money = money();
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
     let written = Usage {
         input_tokens: 21,
         cache_read_tokens: 0,
@@ -387,7 +387,7 @@ async fn every_attempt_is_a_row_and_the_rollup_adds_up(t: TestDb) {
 /// rollup and the ledger must both hold exactly 20,000 × 300 nano-USD.
 async fn many_one_token_calls_roll_up_exactly(t: TestDb) {
     let money = money();
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
     let one_token = attempt(
         "flat",
         Outcome::Ok,

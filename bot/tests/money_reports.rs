@@ -79,7 +79,7 @@ async fn call(
         request_type: kind,
     };
     money
-        .record_call(&t.db, &Metrics::new(), ctx, &attempts, at)
+        .record_call(&t.db, &Metrics::default(), ctx, &attempts, at)
         .await
         .unwrap();
 }

@@ -256,7 +256,7 @@ fn context(server: &FakeApiServer, adjust: impl FnOnce(&mut ContextConfig)) -> A
     Arc::new(Context::new(
         server.client(),
         config,
-        Arc::new(Metrics::new()),
+        Arc::new(Metrics::default()),
     ))
 }
 

@@ -62,7 +62,7 @@ impl Harness {
         let ctx = Arc::new(Context::new(
             server.client(),
             config,
-            Arc::new(Metrics::new()),
+            Arc::new(Metrics::default()),
         ));
         let bots = Api::namespaced(server.client(), NS);
         let secrets: Api<Secret> = Api::namespaced(server.client(), NS);

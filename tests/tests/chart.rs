@@ -904,7 +904,7 @@ fn metric_names_in(expr: &str) -> BTreeSet<String> {
 /// exposed at all, so a dashboard check against a fresh registry would see only half of it.
 fn bot_metrics_with_one_sample_each() -> botfleet_bot::metrics::Metrics {
     use botfleet_bot::metrics::*;
-    let m = Metrics::new();
+    let m = Metrics::default();
     let model = || "claude-haiku-4-5".to_owned();
     let chat = || "chat".to_owned();
     m.telegram_updates

@@ -258,7 +258,7 @@ fn the_alert_rules_query_metrics_the_bot_exports() {
         TokenLabels,
     };
     // Labelled families appear in the exposition once they have a series.
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
     let (model, request_type) = ("m".to_owned(), "chat".to_owned());
     metrics
         .telegram_updates

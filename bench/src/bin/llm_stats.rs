@@ -160,7 +160,7 @@ async fn main() {
 
     // Real writes on top, through the same path the bot uses.
     let money = money();
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
     let mut write_times = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         let attempt = Attempt {

@@ -254,7 +254,13 @@ fn request_kind(r: &RecordedRequest) -> String {
             }
         }
         _ => {
-            if verb == "GET" && segments.len() <= 3 {
+            // /api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>
+            let discovery = match segments.first() {
+                Some(&"api") => segments.len() <= 2,
+                Some(&"apis") => segments.len() <= 3,
+                _ => false,
+            };
+            if verb == "GET" && discovery {
                 "discovery".into()
             } else {
                 // A cluster-wide collection (the watches' initial lists).

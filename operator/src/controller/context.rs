@@ -219,7 +219,7 @@ mod tests {
                 backoff_max: Duration::from_secs(60),
                 ..ContextConfig::default()
             },
-            Arc::new(Metrics::new()),
+            Arc::new(Metrics::default()),
         );
         let delays: Vec<u64> = (0..6)
             .map(|_| ctx.next_backoff("bots/a").as_secs())

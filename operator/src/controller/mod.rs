@@ -178,7 +178,7 @@ pub async fn run_with_client(
     args: RunArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (addr, http_task) = serve(
         args.metrics_addr,
@@ -296,15 +296,12 @@ async fn controller(
     ctx.register_store(bots.clone());
     // Only spec changes (and deletion, which bumps the generation) reconcile a bot: the
     // operator's own status and annotation writes do not come back as a reconcile.
-    let bot_events = watcher(
-        scoped::<TelegramBot>(&client, ns),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .modify(|bot| bot.managed_fields_mut().clear())
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
+    let bot_events = watcher(scoped::<TelegramBot>(&client, ns), cache::watch_config())
+        .default_backoff()
+        .modify(|bot| bot.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
     let monitoring = ctx.monitoring.served(&client).await.unwrap_or(false);
     let readers = bots.clone();
     let mut controller = Controller::for_stream(bot_events, bots).with_config(

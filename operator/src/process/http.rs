@@ -69,7 +69,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_metrics_health_and_readiness() {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::default());
         metrics.record_reconcile(true, std::time::Duration::from_millis(5));
         let ready = Arc::new(AtomicBool::new(false));
         let shutdown = CancellationToken::new();

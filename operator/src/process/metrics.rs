@@ -22,12 +22,6 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metrics {
-    pub fn new() -> Self {
         let mut registry = botfleet_telemetry::metrics_registry();
         let reconcile_total = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         // Both results exist from the start, so rate() works before the first error.
@@ -58,7 +52,9 @@ impl Metrics {
             managed_bots,
         }
     }
+}
 
+impl Metrics {
     pub fn record_reconcile(&self, success: bool, elapsed: Duration) {
         let result = if success {
             RESULT_SUCCESS
@@ -91,7 +87,7 @@ mod tests {
 
     #[test]
     fn exposes_the_documented_names() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::default();
         metrics.record_reconcile(true, Duration::from_millis(20));
         metrics.record_reconcile(false, Duration::from_millis(20));
         metrics.record_reconcile(true, Duration::from_millis(20));
@@ -115,7 +111,7 @@ mod tests {
     fn promtool_accepts_the_exposition() {
         use std::io::Write;
         use std::process::{Command, Stdio};
-        let metrics = Metrics::new();
+        let metrics = Metrics::default();
         metrics.record_reconcile(true, Duration::from_millis(20));
         metrics.set_managed_bots(1);
         let child = Command::new("promtool")
