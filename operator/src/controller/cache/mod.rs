@@ -74,16 +74,72 @@ struct State {
     synced: HashSet<(String, Scope)>,
     /// Objects listed since the watch of (kind, scope) (re)started, until its list completes.
     relisting: HashMap<(String, Scope), HashSet<ChildKey>>,
-    /// (namespace, name) → resourceVersion of every Secret in the watched scopes.
-    secrets: HashMap<(String, String), String>,
-    secrets_synced: HashSet<Scope>,
-    secrets_relisting: HashMap<Scope, HashSet<(String, String)>>,
+    /// Every Secret in the watched scopes.
+    secrets: Versions,
     /// Values read from Secrets: (namespace, name, key) → (resourceVersion, value).
     secret_values: HashMap<(String, String, String), (String, Option<String>)>,
-    /// (namespace, name) → resourceVersion of every ConfigMap in the watched scopes (the
-    /// knowledge ConfigMaps' versions go into the pods' knowledge checksum).
-    config_maps: HashMap<(String, String), String>,
-    config_maps_relisting: HashMap<Scope, HashSet<(String, String)>>,
+    /// Every ConfigMap in the watched scopes (the knowledge ConfigMaps' versions go into the
+    /// pods' knowledge checksum).
+    config_maps: Versions,
+}
+
+/// What a metadata-only watch keeps: the resourceVersion of every object it saw, and the
+/// scopes whose list is complete.
+#[derive(Default)]
+struct Versions {
+    /// (namespace, name) → resourceVersion.
+    of: HashMap<(String, String), String>,
+    synced: HashSet<Scope>,
+    /// Objects listed since the watch of a scope (re)started, until its list completes.
+    relisting: HashMap<Scope, HashSet<(String, String)>>,
+}
+
+impl Versions {
+    /// Applies one event of the watch of `scope`; true when it completed a list (objects not
+    /// listed are then forgotten).
+    fn apply<K>(&mut self, scope: &Scope, event: &watcher::Event<PartialObjectMeta<K>>) -> bool {
+        let key_of = |o: &PartialObjectMeta<K>| {
+            (
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                let key = key_of(o);
+                if matches!(event, watcher::Event::InitApply(_))
+                    && let Some(seen) = self.relisting.get_mut(scope)
+                {
+                    seen.insert(key.clone());
+                }
+                self.of
+                    .insert(key, o.metadata.resource_version.clone().unwrap_or_default());
+            }
+            watcher::Event::Delete(o) => {
+                self.of.remove(&key_of(o));
+            }
+            watcher::Event::Init => {
+                self.relisting.insert(scope.clone(), HashSet::new());
+            }
+            watcher::Event::InitDone => {
+                let seen = self.relisting.remove(scope).unwrap_or_default();
+                self.of
+                    .retain(|k, _| !in_scope(scope, &k.0) || seen.contains(k));
+                self.synced.insert(scope.clone());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether a completed list covers `namespace`.
+    fn covers(&self, namespace: &str) -> bool {
+        self.synced.iter().any(|s| in_scope(s, namespace))
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<&String> {
+        self.of.get(&(namespace.to_string(), name.to_string()))
+    }
 }
 
 /// How every watch of the operator lists: the most recent state in pages of 500. (kube sends a
@@ -95,7 +151,7 @@ pub fn watch_config() -> watcher::Config {
     watcher::Config::default().page_size(500)
 }
 
-/// The `synced` entry of the metadata-only ConfigMap watch.
+/// The ConfigMap watch's entry in the watches started.
 const CONFIG_MAP_VERSIONS: &str = "ConfigMap/versions";
 
 /// The children and Secrets the watches have seen. Shared by every controller of the process.
@@ -160,12 +216,10 @@ impl ChildCache {
     fn all_synced(&self) -> bool {
         let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         let state = self.read();
-        started.iter().all(|(kind, scope)| {
-            if kind == "Secret" {
-                state.secrets_synced.contains(scope)
-            } else {
-                state.synced.contains(&(kind.clone(), scope.clone()))
-            }
+        started.iter().all(|(kind, scope)| match kind.as_str() {
+            "Secret" => state.secrets.synced.contains(scope),
+            CONFIG_MAP_VERSIONS => state.config_maps.synced.contains(scope),
+            _ => state.synced.contains(&(kind.clone(), scope.clone())),
         })
     }
 
@@ -213,6 +267,7 @@ impl ChildCache {
     pub fn secret_versions(&self) -> Vec<(String, String, String)> {
         self.read()
             .secrets
+            .of
             .iter()
             .map(|((ns, n), rv)| (ns.clone(), n.clone(), rv.clone()))
             .collect()
@@ -260,11 +315,14 @@ impl ChildCache {
                     .unwrap_or_default();
                 let gone: Vec<ChildKey> = state
                     .children
-                    .iter()
-                    .map(|(k, _)| k)
-                    .filter(|k| {
-                        k.kind == kind && in_scope(scope, &k.namespace) && !seen.contains(k)
+                    .entries()
+                    .filter(|(namespace, _, c)| c.kind == kind && in_scope(scope, namespace))
+                    .map(|(namespace, name, _)| ChildKey {
+                        kind: kind.to_string(),
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
                     })
+                    .filter(|k| !seen.contains(k))
                     .collect();
                 for key in gone {
                     state.children.remove(&key);
@@ -277,46 +335,23 @@ impl ChildCache {
     }
 
     fn apply_secret_event(&self, scope: &Scope, event: &watcher::Event<PartialObjectMeta<Secret>>) {
-        let key_of =
-            |o: &PartialObjectMeta<Secret>| (o.namespace().unwrap_or_default(), o.name_any());
         let mut state = self.write();
-        match event {
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                let key = key_of(o);
-                if matches!(event, watcher::Event::InitApply(_))
-                    && let Some(seen) = state.secrets_relisting.get_mut(scope)
-                {
-                    seen.insert(key.clone());
-                }
-                state
-                    .secrets
-                    .insert(key, o.resource_version().unwrap_or_default());
-            }
-            watcher::Event::Delete(o) => {
-                let (namespace, name) = key_of(o);
-                state.secrets.remove(&(namespace.clone(), name.clone()));
-                state
-                    .secret_values
-                    .retain(|(ns, n, _), _| !(*ns == namespace && *n == name));
-            }
-            watcher::Event::Init => {
-                state
-                    .secrets_relisting
-                    .insert(scope.clone(), HashSet::new());
-            }
-            watcher::Event::InitDone => {
-                let seen = state.secrets_relisting.remove(scope).unwrap_or_default();
-                state
-                    .secrets
-                    .retain(|k, _| !in_scope(scope, &k.0) || seen.contains(k));
-                let live = state.secrets.clone();
-                state
-                    .secret_values
-                    .retain(|(ns, n, _), (rv, _)| live.get(&(ns.clone(), n.clone())) == Some(rv));
-                state.secrets_synced.insert(scope.clone());
-                drop(state);
-                self.synced.notify_waiters();
-            }
+        let State {
+            secrets,
+            secret_values,
+            ..
+        } = &mut *state;
+        let listed = secrets.apply(scope, event);
+        // Values read from a Secret that is gone or changed are forgotten.
+        if let watcher::Event::Delete(o) = event {
+            let (namespace, name) = (o.namespace().unwrap_or_default(), o.name_any());
+            secret_values.retain(|(ns, n, _), _| !(*ns == namespace && *n == name));
+        } else if listed {
+            secret_values.retain(|(ns, n, _), (rv, _)| secrets.get(ns, n) == Some(&*rv));
+        }
+        drop(state);
+        if listed {
+            self.synced.notify_waiters();
         }
     }
 
@@ -325,43 +360,9 @@ impl ChildCache {
         scope: &Scope,
         event: &watcher::Event<PartialObjectMeta<ConfigMap>>,
     ) {
-        let key_of =
-            |o: &PartialObjectMeta<ConfigMap>| (o.namespace().unwrap_or_default(), o.name_any());
-        let mut state = self.write();
-        match event {
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                let key = key_of(o);
-                if matches!(event, watcher::Event::InitApply(_))
-                    && let Some(seen) = state.config_maps_relisting.get_mut(scope)
-                {
-                    seen.insert(key.clone());
-                }
-                state
-                    .config_maps
-                    .insert(key, o.resource_version().unwrap_or_default());
-            }
-            watcher::Event::Delete(o) => {
-                state.config_maps.remove(&key_of(o));
-            }
-            watcher::Event::Init => {
-                state
-                    .config_maps_relisting
-                    .insert(scope.clone(), HashSet::new());
-            }
-            watcher::Event::InitDone => {
-                let seen = state
-                    .config_maps_relisting
-                    .remove(scope)
-                    .unwrap_or_default();
-                state
-                    .config_maps
-                    .retain(|k, _| !in_scope(scope, &k.0) || seen.contains(k));
-                state
-                    .synced
-                    .insert((CONFIG_MAP_VERSIONS.to_string(), scope.clone()));
-                drop(state);
-                self.synced.notify_waiters();
-            }
+        let listed = self.write().config_maps.apply(scope, event);
+        if listed {
+            self.synced.notify_waiters();
         }
     }
 
@@ -372,17 +373,17 @@ impl ChildCache {
         namespace: &str,
         names: &[String],
     ) -> Option<Vec<(String, String)>> {
-        if !self.is_synced(CONFIG_MAP_VERSIONS, namespace) {
+        let state = self.read();
+        if !state.config_maps.covers(namespace) {
             return None;
         }
-        let state = self.read();
         Some(
             names
                 .iter()
                 .map(|name| {
                     let version = state
                         .config_maps
-                        .get(&(namespace.to_string(), name.clone()))
+                        .get(namespace, name)
                         .cloned()
                         .unwrap_or_default();
                     (name.clone(), version)
@@ -420,23 +421,16 @@ impl ChildCache {
     pub fn secret_exists(&self, namespace: &str, name: &str) -> Option<bool> {
         let state = self.read();
         state
-            .secrets_synced
-            .iter()
-            .any(|s| in_scope(s, namespace))
-            .then(|| {
-                state
-                    .secrets
-                    .contains_key(&(namespace.to_string(), name.to_string()))
-            })
+            .secrets
+            .covers(namespace)
+            .then(|| state.secrets.get(namespace, name).is_some())
     }
 
     /// A value read from a Secret earlier, if the Secret has not changed since.
     /// `Some(None)`: the key was absent then.
     pub fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<Option<String>> {
         let state = self.read();
-        let rv = state
-            .secrets
-            .get(&(namespace.to_string(), name.to_string()))?;
+        let rv = state.secrets.get(namespace, name)?;
         let (seen_rv, value) =
             state
                 .secret_values

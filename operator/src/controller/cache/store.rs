@@ -121,7 +121,6 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 /// A child as a watch event shows it, before it is stored.
 pub struct Seen {
     pub key: ChildKey,
-    kind: &'static str,
     instance: String,
     child: CachedChild,
 }
@@ -154,7 +153,6 @@ impl Seen {
                 namespace: meta.namespace.clone().unwrap_or_default(),
                 name: meta.name.clone().unwrap_or_default(),
             },
-            kind,
             child: CachedChild {
                 kind,
                 instance: Arc::from(""),
@@ -239,13 +237,12 @@ impl ChildStore {
     pub fn upsert(&mut self, seen: Seen) {
         let Seen {
             key,
-            kind,
             instance,
             mut child,
         } = seen;
         let namespace = self.namespace(&key.namespace);
         child.instance = self.bot(&namespace, &instance);
-        let previous = self.take(kind, &key.namespace, &key.name);
+        let previous = self.take(child.kind, &key.namespace, &key.name);
         child.applied = match previous {
             Some(old) => old.applied,
             None => self.applied_early.remove(&key),
@@ -330,21 +327,26 @@ impl ChildStore {
             .collect()
     }
 
+    /// Every child: its namespace, name and what is kept of it.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &CachedChild)> {
+        self.by_name.iter().flat_map(|(namespace, names)| {
+            names
+                .iter()
+                .flat_map(move |(name, list)| list.iter().map(move |c| (&**namespace, &**name, c)))
+        })
+    }
+
     /// Every child's key and what is kept of it.
     pub fn iter(&self) -> impl Iterator<Item = (ChildKey, &CachedChild)> {
-        self.by_name.iter().flat_map(|(namespace, names)| {
-            names.iter().flat_map(move |(name, list)| {
-                list.iter().map(move |c| {
-                    (
-                        ChildKey {
-                            kind: c.kind.to_string(),
-                            namespace: namespace.to_string(),
-                            name: name.to_string(),
-                        },
-                        c,
-                    )
-                })
-            })
+        self.entries().map(|(namespace, name, c)| {
+            (
+                ChildKey {
+                    kind: c.kind.to_string(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                },
+                c,
+            )
         })
     }
 
