@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::fake_telegram::most_in_any_window;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -185,21 +187,6 @@ async fn seed_leads(db: &TestDb, first: i64, count: i64) -> std::ops::RangeInclu
     }
     tx.commit().await.unwrap();
     first..=first + count - 1
-}
-
-/// The most calls that arrived within any window of `window`.
-fn most_in_any_window(times: &[Instant], window: Duration) -> usize {
-    let mut times = times.to_vec();
-    times.sort();
-    (0..times.len())
-        .map(|i| {
-            times[i..]
-                .iter()
-                .take_while(|t| t.duration_since(times[i]) < window)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 async fn a_broadcast_reaches_every_lead_once_across_a_crash(db: TestDb) {

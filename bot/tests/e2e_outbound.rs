@@ -3,27 +3,14 @@
 
 mod support;
 
+use support::fake_telegram::most_in_any_window;
+
 use std::time::{Duration, Instant};
 
 use support::fake_telegram::{Failure, text_update};
 use support::{BotConfigOptions, Harness, TestDb, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The most calls that arrived within any window of `window` (a sliding window).
-fn most_in_any_window(times: &[Instant], window: Duration) -> usize {
-    let mut times = times.to_vec();
-    times.sort();
-    (0..times.len())
-        .map(|i| {
-            times[i..]
-                .iter()
-                .take_while(|t| t.duration_since(times[i]) < window)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
 
 /// Posts one update per chat, all at once, as Telegram would deliver a busy moment.
 async fn post_burst(bot: &support::BotProcess, chats: impl Iterator<Item = i64>) {

@@ -597,3 +597,18 @@ pub fn owner_button(update_id: i64, chat_id: i64, user_id: i64, data: &str) -> V
         },
     }})
 }
+
+/// The most calls that arrived within any window of `window` (a sliding window).
+pub fn most_in_any_window(times: &[Instant], window: Duration) -> usize {
+    let mut times = times.to_vec();
+    times.sort();
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| t.duration_since(times[i]) < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
