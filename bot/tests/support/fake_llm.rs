@@ -200,13 +200,7 @@ async fn handle(
             cache_usage,
         )
     };
-    let scripted = scripted.unwrap_or(Scripted {
-        status: 200,
-        headers: vec![],
-        body: None,
-        delay: default_delay,
-        cut_after: None,
-    });
+    let scripted = scripted.unwrap_or_else(|| Scripted::default_after(default_delay));
     tokio::time::sleep(scripted.delay).await;
     let body = scripted.body.unwrap_or_else(|| {
         let last = request["messages"]
@@ -400,13 +394,7 @@ async fn handle_openai(
         inner.requests.push(request.clone());
         (inner.script.pop_front(), inner.default_delay)
     };
-    let scripted = scripted.unwrap_or(Scripted {
-        status: 200,
-        headers: vec![],
-        body: None,
-        delay: default_delay,
-        cut_after: None,
-    });
+    let scripted = scripted.unwrap_or_else(|| Scripted::default_after(default_delay));
     tokio::time::sleep(scripted.delay).await;
     let body = scripted.body.unwrap_or_else(|| {
         let last = request["messages"]
