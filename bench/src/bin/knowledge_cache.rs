@@ -49,9 +49,6 @@ const CACHE_WRITE_1H: i64 = 6_000;
 struct Silent;
 
 impl Transport for Silent {
-    async fn send(&self, _: i64, _: &str, _: Format) -> Result<(), TelegramError> {
-        Ok(())
-    }
     async fn send_with_buttons(
         &self,
         _: i64,

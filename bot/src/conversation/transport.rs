@@ -9,14 +9,8 @@ pub use crate::telegram::Format;
 use crate::telegram::{DraftShown, Priority, TelegramError};
 
 pub trait Transport: Send + Sync {
-    fn send(
-        &self,
-        chat_id: i64,
-        text: &str,
-        format: Format,
-    ) -> impl Future<Output = Result<(), TelegramError>> + Send;
-    /// Like [`Transport::send`], with buttons under the (last part of the) message; a button
-    /// is `(label, data)` and pressing it comes back as a callback query with that data.
+    /// Sends a message with buttons under the (last part of the) message; a button is
+    /// `(label, data)` and pressing it comes back as a callback query with that data.
     fn send_with_buttons(
         &self,
         chat_id: i64,
@@ -24,6 +18,15 @@ pub trait Transport: Send + Sync {
         format: Format,
         buttons: &[(String, String)],
     ) -> impl Future<Output = Result<(), TelegramError>> + Send;
+    /// Sends a message without buttons.
+    fn send(
+        &self,
+        chat_id: i64,
+        text: &str,
+        format: Format,
+    ) -> impl Future<Output = Result<(), TelegramError>> + Send {
+        self.send_with_buttons(chat_id, text, format, &[])
+    }
     fn typing(&self, chat_id: i64) -> impl Future<Output = ()> + Send;
     /// Whether a streamed reply can be shown as a draft in this chat.
     fn drafts_available(&self, _chat_id: i64) -> bool {
@@ -80,12 +83,6 @@ impl TelegramTransport {
 }
 
 impl Transport for TelegramTransport {
-    async fn send(&self, chat_id: i64, text: &str, format: Format) -> Result<(), TelegramError> {
-        crate::delivery::send(&self.ctx, chat_id, text, format, Priority::Interactive).await?;
-        self.text_shown();
-        Ok(())
-    }
-
     async fn send_with_buttons(
         &self,
         chat_id: i64,
@@ -131,30 +128,15 @@ impl Transport for TelegramTransport {
 pub struct ConsoleTransport;
 
 impl Transport for ConsoleTransport {
-    async fn send(&self, _chat_id: i64, text: &str, format: Format) -> Result<(), TelegramError> {
-        let text = match format {
-            Format::Plain => text.to_owned(),
-            Format::Html => strip_html(text),
-        };
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "bot> {text}\n");
-        let _ = out.flush();
-        Ok(())
-    }
-
     async fn send_with_buttons(
         &self,
-        chat_id: i64,
+        _chat_id: i64,
         text: &str,
         format: Format,
         buttons: &[(String, String)],
     ) -> Result<(), TelegramError> {
-        self.send(chat_id, text, format).await?;
         let mut out = std::io::stdout().lock();
-        for (label, _) in buttons {
-            let _ = writeln!(out, "  [{label}]");
-        }
-        let _ = writeln!(out);
+        let _ = out.write_all(console_text(text, format, buttons).as_bytes());
         let _ = out.flush();
         Ok(())
     }
@@ -162,6 +144,23 @@ impl Transport for ConsoleTransport {
     async fn typing(&self, _chat_id: i64) {}
 
     async fn answer_button(&self, _query_id: &str) {}
+}
+
+/// A message as the terminal shows it: `bot> ` and the text (HTML tags stripped), then a blank
+/// line; each button as `  [label]`, and a blank line after them.
+fn console_text(text: &str, format: Format, buttons: &[(String, String)]) -> String {
+    let text = match format {
+        Format::Plain => text.to_owned(),
+        Format::Html => strip_html(text),
+    };
+    let mut out = format!("bot> {text}\n\n");
+    if !buttons.is_empty() {
+        for (label, _) in buttons {
+            out.push_str(&format!("  [{label}]\n"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn strip_html(html: &str) -> String {
@@ -179,4 +178,25 @@ fn strip_html(html: &str) -> String {
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
         .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_shows_text_without_tags_and_buttons_by_label() {
+        assert_eq!(
+            console_text("<b>Price</b>: 5 &lt; 6", Format::Html, &[]),
+            "bot> Price: 5 < 6\n\n"
+        );
+        let buttons = [
+            ("What does it cost?".to_owned(), "q:0".to_owned()),
+            ("Do you ship?".to_owned(), "q:1".to_owned()),
+        ];
+        assert_eq!(
+            console_text("Hi! Ask me:", Format::Plain, &buttons),
+            "bot> Hi! Ask me:\n\n  [What does it cost?]\n  [Do you ship?]\n\n"
+        );
+    }
 }
