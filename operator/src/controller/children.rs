@@ -302,37 +302,37 @@ pub async fn delete_obsolete(
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), namespace, &owned.api_resource());
         // (name, controlled by the bot, being deleted), from the cache when the kind is watched.
-        let candidates: Vec<(String, bool, bool)> = if cache.is_synced(kind, namespace) {
-            cache
-                .children_of(namespace, bot, kind)
-                .into_iter()
-                .map(|(name, c)| {
-                    let controlled = c.is_controlled_by(owner_uid);
-                    (name, controlled, c.deleting)
-                })
-                .collect()
-        } else {
-            let list = api
-                .list_metadata(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|source| ChildError::List {
-                    kind: kind.to_string(),
-                    source,
-                })?;
-            list.items
-                .into_iter()
-                .filter_map(|item| {
-                    let controlled = item
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .any(|r| r.uid == owner_uid && r.controller == Some(true));
-                    let deleting = item.metadata.deletion_timestamp.is_some();
-                    item.metadata.name.map(|n| (n, controlled, deleting))
-                })
-                .collect()
-        };
+        let candidates: Vec<(String, bool, bool)> =
+            if let Some(cached) = cache.synced_children_of(namespace, bot, kind) {
+                cached
+                    .into_iter()
+                    .map(|(name, c)| {
+                        let controlled = c.is_controlled_by(owner_uid);
+                        (name, controlled, c.deleting)
+                    })
+                    .collect()
+            } else {
+                let list = api
+                    .list_metadata(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(|source| ChildError::List {
+                        kind: kind.to_string(),
+                        source,
+                    })?;
+                list.items
+                    .into_iter()
+                    .filter_map(|item| {
+                        let controlled = item
+                            .metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .any(|r| r.uid == owner_uid && r.controller == Some(true));
+                        let deleting = item.metadata.deletion_timestamp.is_some();
+                        item.metadata.name.map(|n| (n, controlled, deleting))
+                    })
+                    .collect()
+            };
         for (name, controlled, deleting) in candidates {
             let key = (api_version.to_string(), kind.to_string(), name.clone());
             if !controlled || wanted.contains(&key) || deleting {

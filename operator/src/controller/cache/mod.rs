@@ -237,14 +237,16 @@ impl ChildCache {
             .cloned())
     }
 
-    /// The cached children of kind `kind` of the bot `instance` in `namespace`.
-    pub fn children_of(
+    /// The cached children of kind `kind` of the bot `instance` in `namespace`; `None` when the
+    /// kind is not (yet) watched for this namespace, so the caller must list them.
+    pub fn synced_children_of(
         &self,
         namespace: &str,
         instance: &str,
         kind: &str,
-    ) -> Vec<(String, CachedChild)> {
-        self.read().children.children_of(namespace, instance, kind)
+    ) -> Option<Vec<(String, CachedChild)>> {
+        self.is_synced(kind, namespace)
+            .then(|| self.read().children.children_of(namespace, instance, kind))
     }
 
     /// Remembers the content of a child as the API server answered an apply.
