@@ -22,48 +22,81 @@ pub enum Mode {
 }
 
 /// The bot's config file: the parts of the `TelegramBot` spec the bot itself needs, with the
-/// same names and nesting. The operator renders it into the bot's ConfigMap.
+/// same names and nesting. The spec embeds this struct (flattened, so the fields stand directly
+/// under `spec`) and the operator renders it into the bot's ConfigMap.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BotConfig {
-    /// `polling` (default) or `webhook`.
+    /// How the bot receives updates: `polling` (default) or `webhook`.
     #[serde(default)]
     pub mode: Mode,
-    /// Webhook settings; used in webhook mode.
+
+    /// Webhook endpoint settings (webhook mode): domain, path, Ingress class and TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookConfig>,
+
     /// The language model that writes the replies.
     pub llm: LlmConfig,
-    /// Prices per model, USD per million tokens. A model without a price is counted and alerted on, never treated as free.
+
+    /// Prices per model, USD per million tokens, as decimal strings. A model without a price
+    /// is counted and alerted on, never treated as free.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = list_keyed_by_model, length(max = 64))]
     pub pricing: Vec<ModelPrice>,
-    /// Spend limits and their alerts.
+
+    /// Spend limits in USD and the thresholds at which the owners are told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetConfig>,
-    /// Telegram user ids allowed to use the owner commands (/llm_stats, /stats, /budget); they also receive budget alerts.
+
+    /// Telegram user ids allowed to use the owner commands (/llm_stats, /stats, /budget); they
+    /// also receive budget alerts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = list_of_unique_values)]
     pub owners: Vec<i64>,
+
     /// Follow-up messages to leads who went quiet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<FollowUpConfig>,
+
     /// Per-user message rate limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
-    /// What `/start` offers a new lead.
+
+    /// What `/start` offers a new lead: suggested questions as buttons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welcome: Option<WelcomeConfig>,
+
     /// Handing a lead over to a person (an owner or a group of operators) and back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffConfig>,
-    /// The owner's reference texts (price list, FAQ, terms) put into the system prompt, within `llm.knowledgeTokens`.
+
+    /// The owner's reference texts (price list, FAQ, terms; Markdown, text or PDF) put into the system prompt within `llm.knowledgeTokens`. In a cluster use `configMapKeyRef` or `inline`: the operator mounts the ConfigMaps read-only and restarts the bot when one changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub knowledge: Vec<KnowledgeSource>,
+
     /// Documents leads send (PDF, TXT, Markdown): size limit and how much of one goes into a prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<DocumentsConfig>,
-    /// Owners' announcements to every opted-in lead (`/broadcast`).
+
+    /// Owners' announcements to every opted-in lead (`/broadcast`): the opt-out line, the
+    /// time zone of scheduled broadcasts, attempts per recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broadcast: Option<BroadcastConfig>,
+}
+
+/// `pricing` is a list keyed by model (Kubernetes list-map): the API server rejects a model
+/// priced twice, and server-side apply merges entries by model.
+fn list_keyed_by_model(schema: &mut schemars::Schema) {
+    schema.insert("x-kubernetes-list-type".into(), "map".into());
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["model"]),
+    );
+}
+
+/// `owners` is a set (Kubernetes list-set): each id at most once.
+fn list_of_unique_values(schema: &mut schemars::Schema) {
+    schema.insert("x-kubernetes-list-type".into(), "set".into());
 }
 
 /// One source of owner knowledge: give exactly one of `configMapKeyRef`, `inline` or `path`.

@@ -1,8 +1,9 @@
 //! The `TelegramBot` custom resource (`telegrambots.botfleet.dev/v1alpha1`).
 //!
-//! The spec reuses the section types of `botfleet-api` (`llm`, `pricing`, `budget`, ...) so the
-//! resource, the operator and the bot share one vocabulary; the sections only the operator needs
-//! (image, replicas, Secrets, database, scheduler, monitoring, resources) are defined here.
+//! The spec embeds the bot's config file, `botfleet_api::BotConfig` (`mode`, `webhook`, `llm`,
+//! `pricing`, `budget`, ...), flattened, so the resource, the operator and the bot share one
+//! definition of those fields; the sections only the operator needs (image, replicas, Secrets,
+//! network policy, database, scheduler, monitoring, resources) are defined here.
 //!
 //! Doc comments become the CRD's field descriptions (`kubectl explain telegrambot.spec...`).
 //!
@@ -10,11 +11,7 @@
 //! API server rejects a bad resource at `kubectl apply`, and in [`validate_spec`], so the operator
 //! refuses it on clusters that do not evaluate CEL (before 1.25) with the same messages.
 
-use botfleet_api::{
-    BotConfig, BroadcastConfig, BudgetConfig, DocumentsConfig, FollowUpConfig, HandoffConfig,
-    KnowledgeSource, LlmConfig, Mode, ModelPrice, RateLimitConfig, SecretKeyRef, WebhookConfig,
-    WelcomeConfig,
-};
+use botfleet_api::{BotConfig, Mode, SecretKeyRef, WebhookConfig};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -118,21 +115,11 @@ fn spec_cel_rules() -> serde_json::Value {
 }
 
 fn add_spec_validations(schema: &mut schemars::Schema) {
+    // The flattened `BotConfig` refuses unknown fields in the bot's config file; schemars carries
+    // that up as `additionalProperties: false`, which a CRD schema with `properties` must not
+    // have (the API server prunes unknown fields instead).
+    schema.remove("additionalProperties");
     schema.insert("x-kubernetes-validations".into(), spec_cel_rules());
-}
-
-fn set_list_map_model(schema: &mut schemars::Schema) {
-    // Prices are a map keyed by model: the API server rejects a model priced twice, and
-    // server-side apply merges entries by model.
-    schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert(
-        "x-kubernetes-list-map-keys".into(),
-        serde_json::json!(["model"]),
-    );
-}
-
-fn set_list_set(schema: &mut schemars::Schema) {
-    schema.insert("x-kubernetes-list-type".into(), "set".into());
 }
 
 fn set_list_map_type(schema: &mut schemars::Schema) {
@@ -181,65 +168,18 @@ pub struct TelegramBotSpec {
     /// The Telegram bot token and API endpoint.
     pub telegram: TelegramSpec,
 
-    /// How the bot receives updates: `polling` (default) or `webhook`.
-    #[serde(default)]
-    pub mode: Mode,
-
-    /// Webhook endpoint settings (webhook mode): domain, path, Ingress class and TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<WebhookConfig>,
-
-    /// The language model that writes the replies.
-    pub llm: LlmConfig,
-
-    /// Prices per model, USD per million tokens, as decimal strings. A model without a price
-    /// is counted and alerted on, never treated as free.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(transform = set_list_map_model, length(max = 64))]
-    pub pricing: Vec<ModelPrice>,
-
-    /// Spend limits in USD and the thresholds at which the owners are told.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub budget: Option<BudgetConfig>,
-
-    /// Telegram user ids allowed to use the owner commands (/llm_stats, /stats, /budget); they
-    /// also receive budget alerts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(transform = set_list_set)]
-    pub owners: Vec<i64>,
-
-    /// Follow-up messages to leads who went quiet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub follow_up: Option<FollowUpConfig>,
+    /// What the bot itself reads: `mode`, `webhook`, `llm`, `pricing`, `budget`, `owners`,
+    /// `followUp`, `rateLimit`, `welcome`, `handoff`, `knowledge`, `documents`, `broadcast`.
+    /// They stand directly under `spec` (flattened); [`TelegramBotSpec::bot_config`] renders
+    /// them into the bot's config file.
+    #[serde(flatten)]
+    pub bot: BotConfig,
 
     /// The NetworkPolicy around the bot's pods: on unless `enabled: false`. The webhook port
     /// is open only to the Ingress controller's namespace, the metrics port (`/metrics`,
     /// `/api/v1/usage`) only to the monitoring namespace and the operator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
-
-    /// Per-user message rate limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimitConfig>,
-
-    /// What `/start` offers a new lead: suggested questions as buttons.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub welcome: Option<WelcomeConfig>,
-
-    /// Handing a lead over to a person (an owner or a group of operators) and back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handoff: Option<HandoffConfig>,
-    /// The owner's reference texts (price list, FAQ, terms; Markdown, text or PDF) put into the system prompt within `llm.knowledgeTokens`. In a cluster use `configMapKeyRef` or `inline`: the operator mounts the ConfigMaps read-only and restarts the bot when one changes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub knowledge: Vec<KnowledgeSource>,
-
-    /// Documents leads send (PDF, TXT, Markdown): size limit and how much of one goes into a prompt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub documents: Option<DocumentsConfig>,
-    /// Owners' announcements to every opted-in lead (`/broadcast`): the opt-out line, the
-    /// time zone of scheduled broadcasts, attempts per recipient.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub broadcast: Option<BroadcastConfig>,
 
     /// The bot's database: PostgreSQL via a Secret, or embedded SQLite on a volume when
     /// `urlSecretRef` is left out.
@@ -476,7 +416,8 @@ impl TelegramBotSpec {
 
     /// The webhook path: `webhook.path`, default `/telegram/<bot name>`.
     pub fn webhook_path(&self, bot_name: &str) -> String {
-        self.webhook
+        self.bot
+            .webhook
             .as_ref()
             .and_then(|w| w.path.clone())
             .unwrap_or_else(|| botfleet_api::contract::default_webhook_path(bot_name))
@@ -484,10 +425,10 @@ impl TelegramBotSpec {
 
     /// `https://<domain><path>` in webhook mode with a domain; `None` otherwise.
     pub fn webhook_url(&self, bot_name: &str) -> Option<String> {
-        if self.mode != Mode::Webhook {
+        if self.bot.mode != Mode::Webhook {
             return None;
         }
-        let domain = self.webhook.as_ref()?.domain.as_ref()?;
+        let domain = self.bot.webhook.as_ref()?.domain.as_ref()?;
         Some(format!("https://{domain}{}", self.webhook_path(bot_name)))
     }
 
@@ -497,33 +438,19 @@ impl TelegramBotSpec {
     /// and `tls` make the Ingress, `maxConnections` goes to `setWebhook`). In webhook mode the
     /// path is resolved (default `/telegram/<bot name>`); in polling mode there is no webhook.
     pub fn bot_config(&self, bot_name: &str) -> BotConfig {
-        let webhook = (self.mode == Mode::Webhook).then(|| WebhookConfig {
+        let mut config = self.bot.clone();
+        config.llm.api_key_secret_ref = None;
+        config.webhook = (self.bot.mode == Mode::Webhook).then(|| WebhookConfig {
             path: Some(self.webhook_path(bot_name)),
             ..WebhookConfig::default()
         });
-        BotConfig {
-            mode: self.mode,
-            webhook,
-            llm: LlmConfig {
-                api_key_secret_ref: None,
-                ..self.llm.clone()
-            },
-            pricing: self.pricing.clone(),
-            budget: self.budget.clone(),
-            owners: self.owners.clone(),
-            follow_up: self.follow_up.clone(),
-            rate_limit: self.rate_limit.clone(),
-            welcome: self.welcome.clone(),
-            handoff: self.handoff.clone(),
-            knowledge: self.knowledge.clone(),
-            documents: self.documents.clone(),
-            broadcast: self.broadcast.clone(),
-        }
+        config
     }
 
     /// The ConfigMaps `knowledge` reads, each name once, sorted.
     pub fn knowledge_config_maps(&self) -> Vec<String> {
         let names: std::collections::BTreeSet<String> = self
+            .bot
             .knowledge
             .iter()
             .filter_map(|s| s.config_map_key_ref.as_ref())
@@ -545,8 +472,9 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
     if spec.replicas < 0 {
         errors.push("spec.replicas: must not be negative".to_owned());
     }
-    if spec.mode == Mode::Webhook
+    if spec.bot.mode == Mode::Webhook
         && spec
+            .bot
             .webhook
             .as_ref()
             .and_then(|w| w.domain.as_ref())
@@ -557,7 +485,7 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
             WEBHOOK_NEEDS_DOMAIN.message
         ));
     }
-    if spec.replicas > 1 && spec.mode != Mode::Webhook {
+    if spec.replicas > 1 && spec.bot.mode != Mode::Webhook {
         errors.push(format!("spec.replicas: {}", POLLING_ONE_REPLICA.message));
     }
     if spec.replicas > 1 && !postgres {
@@ -566,13 +494,13 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
     if spec.scheduler_replicas() < 0 {
         errors.push("spec.scheduler.replicas: must not be negative".to_owned());
     }
-    if spec.llm.api_key_secret_ref.is_none() {
+    if spec.bot.llm.api_key_secret_ref.is_none() {
         errors.push(format!(
             "spec.llm.apiKeySecretRef: {}",
             LLM_KEY_REQUIRED.message
         ));
     }
-    if let Some(tls) = spec.webhook.as_ref().and_then(|w| w.tls.as_ref()) {
+    if let Some(tls) = spec.bot.webhook.as_ref().and_then(|w| w.tls.as_ref()) {
         let given = [&tls.cluster_issuer, &tls.issuer, &tls.secret_name]
             .iter()
             .filter(|v| v.is_some())
@@ -581,7 +509,7 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
             errors.push(format!("spec.webhook.tls: {}", TLS_EXACTLY_ONE.message));
         }
     }
-    if let Some(n) = spec.webhook.as_ref().and_then(|w| w.max_connections)
+    if let Some(n) = spec.bot.webhook.as_ref().and_then(|w| w.max_connections)
         && !(1..=100).contains(&n)
     {
         errors.push("spec.webhook.maxConnections: must be 1 to 100".to_owned());
@@ -602,7 +530,7 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
         ),
         (
             "spec.llm.apiKeySecretRef",
-            spec.llm.api_key_secret_ref.as_ref(),
+            spec.bot.llm.api_key_secret_ref.as_ref(),
         ),
         (
             "spec.database.urlSecretRef",
@@ -618,7 +546,7 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
         }
     }
     let mut seen = std::collections::HashSet::new();
-    for (i, price) in spec.pricing.iter().enumerate() {
+    for (i, price) in spec.bot.pricing.iter().enumerate() {
         if !seen.insert(price.model.as_str()) {
             errors.push(format!(
                 "spec.pricing[{i}].model: {:?} is priced twice",
@@ -638,7 +566,7 @@ pub fn validate_spec(bot: &TelegramBot) -> Result<(), Vec<String>> {
         ));
     }
 
-    for (i, source) in spec.knowledge.iter().enumerate() {
+    for (i, source) in spec.bot.knowledge.iter().enumerate() {
         if source.path.is_some() {
             errors.push(format!(
                 "spec.knowledge[{i}].path: a path is for local runs; in a cluster use configMapKeyRef or inline"

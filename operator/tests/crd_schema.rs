@@ -423,9 +423,9 @@ fn the_schema_rejects_malformed_fields_with_their_path() {
 #[test]
 fn validate_spec_reports_every_problem_with_its_field() {
     let mut bot = common::webhook_postgres();
-    bot.spec.pricing.push(bot.spec.pricing[0].clone());
-    bot.spec.webhook.as_mut().unwrap().domain = None;
-    bot.spec.llm.timeout = Some("0s".parse().unwrap());
+    bot.spec.bot.pricing.push(bot.spec.bot.pricing[0].clone());
+    bot.spec.bot.webhook.as_mut().unwrap().domain = None;
+    bot.spec.bot.llm.timeout = Some("0s".parse().unwrap());
     let errors = validate_spec(&bot).unwrap_err();
     assert!(
         errors
@@ -446,7 +446,7 @@ fn validate_spec_reports_every_problem_with_its_field() {
 
     // Rules the schema cannot say, from botfleet_api::validate of the rendered config.
     let mut bot = common::polling_sqlite();
-    bot.spec.rate_limit = Some(botfleet_api::RateLimitConfig {
+    bot.spec.bot.rate_limit = Some(botfleet_api::RateLimitConfig {
         messages: None,
         per: Some("0s".parse().unwrap()),
     });
@@ -455,7 +455,7 @@ fn validate_spec_reports_every_problem_with_its_field() {
     assert!(errors[0].starts_with("spec.rateLimit.per: "), "{errors:?}");
 
     let mut bot = common::polling_sqlite();
-    bot.spec.follow_up = Some(botfleet_api::FollowUpConfig {
+    bot.spec.bot.follow_up = Some(botfleet_api::FollowUpConfig {
         enabled: true,
         after: vec![],
         ..Default::default()

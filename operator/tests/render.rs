@@ -194,7 +194,7 @@ fn webhook_postgres_scales_handlers_and_runs_a_separate_scheduler() {
 
     // Polling on PostgreSQL: still one poller, recreated, never rolled over a second one.
     let mut bot = common::webhook_postgres();
-    bot.spec.mode = botfleet_api::Mode::Polling;
+    bot.spec.bot.mode = botfleet_api::Mode::Polling;
     bot.spec.replicas = 1;
     let c = render(&bot);
     assert_eq!(
@@ -276,7 +276,7 @@ fn checksums(c: &Children) -> Vec<String> {
 fn a_config_change_changes_the_checksum_and_nothing_else() {
     let before = render(&common::webhook_postgres());
     let mut bot = common::webhook_postgres();
-    bot.spec.llm.system_prompt = Some("You are the support assistant of Example Corp.".into());
+    bot.spec.bot.llm.system_prompt = Some("You are the support assistant of Example Corp.".into());
     let after = render(&bot);
 
     let text = |c: &Children| c.config_map.data.as_ref().unwrap()[render::CONFIG_KEY].clone();
@@ -518,7 +518,7 @@ fn the_config_map_holds_the_spec_vocabulary_with_the_webhook_path_resolved() {
         config.webhook.unwrap().path.as_deref(),
         Some("/telegram/sales-bot")
     );
-    assert_eq!(config.pricing, bot.spec.pricing);
+    assert_eq!(config.pricing, bot.spec.bot.pricing);
     assert_eq!(config.owners, vec![123456789]);
     // Secrets are never inline: only references reach the config.
     assert!(!text.contains("postgres://"));
@@ -529,8 +529,8 @@ fn fields_only_the_operator_uses_stay_out_of_the_bots_config() {
     let bot = common::webhook_postgres();
     let spec = &bot.spec;
     // The spec has them all...
-    let webhook = spec.webhook.as_ref().unwrap();
-    assert!(spec.llm.api_key_secret_ref.is_some());
+    let webhook = spec.bot.webhook.as_ref().unwrap();
+    assert!(spec.bot.llm.api_key_secret_ref.is_some());
     assert!(webhook.domain.is_some() && webhook.ingress_class_name.is_some());
     assert!(webhook.tls.is_some() && webhook.max_connections.is_some());
     // ...and the bot's config file has none of them, but what the bot needs.
@@ -556,12 +556,12 @@ fn fields_only_the_operator_uses_stay_out_of_the_bots_config() {
         config.webhook.unwrap().path.as_deref(),
         Some("/telegram/sales-bot")
     );
-    assert_eq!(config.llm.model, spec.llm.model);
-    assert_eq!(config.llm.system_prompt, spec.llm.system_prompt);
+    assert_eq!(config.llm.model, spec.bot.llm.model);
+    assert_eq!(config.llm.system_prompt, spec.bot.llm.system_prompt);
 
     // A polling bot has no webhook section at all, even with one left in the spec.
     let mut polling = common::webhook_postgres();
-    polling.spec.mode = botfleet_api::Mode::Polling;
+    polling.spec.bot.mode = botfleet_api::Mode::Polling;
     polling.spec.replicas = 1;
     let text = &render(&polling).config_map.data.unwrap()["config.yaml"];
     assert!(!text.contains("webhook"), "{text}");
@@ -654,11 +654,11 @@ fn the_ingress_routes_the_webhook_path_with_tls_from_cert_manager_or_a_secret() 
     );
 
     let mut bot = common::webhook_postgres();
-    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_api::WebhookTls {
+    bot.spec.bot.webhook.as_mut().unwrap().tls = Some(botfleet_api::WebhookTls {
         issuer: Some("team-issuer".into()),
         ..Default::default()
     });
-    bot.spec.webhook.as_mut().unwrap().path = Some("/hooks/sales".into());
+    bot.spec.bot.webhook.as_mut().unwrap().path = Some("/hooks/sales".into());
     let ingress = render(&bot).ingress.unwrap();
     let annotations = ingress.metadata.annotations.unwrap();
     assert_eq!(annotations["cert-manager.io/issuer"], "team-issuer");
@@ -672,7 +672,7 @@ fn the_ingress_routes_the_webhook_path_with_tls_from_cert_manager_or_a_secret() 
     );
 
     let mut bot = common::webhook_postgres();
-    bot.spec.webhook.as_mut().unwrap().tls = Some(botfleet_api::WebhookTls {
+    bot.spec.bot.webhook.as_mut().unwrap().tls = Some(botfleet_api::WebhookTls {
         secret_name: Some("wildcard-example-com".into()),
         ..Default::default()
     });
@@ -815,7 +815,7 @@ fn the_network_policy_opens_the_webhook_to_the_ingress_controller_and_metrics_to
 #[test]
 fn knowledge_config_maps_are_mounted_read_only_and_a_change_rolls_the_pods() {
     let mut bot = common::webhook_postgres();
-    bot.spec.knowledge = vec![
+    bot.spec.bot.knowledge = vec![
         serde_json::from_value(
             json!({"configMapKeyRef": {"name": "acme-prices", "key": "prices.md"}}),
         )
@@ -952,6 +952,7 @@ fn knowledge_config_maps_are_mounted_read_only_and_a_change_rolls_the_pods() {
 
     // A path means nothing in a pod: refused with its field named.
     bot.spec
+        .bot
         .knowledge
         .push(serde_json::from_value(json!({"path": "/tmp/faq.md"})).unwrap());
     let Err(render::RenderError::Invalid(errors)) =

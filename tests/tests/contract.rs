@@ -98,11 +98,11 @@ fn the_bot_loads_the_config_map_the_operator_renders() {
         assert_eq!(loaded.llm.api_key_secret_ref, None, "{file}");
         let llm = botfleet_api::LlmConfig {
             api_key_secret_ref: None,
-            ..bot.spec.llm.clone()
+            ..bot.spec.bot.llm.clone()
         };
         assert_eq!(loaded.llm, llm, "{file}");
-        assert_eq!(loaded.pricing, bot.spec.pricing, "{file}");
-        assert_eq!(loaded.mode, bot.spec.mode, "{file}");
+        assert_eq!(loaded.pricing, bot.spec.bot.pricing, "{file}");
+        assert_eq!(loaded.mode, bot.spec.bot.mode, "{file}");
     }
 }
 

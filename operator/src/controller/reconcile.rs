@@ -98,7 +98,7 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
     }
     ctx.set_managed(&key(bot), true);
     let spec = &bot.spec;
-    let webhook_mode = spec.mode == Mode::Webhook;
+    let webhook_mode = spec.bot.mode == Mode::Webhook;
 
     let monitoring_served = ctx.monitoring.served(&ctx.client).await?;
     let monitoring_requested = spec.service_monitor_enabled() || spec.prometheus_rule_enabled();
@@ -302,7 +302,7 @@ async fn handler_deployment(
 /// While the children could not be applied, the webhook keeps the state the status showed.
 fn previous_webhook_state(bot: &TelegramBot) -> WebhookState {
     match (
-        bot.spec.mode,
+        bot.spec.bot.mode,
         bot.status.as_ref().and_then(|s| s.webhook_url.clone()),
     ) {
         (Mode::Polling, _) => WebhookState::NotRequired,
@@ -372,6 +372,7 @@ async fn register_webhook(ctx: &Context, bot: &TelegramBot) -> Result<WebhookSta
         };
         let max_connections = bot
             .spec
+            .bot
             .webhook
             .as_ref()
             .and_then(|w| w.max_connections)

@@ -68,7 +68,7 @@ impl<'a> Observed<'a> {
         Self {
             generation: bot.metadata.generation,
             bot_name,
-            webhook_mode: bot.spec.mode == botfleet_api::Mode::Webhook,
+            webhook_mode: bot.spec.bot.mode == botfleet_api::Mode::Webhook,
             desired_replicas: bot.spec.replicas,
             deployment: None,
             webhook: WebhookState::NotRequired,

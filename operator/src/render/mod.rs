@@ -298,14 +298,15 @@ pub fn render_all(bot: &TelegramBot, defaults: &RenderDefaults) -> Result<Childr
 /// Whether the operator must provide the webhook secret token: webhook mode without
 /// `spec.telegram.webhookSecretRef`. The Secret is then [`names::webhook_secret`].
 pub fn needs_generated_webhook_secret(bot: &TelegramBot) -> bool {
-    bot.spec.mode == botfleet_api::Mode::Webhook && bot.spec.telegram.webhook_secret_ref.is_none()
+    bot.spec.bot.mode == botfleet_api::Mode::Webhook
+        && bot.spec.telegram.webhook_secret_ref.is_none()
 }
 
 /// Where the webhook secret token is (webhook mode only): `spec.telegram.webhookSecretRef`, or
 /// the generated Secret `<bot>-webhook`, key `secretToken`. The operator reads it for
 /// `setWebhook`; the bot gets it as `WEBHOOK_SECRET_TOKEN`.
 pub fn webhook_secret_ref(bot: &TelegramBot) -> Option<botfleet_api::SecretKeyRef> {
-    if bot.spec.mode != botfleet_api::Mode::Webhook {
+    if bot.spec.bot.mode != botfleet_api::Mode::Webhook {
         return None;
     }
     Some(

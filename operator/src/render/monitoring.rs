@@ -184,6 +184,7 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<AlertRule> {
     // `handoff.waitAlertAfter`; without a handoff section the gauge is never exported.
     let handoff_wait = ctx
         .spec
+        .bot
         .handoff
         .as_ref()
         .map_or(botfleet_api::HandoffConfig::DEFAULT_WAIT_ALERT_AFTER, |h| {

@@ -74,10 +74,10 @@ pub(super) fn scheduler_service(ctx: &Ctx<'_>) -> Service {
 /// port. TLS: a cert-manager (Cluster)Issuer annotation and the Secret `<bot>-webhook-tls`, or
 /// the given `secretName` as it is.
 pub(super) fn ingress(ctx: &Ctx<'_>) -> Option<Ingress> {
-    if ctx.spec.mode != Mode::Webhook {
+    if ctx.spec.bot.mode != Mode::Webhook {
         return None;
     }
-    let webhook = ctx.spec.webhook.as_ref()?;
+    let webhook = ctx.spec.bot.webhook.as_ref()?;
     let domain = webhook.domain.clone()?;
     let mut annotations = BTreeMap::new();
     let mut tls = None;
@@ -158,7 +158,7 @@ pub(super) fn network_policy(ctx: &Ctx<'_>) -> Option<NetworkPolicy> {
         ..Default::default()
     };
     let mut rules = Vec::new();
-    if ctx.spec.mode == Mode::Webhook {
+    if ctx.spec.bot.mode == Mode::Webhook {
         rules.push(NetworkPolicyIngressRule {
             from: Some(vec![namespace(&peers.ingress_namespace)]),
             ports: Some(vec![port(contract::HTTP_PORT_NAME)]),

@@ -44,7 +44,7 @@ pub fn default_resources() -> ResourceRequirements {
 /// losing capacity.
 pub(super) fn handler_deployment(ctx: &Ctx<'_>, checksum: &str) -> Deployment {
     let sqlite = !ctx.spec.uses_postgres();
-    let single = sqlite || ctx.spec.mode == Mode::Polling;
+    let single = sqlite || ctx.spec.bot.mode == Mode::Polling;
     let strategy = if single {
         DeploymentStrategy {
             type_: Some("Recreate".into()),
@@ -387,7 +387,7 @@ fn bot_env(ctx: &Ctx<'_>, serves_http: bool) -> Vec<EnvVar> {
         env::TELEGRAM_BOT_TOKEN,
         &spec.telegram.token_secret_ref,
     ));
-    if let Some(r) = &spec.llm.api_key_secret_ref {
+    if let Some(r) = &spec.bot.llm.api_key_secret_ref {
         env.push(secret(env::LLM_API_KEY, r));
     }
     match spec
@@ -398,7 +398,7 @@ fn bot_env(ctx: &Ctx<'_>, serves_http: bool) -> Vec<EnvVar> {
         Some(r) => env.push(secret(env::DATABASE_URL, r)),
         None => env.push(value(env::DATABASE_URL, contract::SQLITE_URL.into())),
     }
-    if spec.mode == Mode::Webhook {
+    if spec.bot.mode == Mode::Webhook {
         let r = spec
             .telegram
             .webhook_secret_ref
