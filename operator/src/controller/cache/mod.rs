@@ -70,10 +70,8 @@ type Scope = Option<String>;
 #[derive(Default)]
 struct State {
     children: ChildStore,
-    /// (kind, scope) of the child watches whose first list is complete.
-    synced: HashSet<(String, Scope)>,
-    /// Objects listed since the watch of (kind, scope) (re)started, until its list completes.
-    relisting: HashMap<(String, Scope), HashSet<ChildKey>>,
+    /// The lists of the child watches, one per (kind, scope).
+    lists: Lists<(String, Scope), ChildKey>,
     /// Every Secret in the watched scopes.
     secrets: Versions,
     /// Values read from Secrets: (namespace, name, key) → (resourceVersion, value).
@@ -83,15 +81,50 @@ struct State {
     config_maps: Versions,
 }
 
-/// What a metadata-only watch keeps: the resourceVersion of every object it saw, and the
-/// scopes whose list is complete.
+/// The lists of a set of watches `W`: which completed their first list, and the keys `K` a
+/// list in progress has shown so far (what a completed relist did not show is gone).
+struct Lists<W, K> {
+    synced: HashSet<W>,
+    listing: HashMap<W, HashSet<K>>,
+}
+
+impl<W, K> Default for Lists<W, K> {
+    fn default() -> Self {
+        Self {
+            synced: HashSet::new(),
+            listing: HashMap::new(),
+        }
+    }
+}
+
+impl<W: Eq + std::hash::Hash, K: Eq + std::hash::Hash> Lists<W, K> {
+    /// The watch `watch` (re)started its list.
+    fn begin(&mut self, watch: W) {
+        self.listing.insert(watch, HashSet::new());
+    }
+
+    /// The list of `watch` showed `key`.
+    fn listed(&mut self, watch: &W, key: K) {
+        if let Some(keys) = self.listing.get_mut(watch) {
+            keys.insert(key);
+        }
+    }
+
+    /// The list of `watch` is complete: the keys it showed.
+    fn complete(&mut self, watch: W) -> HashSet<K> {
+        let keys = self.listing.remove(&watch).unwrap_or_default();
+        self.synced.insert(watch);
+        keys
+    }
+}
+
+/// What a metadata-only watch keeps: the resourceVersion of every object it saw, and its lists
+/// (one per scope).
 #[derive(Default)]
 struct Versions {
     /// (namespace, name) → resourceVersion.
     of: HashMap<(String, String), String>,
-    synced: HashSet<Scope>,
-    /// Objects listed since the watch of a scope (re)started, until its list completes.
-    relisting: HashMap<Scope, HashSet<(String, String)>>,
+    lists: Lists<Scope, (String, String)>,
 }
 
 impl Versions {
@@ -107,10 +140,8 @@ impl Versions {
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                 let key = key_of(o);
-                if matches!(event, watcher::Event::InitApply(_))
-                    && let Some(seen) = self.relisting.get_mut(scope)
-                {
-                    seen.insert(key.clone());
+                if matches!(event, watcher::Event::InitApply(_)) {
+                    self.lists.listed(scope, key.clone());
                 }
                 self.of
                     .insert(key, o.metadata.resource_version.clone().unwrap_or_default());
@@ -118,14 +149,11 @@ impl Versions {
             watcher::Event::Delete(o) => {
                 self.of.remove(&key_of(o));
             }
-            watcher::Event::Init => {
-                self.relisting.insert(scope.clone(), HashSet::new());
-            }
+            watcher::Event::Init => self.lists.begin(scope.clone()),
             watcher::Event::InitDone => {
-                let seen = self.relisting.remove(scope).unwrap_or_default();
+                let seen = self.lists.complete(scope.clone());
                 self.of
                     .retain(|k, _| !in_scope(scope, &k.0) || seen.contains(k));
-                self.synced.insert(scope.clone());
                 return true;
             }
         }
@@ -134,7 +162,7 @@ impl Versions {
 
     /// Whether a completed list covers `namespace`.
     fn covers(&self, namespace: &str) -> bool {
-        self.synced.iter().any(|s| in_scope(s, namespace))
+        self.lists.synced.iter().any(|s| in_scope(s, namespace))
     }
 
     fn get(&self, namespace: &str, name: &str) -> Option<&String> {
@@ -194,6 +222,7 @@ impl ChildCache {
     /// whether an absent child is really absent.
     pub fn is_synced(&self, kind: &str, namespace: &str) -> bool {
         self.read()
+            .lists
             .synced
             .iter()
             .any(|(k, scope)| k == kind && in_scope(scope, namespace))
@@ -217,9 +246,9 @@ impl ChildCache {
         let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         let state = self.read();
         started.iter().all(|(kind, scope)| match kind.as_str() {
-            "Secret" => state.secrets.synced.contains(scope),
-            CONFIG_MAP_VERSIONS => state.config_maps.synced.contains(scope),
-            _ => state.synced.contains(&(kind.clone(), scope.clone())),
+            "Secret" => state.secrets.lists.synced.contains(scope),
+            CONFIG_MAP_VERSIONS => state.config_maps.lists.synced.contains(scope),
+            _ => state.lists.synced.contains(&(kind.clone(), scope.clone())),
         })
     }
 
@@ -290,31 +319,22 @@ impl ChildCache {
             namespace: o.namespace().unwrap_or_default(),
             name: o.name_any(),
         };
+        let watch = || (kind.to_string(), scope.clone());
         let mut state = self.write();
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                 let Some(seen) = Seen::of(o, kind) else {
                     return;
                 };
-                if matches!(event, watcher::Event::InitApply(_))
-                    && let Some(relisted) =
-                        state.relisting.get_mut(&(kind.to_string(), scope.clone()))
-                {
-                    relisted.insert(seen.key.clone());
+                if matches!(event, watcher::Event::InitApply(_)) {
+                    state.lists.listed(&watch(), seen.key.clone());
                 }
                 state.children.upsert(seen);
             }
             watcher::Event::Delete(o) => state.children.remove(&key_of(o)),
-            watcher::Event::Init => {
-                state
-                    .relisting
-                    .insert((kind.to_string(), scope.clone()), HashSet::new());
-            }
+            watcher::Event::Init => state.lists.begin(watch()),
             watcher::Event::InitDone => {
-                let seen = state
-                    .relisting
-                    .remove(&(kind.to_string(), scope.clone()))
-                    .unwrap_or_default();
+                let seen = state.lists.complete(watch());
                 let gone: Vec<ChildKey> = state
                     .children
                     .entries()
@@ -329,7 +349,6 @@ impl ChildCache {
                 for key in gone {
                     state.children.remove(&key);
                 }
-                state.synced.insert((kind.to_string(), scope.clone()));
                 drop(state);
                 self.synced.notify_waiters();
             }
@@ -403,20 +422,14 @@ impl ChildCache {
         scope: Scope,
     ) -> impl Stream<Item = Result<PartialObjectMeta<ConfigMap>, watcher::Error>> + Send + 'static
     {
-        let api: Api<PartialObjectMeta<ConfigMap>> = match &scope {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
-        };
-        self.mark_started(CONFIG_MAP_VERSIONS, &scope);
-        let cache = self.clone();
-        watcher(api, watch_config())
-            .default_backoff()
-            .inspect(move |event| {
-                if let Ok(event) = event {
-                    cache.apply_config_map_event(&scope, event);
-                }
-            })
-            .touched_objects()
+        let api = super::scoped(&client, scope.as_deref());
+        self.cached_watch(
+            api,
+            watch_config(),
+            CONFIG_MAP_VERSIONS,
+            scope,
+            Self::apply_config_map_event,
+        )
     }
 
     /// Whether the Secret exists: `Some` when the Secret watch covers the namespace.
@@ -464,11 +477,33 @@ impl ChildCache {
         ));
     }
 
-    fn mark_started(&self, kind: &str, scope: &Scope) {
+    /// A watch of `api` whose every event goes through `apply` into the cache, yielding every
+    /// object it saw (added, changed or deleted) for the controller's triggers. `started` names
+    /// it among the watches [`ChildCache::wait_until_synced`] waits for.
+    fn cached_watch<K>(
+        self: &std::sync::Arc<Self>,
+        api: Api<K>,
+        config: watcher::Config,
+        started: &str,
+        scope: Scope,
+        apply: impl Fn(&ChildCache, &Scope, &watcher::Event<K>) + Send + 'static,
+    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    where
+        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
         self.started
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((kind.to_string(), scope.clone()));
+            .insert((started.to_string(), scope.clone()));
+        let cache = self.clone();
+        watcher(api, config)
+            .default_backoff()
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    apply(&cache, &scope, event);
+                }
+            })
+            .touched_objects()
     }
 
     /// The watch of one owned kind in `scope`: keeps the cache and yields every object it saw
@@ -486,17 +521,10 @@ impl ChildCache {
         };
         let config =
             watch_config().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
-        self.mark_started(kind.kind, &scope);
-        let cache = self.clone();
-        let kind_name = kind.kind.to_string();
-        watcher(api, config)
-            .default_backoff()
-            .inspect(move |event| {
-                if let Ok(event) = event {
-                    cache.apply_event(&kind_name, &scope, event);
-                }
-            })
-            .touched_objects()
+        let kind_name = kind.kind;
+        self.cached_watch(api, config, kind_name, scope, move |cache, scope, event| {
+            cache.apply_event(kind_name, scope, event)
+        })
     }
 
     /// The metadata-only watch of every Secret in `scope` (resourceVersions, so that values
@@ -508,28 +536,91 @@ impl ChildCache {
         scope: Scope,
     ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
     {
-        let api: Api<PartialObjectMeta<Secret>> = match &scope {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
+        let api = super::scoped(&client, scope.as_deref());
+        self.cached_watch(
+            api,
+            watch_config(),
+            "Secret",
+            scope,
+            Self::apply_secret_event,
+        )
+        // Only the operator's own Secrets trigger their owner.
+        .filter(|o| {
+            futures::future::ready(o.as_ref().map_or(true, |o| {
+                o.meta()
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|r| !r.is_empty())
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_map(name: &str, rv: &str) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "bots", "resourceVersion": rv,
+                "labels": {"app.kubernetes.io/instance": "a"}},
+        }))
+        .unwrap()
+    }
+
+    fn secret(name: &str, rv: &str) -> PartialObjectMeta<Secret> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "bots", "resourceVersion": rv},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_relist_forgets_the_children_and_secrets_it_no_longer_shows() {
+        use watcher::Event::{Init, InitApply, InitDone};
+        let cache = ChildCache::new();
+        let scope: Scope = Some("bots".into());
+        let names = |cache: &ChildCache| {
+            let mut names: Vec<String> =
+                cache.versions().into_iter().map(|(k, _)| k.name).collect();
+            names.sort();
+            names
         };
-        self.mark_started("Secret", &scope);
-        let cache = self.clone();
-        watcher(api, watch_config())
-            .default_backoff()
-            .inspect(move |event| {
-                if let Ok(event) = event {
-                    cache.apply_secret_event(&scope, event);
-                }
-            })
-            .touched_objects()
-            // Only the operator's own Secrets trigger their owner.
-            .filter(|o| {
-                futures::future::ready(o.as_ref().map_or(true, |o| {
-                    o.meta()
-                        .owner_references
-                        .as_ref()
-                        .is_some_and(|r| !r.is_empty())
-                }))
-            })
+
+        assert!(!cache.is_synced("ConfigMap", "bots"));
+        for event in [
+            Init,
+            InitApply(config_map("a-config", "1")),
+            InitApply(config_map("b-config", "2")),
+            InitDone,
+        ] {
+            cache.apply_event("ConfigMap", &scope, &event);
+        }
+        assert!(cache.is_synced("ConfigMap", "bots"));
+        assert!(!cache.is_synced("ConfigMap", "other"));
+        assert_eq!(names(&cache), ["a-config", "b-config"]);
+        // The watch expired and listed again: b-config was deleted in between.
+        for event in [Init, InitApply(config_map("a-config", "3")), InitDone] {
+            cache.apply_event("ConfigMap", &scope, &event);
+        }
+        assert_eq!(names(&cache), ["a-config"]);
+
+        assert_eq!(cache.secret_exists("bots", "token"), None, "not listed yet");
+        for event in [
+            Init,
+            InitApply(secret("token", "1")),
+            InitApply(secret("old", "2")),
+            InitDone,
+        ] {
+            cache.apply_secret_event(&scope, &event);
+        }
+        assert_eq!(cache.secret_exists("bots", "old"), Some(true));
+        for event in [Init, InitApply(secret("token", "1")), InitDone] {
+            cache.apply_secret_event(&scope, &event);
+        }
+        assert_eq!(cache.secret_exists("bots", "old"), Some(false));
+        assert_eq!(cache.secret_exists("bots", "token"), Some(true));
     }
 }
