@@ -13,12 +13,10 @@ use support::{BotConfigOptions, DbKind, Harness, eventually, fresh_db};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_metrics_pass_promtool() {
     if Command::new("promtool").arg("--version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but promtool is not installed (.ci/install-tools.sh)"
+        support::skip_outside_ci(
+            "promtool is not installed (.ci/install-tools.sh installs it)",
+            "the promtool check of /metrics",
         );
-        eprintln!("skipped: promtool not installed");
         return;
     }
     let db = fresh_db(DbKind::Sqlite).await.unwrap();

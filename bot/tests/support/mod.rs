@@ -36,6 +36,18 @@ pub async fn fresh_db(kind: DbKind) -> Option<TestDb> {
     }
 }
 
+/// A test needs something this machine lacks: under `CI=true` that fails the test (CI installs
+/// everything the tests need); elsewhere it says on stderr what is skipped, and the caller
+/// returns.
+pub fn skip_outside_ci(missing: &str, skipped: &str) {
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "CI=true but {missing}: {skipped} cannot be skipped"
+    );
+    eprintln!("{missing}: skipping {skipped}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
