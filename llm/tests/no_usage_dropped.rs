@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use botfleet_api::LlmProvider;
-use botfleet_llm::{
-    ChatMessage, CompletionOutcome, CompletionRequest, LlmClient, Outcome, StreamEvent, Usage,
-};
-use fake_llm::{FakeLlm, Reply, config};
+use botfleet_llm::{CompletionOutcome, LlmClient, Outcome, StreamEvent, Usage};
+use fake_llm::{FakeLlm, Reply, config, request};
 use serde_json::{Value, json};
 
 const ANSWER: &str = "Pro costs $20 a month.";
@@ -25,26 +23,11 @@ const BILLED: Usage = Usage {
     output_tokens: 503,
 };
 
+/// A client of `provider` at the fake, no fallback, retrying at once.
 fn client(fake: &FakeLlm, provider: LlmProvider) -> LlmClient {
-    let model = match provider {
-        LlmProvider::Anthropic => "claude-primary",
-        LlmProvider::Openai => "gpt-primary",
-    };
-    LlmClient::new(
-        &config(provider, &fake.base_url, model, None),
-        "sk-test".into(),
-    )
-    .unwrap()
-    .with_backoff(Duration::from_millis(1), Duration::from_millis(10))
-}
-
-fn request() -> CompletionRequest {
-    CompletionRequest {
-        system: Some("You are the sales assistant of Acme.".to_owned()),
-        context: Vec::new(),
-        messages: vec![ChatMessage::user("What does Pro cost?")],
-        max_output_tokens: 300,
-    }
+    let config = config(provider, &fake.base_url, "model-under-test", None);
+    let client = LlmClient::new(&config, "sk-test".into()).unwrap();
+    client.with_backoff(Duration::from_millis(1), Duration::from_millis(10))
 }
 
 /// A complete, non-streamed answer body of `provider`.
