@@ -9,8 +9,9 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::classify::classify;
+use crate::completion::{Attempt, Completion, CompletionOutcome};
 use crate::error::LlmError;
-use crate::outcome::{Attempt, Completion, CompletionOutcome, Outcome};
+use crate::outcome::Outcome;
 use crate::provider::{Answer, OutputLimit, Provider};
 use crate::request::{CompletionRequest, Tool};
 use crate::retry::{Backoff, retry_after};
