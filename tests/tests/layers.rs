@@ -181,7 +181,8 @@ fn graph(src: &Path) -> Graph {
                 .find(|cand| mods.contains_key(cand));
             if let Some(t) = target
                 && &t != m
-                && !(t.starts_with(m) && !m.is_empty())
+                // A file's own children do not count as a cycle with it.
+                && (m.is_empty() || !t.starts_with(m))
             {
                 targets.insert(t);
             }
