@@ -28,15 +28,13 @@ pub async fn build_context(settings: Settings) -> anyhow::Result<(Context, Arc<M
         &settings.telegram_api_url,
         settings.telegram_limits,
     )?;
-    let llm =
-        botfleet_llm::LlmClient::new(&settings.bot.llm, settings.llm_api_key.expose().to_owned())?;
-    let ctx = Context {
-        settings: Arc::new(settings),
+    let ctx = Context::new(
+        settings,
         db,
-        metrics: Arc::new(Metrics::default()),
+        Arc::new(Metrics::default()),
         telegram,
-        llm,
-    };
+        money.clone(),
+    )?;
     Ok((ctx, money))
 }
 
@@ -137,7 +135,7 @@ pub async fn serve_with(
         ctx: ctx.clone(),
         pipeline,
         wake: wake.clone(),
-        id: process_id(),
+        id: crate::config::process_id(),
     };
     let grace = settings.shutdown_grace;
     let worker_count = settings.workers;
@@ -230,13 +228,4 @@ async fn release_dead_claims(ctx: &Context) {
             tracing::warn!(error = %e, "could not release old claims; they expire on their own")
         }
     }
-}
-
-/// This process's identity in claims: the pod name (or host) plus a random suffix, so a
-/// restarted process never mistakes its predecessor's claims for its own.
-pub fn process_id() -> String {
-    let host = std::env::var(crate::config::env::POD_NAME)
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "bot".to_owned());
-    format!("{host}-{:08x}", rand::random::<u32>())
 }

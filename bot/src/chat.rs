@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::context::Context;
-use crate::conversation::store::Inbound;
 use crate::conversation::{ConsoleTransport, Pipeline};
+use crate::leads::Inbound;
 use crate::money::Money;
 
 /// The console's chat and user id. Negative ids are groups in Telegram; this one is far below

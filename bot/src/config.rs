@@ -277,6 +277,15 @@ impl Settings {
     }
 }
 
+/// This process's identity in claims: the pod name (or host) plus a random suffix, so a
+/// restarted process never mistakes its predecessor's claims for its own.
+pub fn process_id() -> String {
+    let host = std::env::var(env::POD_NAME)
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "bot".to_owned());
+    format!("{host}-{:08x}", rand::random::<u32>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,15 @@
-//! What every part of a running bot shares: settings, database, clients, metrics.
+//! What every part of a running bot shares: settings, database, metrics, and the two roads
+//! out: [`Delivery`] for every message, [`MeteredLlm`] for every LLM call.
 
 use std::sync::Arc;
 
-use botfleet_llm::LlmClient;
+use botfleet_llm::{LlmClient, LlmError};
 
 use crate::config::Settings;
 use crate::db::Db;
+use crate::delivery::Delivery;
 use crate::metrics::Metrics;
+use crate::money::{MeteredLlm, Money};
 use crate::telegram::TelegramClient;
 
 /// Shared handles of one bot process. Cheap to clone.
@@ -15,6 +18,31 @@ pub struct Context {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub metrics: Arc<Metrics>,
+    /// Telegram calls that are not messages: typing, drafts, button answers, files, the menu.
     pub telegram: TelegramClient,
-    pub llm: LlmClient,
+    /// Every message the bot sends.
+    pub delivery: Delivery,
+    /// Every LLM call the bot makes.
+    pub llm: MeteredLlm,
+}
+
+impl Context {
+    /// The handles of one process; the LLM client is built from the settings (`llm`, the key).
+    pub fn new(
+        settings: Settings,
+        db: Db,
+        metrics: Arc<Metrics>,
+        telegram: TelegramClient,
+        money: Arc<Money>,
+    ) -> Result<Self, LlmError> {
+        let client = LlmClient::new(&settings.bot.llm, settings.llm_api_key.expose().to_owned())?;
+        Ok(Self {
+            delivery: Delivery::new(telegram.clone(), db.clone(), metrics.clone()),
+            llm: MeteredLlm::new(client, money, db.clone(), metrics.clone()),
+            settings: Arc::new(settings),
+            db,
+            metrics,
+            telegram,
+        })
+    }
 }

@@ -169,6 +169,56 @@ impl Db {
     }
 }
 
+/// The first pause of [`retry`]; each next one doubles, up to [`RETRY_MAX_PAUSE`].
+pub const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+pub const RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// The one retry policy for transient database errors (a database restarting, a dropped
+/// connection), for writes that must land because what they record already happened (a sent
+/// message, an update's outcome):
+///
+/// - `write` is tried at once, then after 100 ms, doubling to at most 2 s between tries;
+/// - it is given up when the next try would start after `within` (`None`: never, for a record
+///   whose loss would repeat a message and whose caller can wait), returning the last error;
+/// - the first failure is logged once as a warning naming `action`, and a success after
+///   failures as info; the caller logs giving up (each failure logged once).
+///
+/// Every SQL error is retried: a write that can never succeed (a bug) shows in the warning.
+pub async fn retry<T, F, Fut>(
+    action: &'static str,
+    within: Option<Duration>,
+    mut write: F,
+) -> Result<T, SqlError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SqlError>>,
+{
+    let deadline = within.and_then(|w| tokio::time::Instant::now().checked_add(w));
+    let mut pause = RETRY_FIRST_PAUSE;
+    let mut failed = false;
+    loop {
+        match write().await {
+            Ok(value) => {
+                if failed {
+                    tracing::info!(action, "the database answered after all");
+                }
+                return Ok(value);
+            }
+            Err(e) if deadline.is_some_and(|d| tokio::time::Instant::now() + pause > d) => {
+                return Err(e);
+            }
+            Err(e) => {
+                if !failed {
+                    tracing::warn!(action, error = %e, "database write failed; retrying until it answers");
+                    failed = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX_PAUSE);
+            }
+        }
+    }
+}
+
 /// The embedded database is created on first start (a fresh volume has no file yet): a SQLite
 /// URL that names no `mode` gets `mode=rwc`.
 fn with_create_if_missing(url: &str) -> String {

@@ -16,6 +16,7 @@ pub mod handoff;
 pub mod http;
 pub mod inbox;
 pub mod knowledge;
+pub mod leads;
 pub mod metrics;
 pub mod money;
 pub mod polling;

@@ -40,16 +40,39 @@ fn load(cli: &Cli) -> Result<BotConfig, config::ConfigLoadError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    botfleet_telemetry::init_logging(&std::env::var(env::BOTFLEET_LOG_FORMAT).unwrap_or_default());
+    let log_format = std::env::var(env::BOTFLEET_LOG_FORMAT).unwrap_or_default();
+    botfleet_telemetry::init_logging(&log_format);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line a person can act on, naming the field or variable.
-            tracing::error!("{e:#}");
-            eprintln!("botfleet-bot: {e:#}");
+            // Reported once, as one line a person can act on, naming the field, variable or
+            // file: a log event where logs are read as JSON (the cluster), else plain text.
+            let line = one_line(&e);
+            if log_format == "json" {
+                tracing::error!(error = %line, "botfleet-bot failed");
+            } else {
+                eprintln!("botfleet-bot: {line}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text a message
+/// already quotes (`config file x: No such file…` over the I/O error) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::db::SqlError;
-use crate::http::webhook::update_header;
 use crate::inbox::{self, Enqueued};
 use crate::metrics::KindLabels;
 use crate::telegram::TelegramError;
+use crate::telegram::updates::update_header;
 
 const LONG_POLL_SECS: u32 = 25;
 const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(30);

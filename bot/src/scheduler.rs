@@ -68,7 +68,7 @@ impl LeadershipMode {
 
     fn identity(&self) -> String {
         match self {
-            LeadershipMode::Always => crate::app::process_id(),
+            LeadershipMode::Always => crate::config::process_id(),
             LeadershipMode::Lease(config) => config.identity.clone(),
         }
     }
@@ -162,7 +162,7 @@ pub async fn tick(ctx: &Context, money: &Money, runner: &FollowUpRunner, stop: &
     if let Err(e) = runner.tick(ctx, money, now, stop).await {
         tracing::warn!(error = %e, "follow-up tick failed");
     }
-    match money.check_alerts(&ctx.db, &ctx.telegram, now).await {
+    match money.check_alerts(&ctx.db, &ctx.delivery, now).await {
         Ok(sent) if !sent.is_empty() => tracing::info!(alerts = sent.len(), "budget alerts sent"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "budget alert check failed"),

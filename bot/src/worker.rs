@@ -108,22 +108,22 @@ impl Workers {
             // Through a short database outage: an outcome not recorded waits out its claim.
             let within = self.ctx.settings.inbox_claim_timeout;
             let outcome = match result {
-                Ok(()) => persist(within, || inbox::complete(db, row.update_id, now, None)).await,
+                Ok(()) => retry(within, || inbox::complete(db, row.update_id, now, None)).await,
                 Err(e) if e.chat_unreachable() => {
                     tracing::info!(error = %e, "the reply was refused: the chat is unreachable");
                     let error = e.to_string();
-                    persist(within, || inbox::complete(db, row.update_id, now, Some(&error))).await
+                    retry(within, || inbox::complete(db, row.update_id, now, Some(&error))).await
                 }
                 Err(e) if e.is_transient() && row.attempts < inbox::MAX_ATTEMPTS => {
                     tracing::warn!(error = %e, "update failed; it will be retried");
                     tokio::time::sleep(RETRY_PAUSE).await;
                     let error = e.to_string();
-                    persist(within, || inbox::release(db, row.update_id, worker, &error)).await
+                    retry(within, || inbox::release(db, row.update_id, worker, &error)).await
                 }
                 Err(e) => {
                     tracing::error!(error = %e, attempts = row.attempts, "update parked: it failed for good");
                     let error = e.to_string();
-                    persist(within, || inbox::complete(db, row.update_id, now, Some(&error))).await
+                    retry(within, || inbox::complete(db, row.update_id, now, Some(&error))).await
                 }
             };
             if let Err(e) = outcome {
@@ -150,23 +150,12 @@ impl Workers {
     }
 }
 
-/// Retries a database write for up to `within` (the database restarting); the last error is
-/// returned for the caller to log.
-async fn persist<F, Fut>(within: Duration, mut write: F) -> Result<(), SqlError>
+/// Records an update's outcome through a short database outage (up to `within`, the claim's
+/// life); the last error is returned for the caller to log.
+async fn retry<F, Fut>(within: Duration, write: F) -> Result<(), SqlError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), SqlError>>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut pause = Duration::from_millis(100);
-    loop {
-        match write().await {
-            Ok(()) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() + pause > deadline => return Err(e),
-            Err(_) => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
+    crate::db::retry("recording an update's outcome", Some(within), write).await
 }

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use botfleet_bot::config::{self, Needs, Settings};
 use botfleet_bot::context::Context;
-use botfleet_bot::conversation::store::{Inbound, Kind, record_inbound};
 use botfleet_bot::followup::{FollowUpRunner, TickReport};
+use botfleet_bot::leads::{Inbound, Kind, record_inbound};
 use botfleet_bot::metrics::Metrics;
 use botfleet_bot::money::{CallContext, Money, RequestType};
 use botfleet_bot::scheduler::{self, LeadershipMode};
-use botfleet_llm::{Attempt, LlmClient, Outcome, Usage};
+use botfleet_llm::{Attempt, Outcome, Usage};
 use chrono::{DateTime, TimeZone, Utc};
 use fake_llm::{FakeLlm, Scripted};
 use sqlx::Row;
@@ -79,14 +79,14 @@ impl World {
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let settings = Settings::resolve(bot_config, &lookup, Needs::TelegramAndLlm).unwrap();
         let money = Arc::new(Money::from_config(&settings.bot).unwrap());
-        let llm = LlmClient::new(&settings.bot.llm, LLM_KEY.into()).unwrap();
-        let ctx = Context {
-            settings: Arc::new(settings),
-            db: self.db.reconnect().await,
-            metrics: Arc::new(Metrics::default()),
-            telegram: self.telegram.client(),
-            llm,
-        };
+        let ctx = Context::new(
+            settings,
+            self.db.reconnect().await,
+            Arc::new(Metrics::default()),
+            self.telegram.client(),
+            money.clone(),
+        )
+        .unwrap();
         let runner = FollowUpRunner::new(&ctx, identity).unwrap();
         Bot { ctx, money, runner }
     }

@@ -70,7 +70,7 @@ async fn spend(money: &Money, t: &TestDb, cents: u64, at: DateTime<Utc>) {
 async fn a_threshold_crossed_alerts_each_owner_once(t: TestDb) {
     let money = Money::from_config(&config(Some("1.00"), None, true)).unwrap();
     let telegram = FakeTelegram::start().await;
-    let client = telegram.client();
+    let client = telegram.delivery(&t.db);
 
     spend(&money, &t, 40, day1()).await;
     assert!(
@@ -140,7 +140,7 @@ async fn thresholds_crossed_together_make_one_message(t: TestDb) {
     let telegram = FakeTelegram::start().await;
     spend(&money, &t, 120, day1()).await;
     let sent = money
-        .check_alerts(&t.db, &telegram.client(), day1())
+        .check_alerts(&t.db, &telegram.delivery(&t.db), day1())
         .await
         .unwrap();
     assert_eq!(sent.len(), 2);
@@ -157,7 +157,7 @@ async fn thresholds_crossed_together_make_one_message(t: TestDb) {
     );
     assert!(
         money
-            .check_alerts(&t.db, &telegram.client(), day1())
+            .check_alerts(&t.db, &telegram.delivery(&t.db), day1())
             .await
             .unwrap()
             .is_empty()
@@ -167,7 +167,7 @@ async fn thresholds_crossed_together_make_one_message(t: TestDb) {
 async fn a_new_day_rearms_the_daily_alerts(t: TestDb) {
     let money = Money::from_config(&config(Some("1.00"), Some("100.00"), true)).unwrap();
     let telegram = FakeTelegram::start().await;
-    let client = telegram.client();
+    let client = telegram.delivery(&t.db);
     spend(&money, &t, 60, day1()).await;
     assert_eq!(
         money
@@ -211,7 +211,7 @@ async fn a_new_day_rearms_the_daily_alerts(t: TestDb) {
 async fn an_undelivered_alert_is_retried_and_never_duplicated(t: TestDb) {
     let money = Money::from_config(&config(Some("1.00"), None, true)).unwrap();
     let telegram = FakeTelegram::start().await;
-    let client = telegram.client();
+    let client = telegram.delivery(&t.db);
     spend(&money, &t, 55, day1()).await;
 
     telegram.set_failing(true);
@@ -298,7 +298,7 @@ async fn budget_state_survives_a_restart(t: TestDb) {
         spend(&money, &t, 100, day1()).await;
         assert_eq!(
             money
-                .check_alerts(&t.db, &telegram.client(), day1())
+                .check_alerts(&t.db, &telegram.delivery(&t.db), day1())
                 .await
                 .unwrap()
                 .len(),
@@ -319,7 +319,7 @@ async fn budget_state_survives_a_restart(t: TestDb) {
     );
     assert!(
         money
-            .check_alerts(&db, &telegram.client(), later)
+            .check_alerts(&db, &telegram.delivery(&db), later)
             .await
             .unwrap()
             .is_empty()

@@ -22,9 +22,9 @@ use botfleet_bench::fakes::caching_llm::CachingLlm;
 use botfleet_bench::flags::{Flag, Flags};
 use botfleet_bench::report::{Table, print_header};
 use botfleet_bot::config::{Needs, Settings, load_config_str};
-use botfleet_bot::conversation::store::Inbound;
 use botfleet_bot::conversation::{Format, Pipeline, Transport};
 use botfleet_bot::knowledge::Knowledge;
+use botfleet_bot::leads::Inbound;
 use botfleet_bot::telegram::TelegramError;
 
 const FLAGS: &[Flag] = &[

@@ -189,7 +189,9 @@ pub async fn content_received(
                 "I can't broadcast that: {}. Send the message again, or /broadcast_cancel.",
                 escape_html(&why.to_string())
             );
-            crate::delivery::send(ctx, owner, &text, Format::Html, Priority::Interactive).await?;
+            ctx.delivery
+                .send(owner, &text, Format::Html, Priority::Interactive)
+                .await?;
             return Ok(());
         }
     };
@@ -198,7 +200,7 @@ pub async fn content_received(
     let since = draft.active_within_ms.map(|w| now - w);
     let audience = store::audience(&ctx.db, owner, since).await?;
     send(
-        &ctx.telegram,
+        &ctx.delivery,
         owner,
         &content,
         settings.opt_out_line.as_deref(),
@@ -221,15 +223,9 @@ pub async fn content_received(
         ("✅ Confirm".to_owned(), Button::Confirm(draft.id).data()),
         ("Cancel".to_owned(), Button::Cancel(draft.id).data()),
     ];
-    crate::delivery::send_with_buttons(
-        ctx,
-        owner,
-        &text,
-        Format::Html,
-        Priority::Interactive,
-        &buttons,
-    )
-    .await?;
+    ctx.delivery
+        .send_with_buttons(owner, &text, Format::Html, Priority::Interactive, &buttons)
+        .await?;
     Ok(())
 }
 

@@ -13,7 +13,8 @@ use teloxide::types::{
 };
 use teloxide::utils::render::Renderer;
 
-use crate::telegram::{Priority, TelegramClient, TelegramError, escape_html};
+use crate::delivery::{Delivery, Put};
+use crate::telegram::{Priority, TelegramError, escape_html};
 
 /// Telegram's longest message text and media caption, in UTF-16 code units.
 pub const MAX_TEXT: usize = 4096;
@@ -157,7 +158,7 @@ macro_rules! captioned {
 /// Sends `content` to one chat through the outbound limiter; returns the message Telegram
 /// created. One message per chat (the composer keeps text within Telegram's limit).
 pub async fn send(
-    telegram: &TelegramClient,
+    delivery: &Delivery,
     chat_id: i64,
     content: &Content,
     opt_out_line: Option<&str>,
@@ -172,11 +173,10 @@ pub async fn send(
                 .map(|b| [InlineKeyboardButton::url(b.label.clone(), b.url.clone())]),
         )
     });
-    let bot = telegram.bot();
+    let bot = delivery.bot();
     let chat = ChatId(chat_id);
-    telegram
-        .outbound()
-        .send(chat_id, priority, || {
+    delivery
+        .request(chat_id, priority, Put::Message, || {
             let html = html.clone();
             let keyboard = keyboard.clone();
             async move {

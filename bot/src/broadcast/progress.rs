@@ -11,6 +11,7 @@ use super::BroadcastError;
 use super::compose::Button;
 use super::store::{self, Counts};
 use crate::context::Context;
+use crate::delivery::Put;
 use crate::telegram::Priority;
 
 /// Telegram lets a message be edited about once a second; every few seconds is plenty.
@@ -99,10 +100,9 @@ impl Progress {
             let text = render(id, Stage::Sending, &Counts::default(), None, Duration::ZERO);
             let keyboard = cancel_keyboard(id);
             let sent = ctx
-                .telegram
-                .outbound()
-                .send(owner_chat_id, Priority::Interactive, || {
-                    ctx.telegram
+                .delivery
+                .request(owner_chat_id, Priority::Interactive, Put::Message, || {
+                    ctx.delivery
                         .bot()
                         .send_message(ChatId(owner_chat_id), text.clone())
                         .parse_mode(ParseMode::Html)
@@ -159,25 +159,24 @@ impl Progress {
         let Some(message_id) = self.message_id else {
             if stage != Stage::Sending {
                 // No message to edit: the report is a message of its own.
-                crate::delivery::send(
-                    ctx,
-                    owner,
-                    &text,
-                    crate::telegram::Format::Html,
-                    Priority::Interactive,
-                )
-                .await?;
+                ctx.delivery
+                    .send(
+                        owner,
+                        &text,
+                        crate::telegram::Format::Html,
+                        Priority::Interactive,
+                    )
+                    .await?;
             }
             return Ok(());
         };
         let keyboard = (stage == Stage::Sending).then(|| cancel_keyboard(id));
         let message_id = MessageId(i32::try_from(message_id).unwrap_or_default());
         let edited = ctx
-            .telegram
-            .outbound()
-            .send(owner, Priority::Interactive, || {
+            .delivery
+            .request(owner, Priority::Interactive, Put::Edit, || {
                 let mut request = ctx
-                    .telegram
+                    .delivery
                     .bot()
                     .edit_message_text(ChatId(owner), message_id, text.clone())
                     .parse_mode(ParseMode::Html);

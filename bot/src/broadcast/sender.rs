@@ -42,6 +42,9 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(5 * 60);
 const POLL: Duration = Duration::from_secs(1);
 /// Backoff of a transient failure: 2 s, 4 s, 8 s, … up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Telegram took the message (or refused it for good): like a sent reply, recording that is
+/// retried through a database outage of up to this, or the row would go out again.
+const RECORD_WITHIN: Duration = Duration::from_secs(20 * 60);
 
 /// Runs broadcasts while `leading` is true, until `stop`. `identity` names this sender in
 /// claims (the pod name, or this process's id).
@@ -313,7 +316,7 @@ impl Run<'_> {
     async fn send_one(&self, content: &Content, row: Claimed) -> Outcome {
         let ctx = self.ctx;
         let sent = content::send(
-            &ctx.telegram,
+            &ctx.delivery,
             row.chat_id,
             content,
             self.settings.opt_out_line.as_deref(),
@@ -322,10 +325,7 @@ impl Run<'_> {
         .await;
         let now = Utc::now().timestamp_millis();
         let outcome = match sent {
-            Ok(_) => {
-                ctx.metrics.messages_sent.inc();
-                Outcome::Sent
-            }
+            Ok(_) => Outcome::Sent,
             Err(e) => self.failed(row, e, now).await,
         };
         let label = match &outcome {
@@ -345,8 +345,8 @@ impl Run<'_> {
 
     async fn failed(&self, row: Claimed, e: TelegramError, now: i64) -> Outcome {
         if let Some(why) = e.unreachable() {
-            // The lead is opted out, as for any refused message: no follow-ups, no broadcasts.
-            crate::delivery::opt_out(self.ctx, row.chat_id, why.as_str()).await;
+            // Delivery opted the lead out, as for any refused message: no follow-ups, no
+            // broadcasts.
             return Outcome::Blocked(why.to_string());
         }
         if !e.is_transient() || row.attempt >= self.settings.max_attempts {
@@ -366,24 +366,12 @@ impl Run<'_> {
     /// Records a finished row. Telegram took the message (or refused it for good): like a sent
     /// reply, this is retried until the database answers, or the row would go out again.
     async fn record(&self, row: Claimed, outcome: &Outcome) -> Result<(), BroadcastError> {
-        let mut pause = Duration::from_millis(100);
-        let mut failures = 0;
-        loop {
+        crate::db::retry("recording a broadcast send", Some(RECORD_WITHIN), || {
             let now = Utc::now().timestamp_millis();
-            match store::finish_row(&self.ctx.db, self.id, row.chat_id, self.token, outcome, now)
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(e) if failures == 0 => {
-                    tracing::warn!(broadcast = self.id, error = %e, "could not record a broadcast send; retrying until the database answers");
-                }
-                Err(e) if failures > 600 => return Err(e.into()),
-                Err(_) => {}
-            }
-            failures += 1;
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
-        }
+            store::finish_row(&self.ctx.db, self.id, row.chat_id, self.token, outcome, now)
+        })
+        .await?;
+        Ok(())
     }
 }
 

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use botfleet_llm::{CompletionOutcome, CompletionRequest, LlmClient, StreamEvent, Tool};
+use botfleet_llm::StreamEvent;
 use tokio::time::{Instant, sleep_until};
 
 use super::{TYPING_EVERY, Transport};
+use crate::money::{Metered, MoneyError, Permit};
 use crate::telegram::{DraftShown, TELEGRAM_MAX_MESSAGE_UTF16, split_message};
 
 /// Where the drafts of one reply go, and how often.
@@ -21,15 +22,13 @@ pub(super) struct DraftTarget {
 }
 
 pub(super) async fn call_with_drafts<T: Transport>(
-    llm: &LlmClient,
+    permit: Permit<'_>,
     transport: &T,
     target: DraftTarget,
-    request: &CompletionRequest,
-    tools: &[Tool],
-) -> CompletionOutcome {
+) -> Result<Metered, MoneyError> {
     let (text_tx, mut text_rx) = tokio::sync::watch::channel(String::new());
     // Only text reaches the drafts: a tool call (a handoff) is never shown to the lead.
-    let call = llm.stream_with_tools(request, tools, move |event| match event {
+    let call = permit.stream(move |event| match event {
         StreamEvent::Text(text) => text_tx.send_modify(|all| all.push_str(text)),
         StreamEvent::Restart => text_tx.send_modify(String::clear),
     });

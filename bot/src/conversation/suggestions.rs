@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Pipeline, PipelineError};
 use crate::db::{Db, SqlContext, SqlError};
-use crate::money::{BudgetGate, CallContext, RequestType};
+use crate::money::{CallSpec, Metered, RequestType};
 use crate::telegram::updates::ButtonPress;
 
 const DATA_PREFIX: &str = "suggest:";
@@ -118,14 +118,12 @@ impl Pipeline {
         hex::encode(Sha256::digest(prompt.as_bytes()))
     }
 
-    /// One LLM call, priced into the ledger; `None` when it could not be made or failed.
+    /// One metered LLM call; `None` when the budget refused it or it failed.
     async fn write_suggestions(
         &self,
         chat_id: i64,
         update_id: i64,
     ) -> Result<Option<Vec<String>>, PipelineError> {
-        let db = &self.ctx.db;
-        let metrics = &self.ctx.metrics;
         let llm_config = &self.ctx.settings.bot.llm;
         let Some(prompt) = llm_config.system_prompt.as_deref() else {
             tracing::warn!(
@@ -133,11 +131,6 @@ impl Pipeline {
             );
             return Ok(None);
         };
-        if let BudgetGate::Stopped { .. } = self.money.gate(db, chrono::Utc::now()).await? {
-            self.money
-                .record_refusal(metrics, &llm_config.model, RequestType::Suggestions);
-            return Ok(None);
-        }
         let request = CompletionRequest {
             system: Some(
                 "You write the suggested questions a Telegram bot's welcome message offers as \
@@ -153,19 +146,19 @@ impl Pipeline {
             ))],
             max_output_tokens: MAX_OUTPUT_TOKENS,
         };
-        let outcome = self.ctx.llm.complete(&request).await;
-        let call = CallContext {
+        let spec = CallSpec {
+            request_type: RequestType::Suggestions,
             chat_id: Some(chat_id),
             update_id: Some(update_id),
-            request_type: RequestType::Suggestions,
+            request: &request,
+            tools: &[],
+            at: chrono::Utc::now(),
         };
-        self.money
-            .record_call(db, metrics, call, &outcome.attempts, chrono::Utc::now())
-            .await?;
-        match outcome.result {
-            Ok(completion) => Ok(Some(parse_questions(&completion.text))),
-            Err(e) => {
-                tracing::warn!(error = %e, "the LLM could not write suggestions; the welcome has none this time");
+        match self.ctx.llm.call(spec).await? {
+            Metered::Answered(completion) => Ok(Some(parse_questions(&completion.text))),
+            Metered::Refused { .. } => Ok(None),
+            Metered::Failed { error, .. } => {
+                tracing::warn!(%error, "the LLM could not write suggestions; the welcome has none this time");
                 Ok(None)
             }
         }

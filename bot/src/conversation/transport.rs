@@ -90,15 +90,10 @@ impl Transport for TelegramTransport {
         format: Format,
         buttons: &[(String, String)],
     ) -> Result<(), TelegramError> {
-        crate::delivery::send_with_buttons(
-            &self.ctx,
-            chat_id,
-            text,
-            format,
-            Priority::Interactive,
-            buttons,
-        )
-        .await?;
+        self.ctx
+            .delivery
+            .send_with_buttons(chat_id, text, format, Priority::Interactive, buttons)
+            .await?;
         self.text_shown();
         Ok(())
     }

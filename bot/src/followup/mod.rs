@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::db::SqlError;
-use crate::money::{BudgetGate, CallContext, Money, MoneyError, RequestType};
+use crate::money::{BudgetGate, CallSpec, Metered, Money, MoneyError, RequestType};
 use crate::telegram::{Format, Priority};
 
 pub use plan::{FollowUpPlan, LeadState, QuietWindow};
@@ -172,7 +172,7 @@ impl FollowUpRunner {
         }
         let outcomes = futures::stream::iter(due)
             .take_until(stop.cancelled())
-            .map(|lead| self.follow_up(ctx, money, plan, lead, now))
+            .map(|lead| self.follow_up(ctx, plan, lead, now))
             .buffer_unordered(CONCURRENCY);
         tokio::pin!(outcomes);
         while let Some(outcome) = outcomes.next().await {
@@ -201,7 +201,6 @@ impl FollowUpRunner {
     async fn follow_up(
         &self,
         ctx: &Context,
-        money: &Money,
         plan: &FollowUpPlan,
         lead: DueLead,
         now: DateTime<Utc>,
@@ -217,9 +216,7 @@ impl FollowUpRunner {
                 return LeadOutcome::RetryLater;
             }
         }
-        let outcome = self
-            .write_and_send(ctx, money, plan, &lead, &token, now)
-            .await;
+        let outcome = self.write_and_send(ctx, plan, &lead, &token, now).await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -240,21 +237,23 @@ impl FollowUpRunner {
     async fn write_and_send(
         &self,
         ctx: &Context,
-        money: &Money,
         plan: &FollowUpPlan,
         lead: &DueLead,
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<LeadOutcome, FollowUpError> {
-        // Checked per lead too: this tick's own calls may reach the limit.
-        if let BudgetGate::Stopped { .. } = money.gate(&ctx.db, now).await? {
-            return Ok(LeadOutcome::BudgetStopped);
-        }
-        let Some(text) = self.write(ctx, money, lead, now).await? else {
-            return Ok(LeadOutcome::RetryLater);
+        // The metered call checks the budget per lead too: this tick's own calls may reach it.
+        let text = match self.write(ctx, lead, now).await? {
+            Written::Text(text) => text,
+            Written::Refused => return Ok(LeadOutcome::BudgetStopped),
+            Written::Nothing => return Ok(LeadOutcome::RetryLater),
         };
 
-        match crate::delivery::send(ctx, lead.chat_id, &text, Format::Plain, Priority::Bulk).await {
+        match ctx
+            .delivery
+            .send(lead.chat_id, &text, Format::Plain, Priority::Bulk)
+            .await
+        {
             Ok(_) => {
                 ctx.metrics.followups_sent.inc();
                 let advanced =
@@ -285,22 +284,19 @@ impl FollowUpRunner {
         }
     }
 
-    /// The LLM writes the follow-up from the recent conversation. `None` when it produced
-    /// nothing usable (the claim is released and the lead tried again next tick).
+    /// The LLM writes the follow-up from the recent conversation.
     async fn write(
         &self,
         ctx: &Context,
-        money: &Money,
         lead: &DueLead,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, FollowUpError> {
+    ) -> Result<Written, FollowUpError> {
         let llm_config = &ctx.settings.bot.llm;
         let history_budget = llm_config
             .history_tokens
             .unwrap_or(LlmConfig::DEFAULT_HISTORY_TOKENS);
         // The same history a chat reply sees, within the same token budget.
-        let history =
-            crate::conversation::history::recent(&ctx.db, lead.chat_id, history_budget).await?;
+        let history = crate::leads::history::recent(&ctx.db, lead.chat_id, history_budget).await?;
         let silent = Duration::from_millis(
             u64::try_from(now.timestamp_millis() - lead.last_inbound_ms).unwrap_or(0),
         );
@@ -312,29 +308,38 @@ impl FollowUpRunner {
                 .max_output_tokens
                 .unwrap_or(LlmConfig::DEFAULT_MAX_OUTPUT_TOKENS),
         };
-        let outcome = ctx.llm.complete(&request).await;
-        let call = CallContext {
+        let spec = CallSpec {
+            request_type: RequestType::Followup,
             chat_id: Some(lead.chat_id),
             update_id: None,
-            request_type: RequestType::Followup,
+            request: &request,
+            tools: &[],
+            at: now,
         };
-        money
-            .record_call(&ctx.db, &ctx.metrics, call, &outcome.attempts, now)
-            .await?;
-        match outcome.result {
-            Ok(completion) if !completion.text.trim().is_empty() => {
-                Ok(Some(completion.text.trim().to_owned()))
+        Ok(match ctx.llm.call(spec).await? {
+            Metered::Answered(completion) if !completion.text.trim().is_empty() => {
+                Written::Text(completion.text.trim().to_owned())
             }
-            Ok(_) => {
+            Metered::Answered(_) => {
                 tracing::warn!(chat_id = lead.chat_id, "the LLM wrote an empty follow-up");
-                Ok(None)
+                Written::Nothing
             }
-            Err(e) => {
-                tracing::warn!(chat_id = lead.chat_id, error = %e, "the LLM could not write a follow-up");
-                Ok(None)
+            Metered::Refused { .. } => Written::Refused,
+            Metered::Failed { error, .. } => {
+                tracing::warn!(chat_id = lead.chat_id, %error, "the LLM could not write a follow-up");
+                Written::Nothing
             }
-        }
+        })
     }
+}
+
+/// What the LLM wrote for one follow-up.
+enum Written {
+    Text(String),
+    /// The budget is spent: no call was made.
+    Refused,
+    /// Nothing usable (empty, or every attempt failed): the lead is tried again next tick.
+    Nothing,
 }
 
 /// The conversation with the follow-up instruction as the final user turn (merged into the

@@ -4,7 +4,7 @@
 //! The claim is a conditional UPDATE: it only succeeds while the lead is still in the state
 //! the scheduler saw (same step, same `last_inbound_at`) and nobody else holds a live claim.
 //! A lead who writes again bumps `last_inbound_at`, resets `followups_sent` and clears the
-//! claim (see `conversation::store::record_inbound`), which voids a claim in flight.
+//! claim (see `leads::record_inbound`), which voids a claim in flight.
 
 use sqlx::Row;
 

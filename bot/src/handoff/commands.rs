@@ -3,54 +3,13 @@
 
 use botfleet_api::HandoffTrigger;
 
+use super::actions::{OwnerAction, button_action};
 use super::store::{self, Handoff};
 use super::{HandoffError, Handoffs, notify, relay};
 use crate::context::Context;
-use crate::conversation::store::Inbound;
-use crate::money::Money;
+use crate::leads::Inbound;
 use crate::telegram::updates::ButtonPress;
 use crate::telegram::{Format, Priority, escape_html};
-
-/// An owner's decision about a handoff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnerAction {
-    /// "I'll answer": the lead's messages come to this owner only.
-    Take,
-    /// Done with: the lead goes back to the bot.
-    Resolve,
-    /// Back to the bot without it being resolved (the bot is better placed after all).
-    Back,
-}
-
-impl OwnerAction {
-    fn close_reason(self) -> &'static str {
-        match self {
-            OwnerAction::Resolve => "resolved",
-            OwnerAction::Back | OwnerAction::Take => "returned",
-        }
-    }
-}
-
-/// `/resolve` written as a reply to a lead's relayed message.
-pub(super) fn reply_action(text: &str) -> Option<OwnerAction> {
-    let first = text.split_whitespace().next()?.split('@').next()?;
-    first
-        .eq_ignore_ascii_case("/resolve")
-        .then_some(OwnerAction::Resolve)
-}
-
-/// The action and handoff of an owner button's data, `handoff:<take|resolve|back>:<id>`.
-fn button_action(data: &str) -> Option<(OwnerAction, i64)> {
-    let rest = data.strip_prefix("handoff:")?;
-    let (action, id) = rest.split_once(':')?;
-    let action = match action {
-        "take" => OwnerAction::Take,
-        "resolve" => OwnerAction::Resolve,
-        "back" => OwnerAction::Back,
-        _ => return None,
-    };
-    Some((action, id.parse().ok()?))
-}
 
 impl Handoffs {
     /// An owner's button under a handoff notification. Returns false for any other button.
@@ -94,14 +53,9 @@ impl Handoffs {
             None => "That handoff is not known (any more).".to_owned(),
             Some(handoff) => self.act(ctx, actor, action, handoff).await?,
         };
-        crate::delivery::send(
-            ctx,
-            actor.chat_id,
-            &text,
-            Format::Html,
-            Priority::Interactive,
-        )
-        .await?;
+        ctx.delivery
+            .send(actor.chat_id, &text, Format::Html, Priority::Interactive)
+            .await?;
         Ok(())
     }
 
@@ -187,7 +141,6 @@ impl Handoffs {
     pub async fn takeover(
         &self,
         ctx: &Context,
-        money: &Money,
         actor: &Inbound,
         arg: Option<&str>,
     ) -> Result<String, HandoffError> {
@@ -206,7 +159,6 @@ impl Handoffs {
         let opened = self
             .open(
                 ctx,
-                money,
                 super::OpenRequest {
                     chat_id,
                     update_id: Some(actor.update_id),
@@ -260,30 +212,5 @@ impl Handoffs {
                 ))
             )),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owner_buttons_and_replies_are_read() {
-        assert_eq!(
-            button_action("handoff:take:12"),
-            Some((OwnerAction::Take, 12))
-        );
-        assert_eq!(
-            button_action("handoff:back:3"),
-            Some((OwnerAction::Back, 3))
-        );
-        assert_eq!(button_action("handoff:take:x"), None);
-        assert_eq!(button_action("suggest:1"), None);
-        assert_eq!(reply_action("/resolve"), Some(OwnerAction::Resolve));
-        assert_eq!(
-            reply_action("/Resolve@bot thanks"),
-            Some(OwnerAction::Resolve)
-        );
-        assert_eq!(reply_action("resolve it"), None);
     }
 }

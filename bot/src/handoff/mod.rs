@@ -11,6 +11,7 @@
 //! owners (so any replica can route a reply), and an outbox of owner messages that [`run`]
 //! retries until Telegram takes them.
 
+mod actions;
 mod commands;
 mod notify;
 mod relay;
@@ -26,9 +27,8 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Context;
 use crate::db::SqlError;
 use crate::metrics::ReasonLabels;
-use crate::money::Money;
 use crate::telegram::TelegramError;
-pub use commands::OwnerAction;
+pub use actions::OwnerAction;
 use store::{NewHandoff, Opened};
 
 /// The tool the LLM calls to hand the lead over.
@@ -208,7 +208,6 @@ impl Handoffs {
     pub async fn open(
         &self,
         ctx: &Context,
-        money: &Money,
         request: OpenRequest<'_>,
     ) -> Result<OpenedReply, HandoffError> {
         let OpenRequest {
@@ -224,7 +223,7 @@ impl Handoffs {
         // The summary costs a call: not for a lead already handed over.
         let summary = match store::open_for_lead(&ctx.db, chat_id).await? {
             Some(_) => None,
-            None => notify::summarize(ctx, money, chat_id, update_id).await,
+            None => notify::summarize(ctx, chat_id, update_id).await,
         };
         let lead = store::lead_info(&ctx.db, chat_id).await?;
         let new = NewHandoff {

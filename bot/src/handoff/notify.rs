@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::store::{self, Handoff, LeadInfo, OutboxMessage};
 use crate::context::Context;
-use crate::conversation::history;
-use crate::money::{BudgetGate, CallContext, Money, RequestType};
+use crate::leads::history;
+use crate::money::{CallSpec, Metered, RequestType};
 use crate::telegram::{Format, Priority, escape_html};
 
 /// How long a process holds an outbox row it is sending.
@@ -29,25 +29,10 @@ conversation stands, and anything urgent or sensitive (anger, a deadline, a larg
 /// owners are told without it.
 pub(super) async fn summarize(
     ctx: &Context,
-    money: &Money,
     chat_id: i64,
     update_id: Option<i64>,
 ) -> Option<String> {
-    let db = &ctx.db;
-    let model = &ctx.settings.bot.llm.model;
-    match money.gate(db, Utc::now()).await {
-        Ok(BudgetGate::Open) => {}
-        Ok(BudgetGate::Stopped { .. }) => {
-            money.record_refusal(&ctx.metrics, model, RequestType::Summary);
-            tracing::info!("budget reached: the handoff goes out without a summary");
-            return None;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "budget check failed: the handoff goes out without a summary");
-            return None;
-        }
-    }
-    let history = match history::recent(db, chat_id, SUMMARY_HISTORY_TOKENS).await {
+    let history = match history::recent(&ctx.db, chat_id, SUMMARY_HISTORY_TOKENS).await {
         Ok(history) if !history.is_empty() => history,
         Ok(_) => return None,
         Err(e) => {
@@ -71,25 +56,29 @@ pub(super) async fn summarize(
         max_output_tokens: SUMMARY_MAX_TOKENS,
         ..CompletionRequest::default()
     };
-    let outcome = ctx.llm.complete(&request).await;
-    let call = CallContext {
+    let spec = CallSpec {
+        request_type: RequestType::Summary,
         chat_id: Some(chat_id),
         update_id,
-        request_type: RequestType::Summary,
+        request: &request,
+        tools: &[],
+        at: Utc::now(),
     };
-    if let Err(e) = money
-        .record_call(db, &ctx.metrics, call, &outcome.attempts, Utc::now())
-        .await
-    {
-        tracing::warn!(error = %e, "recording the summary call in the ledger failed");
-    }
-    match outcome.result {
-        Ok(completion) if !completion.text.trim().is_empty() => {
+    match ctx.llm.call(spec).await {
+        Ok(Metered::Answered(completion)) if !completion.text.trim().is_empty() => {
             Some(completion.text.trim().to_owned())
         }
-        Ok(_) => None,
+        Ok(Metered::Answered(_)) => None,
+        Ok(Metered::Refused { .. }) => {
+            tracing::info!("budget reached: the handoff goes out without a summary");
+            None
+        }
+        Ok(Metered::Failed { error, .. }) => {
+            tracing::warn!(%error, "the summary call failed: the handoff goes out without a summary");
+            None
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "the summary call failed: the handoff goes out without a summary");
+            tracing::warn!(error = %e, "budget or ledger failed: the handoff goes out without a summary");
             None
         }
     }
@@ -235,8 +224,8 @@ pub(super) async fn deliver_due(ctx: &Context, handoff_id: Option<i64>) -> usize
     let mut sent = 0;
     for row in due {
         let result = ctx
-            .telegram
-            .send_returning_ids(
+            .delivery
+            .send_with_buttons(
                 row.owner_chat_id,
                 &row.text,
                 Format::Html,
@@ -247,7 +236,6 @@ pub(super) async fn deliver_due(ctx: &Context, handoff_id: Option<i64>) -> usize
         let now = Utc::now().timestamp_millis();
         let outcome = match result {
             Ok(ids) => {
-                ctx.metrics.messages_sent.inc_by(ids.len() as u64);
                 let mut recorded = Ok(());
                 for id in ids {
                     recorded = recorded.and(

@@ -3,7 +3,7 @@
 use super::store::{self, Handoff};
 use super::{HandoffError, Handoffs, notify};
 use crate::context::Context;
-use crate::conversation::store::{self as conversation, Inbound, Kind};
+use crate::leads::{self as conversation, Inbound, Kind};
 use crate::telegram::{Format, Priority, escape_html};
 
 impl Handoffs {
@@ -59,7 +59,7 @@ impl Handoffs {
             return Ok(false);
         };
         let text = inbound.text.trim();
-        if let Some(action) = super::commands::reply_action(text) {
+        if let Some(action) = super::actions::reply_action(text) {
             self.owner_action(ctx, inbound, action, Some(&handoff))
                 .await?;
             return Ok(true);
@@ -71,14 +71,9 @@ impl Handoffs {
                 escape_html(&notify::lead_name(&lead)),
                 escape_html(&notify::lead_handle(&lead)),
             );
-            crate::delivery::send(
-                ctx,
-                inbound.chat_id,
-                &note,
-                Format::Html,
-                Priority::Interactive,
-            )
-            .await?;
+            ctx.delivery
+                .send(inbound.chat_id, &note, Format::Html, Priority::Interactive)
+                .await?;
             return Ok(true);
         }
         let now = chrono::Utc::now().timestamp_millis();
@@ -113,7 +108,9 @@ impl Handoffs {
                 .await?
             }
         };
-        crate::delivery::send(ctx, lead_chat, text, Format::Plain, Priority::Interactive).await?;
+        ctx.delivery
+            .send(lead_chat, text, Format::Plain, Priority::Interactive)
+            .await?;
         conversation::mark_sent(db, id, lead_chat, chrono::Utc::now().timestamp_millis()).await?;
         store::touch(db, handoff.id, now).await?;
         tracing::info!(handoff = handoff.id, "an owner's reply sent to the lead");
@@ -134,7 +131,9 @@ pub(super) async fn tell_lead_resumed(
         .unwrap_or_default();
     let now = chrono::Utc::now().timestamp_millis();
     let id = conversation::store_reply(&ctx.db, lead_chat, None, Kind::Notice, &text, now).await?;
-    crate::delivery::send(ctx, lead_chat, &text, Format::Plain, Priority::Interactive).await?;
+    ctx.delivery
+        .send(lead_chat, &text, Format::Plain, Priority::Interactive)
+        .await?;
     conversation::mark_sent(
         &ctx.db,
         id,

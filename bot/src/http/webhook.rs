@@ -18,6 +18,7 @@ use crate::config::Secret;
 use crate::db::Db;
 use crate::inbox::{self, Enqueued};
 use crate::metrics::{KindLabels, Metrics, ReasonLabels};
+use crate::telegram::updates::parse_update;
 
 pub const SECRET_HEADER: &str = botfleet_api::contract::WEBHOOK_SECRET_HEADER;
 /// Telegram updates are a few KiB; 1 MiB leaves room for anything legitimate.
@@ -135,73 +136,5 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, BodyError> {
             }
             Err(BodyError::Broken)
         }
-    }
-}
-
-/// What the intake needs to know of an update: its id, chat and kind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdateHeader {
-    pub update_id: i64,
-    pub chat_id: Option<i64>,
-    pub kind: &'static str,
-}
-
-const KINDS: [&str; 8] = [
-    "message",
-    "edited_message",
-    "callback_query",
-    "my_chat_member",
-    "channel_post",
-    "edited_channel_post",
-    "inline_query",
-    "chat_member",
-];
-
-/// Reads the header fields of an update; `None` when the body is not a Telegram update.
-pub fn parse_update(body: &[u8]) -> Option<UpdateHeader> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    update_header(&value)
-}
-
-pub fn update_header(value: &serde_json::Value) -> Option<UpdateHeader> {
-    let update_id = value.get("update_id")?.as_i64()?;
-    let kind = KINDS
-        .iter()
-        .copied()
-        .find(|k| value.get(*k).is_some())
-        .unwrap_or("other");
-    let chat_id = value.get(kind).and_then(|inner| {
-        inner["chat"]["id"]
-            .as_i64()
-            .or_else(|| inner["message"]["chat"]["id"].as_i64())
-            .or_else(|| inner["from"]["id"].as_i64())
-    });
-    Some(UpdateHeader {
-        update_id,
-        chat_id,
-        kind,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_update_headers() {
-        let h = parse_update(br#"{"update_id":7,"message":{"message_id":1,"date":0,"chat":{"id":42,"type":"private"},"text":"hi"}}"#).unwrap();
-        assert_eq!(
-            h,
-            UpdateHeader {
-                update_id: 7,
-                chat_id: Some(42),
-                kind: "message"
-            }
-        );
-        let h = parse_update(br#"{"update_id":8,"callback_query":{"id":"x","from":{"id":5},"message":{"chat":{"id":43}}}}"#).unwrap();
-        assert_eq!(h.chat_id, Some(43));
-        assert!(parse_update(b"{not json").is_none());
-        assert!(parse_update(br#"{"message":{}}"#).is_none());
-        assert!(parse_update(br#"[1,2]"#).is_none());
     }
 }

@@ -13,20 +13,7 @@ use teloxide::types::FileId;
 use super::extract::{self, ExtractError, Extracted, FileKind};
 use super::sections;
 use crate::db::{Db, SqlContext, SqlError};
-use crate::telegram::updates::Sender;
-
-/// A document a lead sent, as the update describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    pub update_id: i64,
-    pub chat: crate::telegram::updates::Chat,
-    pub user: Sender,
-    pub file_id: String,
-    pub file_name: String,
-    pub mime_type: Option<String>,
-    /// As Telegram reports it (may be absent).
-    pub file_size: Option<u64>,
-}
+use crate::telegram::updates::Upload;
 
 /// The active document of a lead, as it goes into the prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,6 @@
 
 pub mod documents;
 pub mod extract;
-mod pipeline;
 pub mod response_cache;
 pub mod sections;
 

@@ -7,7 +7,8 @@ use super::MoneyError;
 use super::period::{Period, day_key};
 use crate::db::SqlContext;
 use crate::db::{AnyQuery, Db, to_millis};
-use crate::telegram::{Format, Priority, TelegramClient};
+use crate::delivery::Delivery;
+use crate::telegram::{Format, Priority};
 use botfleet_api::format_usd;
 
 /// Limits, thresholds and the hard-stop switch, from the config's `budget`.
@@ -118,7 +119,7 @@ pub struct SentAlert {
 /// Sends each owner the alerts of thresholds crossed and not yet claimed in this period.
 pub(crate) async fn send_due_alerts(
     db: &Db,
-    telegram: &TelegramClient,
+    delivery: &Delivery,
     limits: &BudgetLimits,
     owners: &[i64],
     now: DateTime<Utc>,
@@ -154,7 +155,7 @@ pub(crate) async fn send_due_alerts(
                 continue;
             };
             let text = alert_html(period, &key, highest, spent, limit, limits.hard_stop);
-            match telegram
+            match delivery
                 .send(owner, &text, Format::Html, Priority::Interactive)
                 .await
             {

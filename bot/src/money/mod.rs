@@ -1,13 +1,15 @@
 //! The money side of the bot: every LLM call priced exactly (nano-USD integers), written to a
 //! ledger with a daily rollup, budgets with alerts and a hard stop, and owner reports.
 //!
-//! [`Money`] is the facade the conversation pipeline and the scheduler call. All of it takes
+//! [`MeteredLlm`] is the one road to the LLM (gate, call, ledger, metrics); [`Money`] is the
+//! facade for the rest (prices, budgets, alerts, reports). All of it takes
 //! `now`, so periods (UTC days and months) are under the caller's control. Budgets are read
 //! from the rollup, never from memory: a restart or another replica sees the same spend.
 
 mod budget;
 mod ledger;
 pub mod list_prices;
+mod metered;
 mod period;
 mod pricing;
 mod rates;
@@ -18,11 +20,12 @@ mod usage_api;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::db::{Db, SqlError};
+use crate::delivery::Delivery;
 use crate::metrics::{Metrics, RequestLabels};
-use crate::telegram::TelegramClient;
 use botfleet_api::{BotConfig, ConfigError, UsdAmount};
 
 pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
+pub use metered::{CallSpec, Metered, MeteredLlm, Permit};
 pub use period::Period;
 pub use pricing::{Cost, CostOverflow, PriceTable};
 pub use rates::{LongPromptRates, ModelRates, Rates};
@@ -244,10 +247,10 @@ impl Money {
     pub async fn check_alerts(
         &self,
         db: &Db,
-        telegram: &TelegramClient,
+        delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<Vec<SentAlert>, MoneyError> {
-        budget::send_due_alerts(db, telegram, &self.limits, &self.owners, now).await
+        budget::send_due_alerts(db, delivery, &self.limits, &self.owners, now).await
     }
 
     /// Sets `llm_spend_usd{period}` from the rollup and `llm_budget_usd{period}` from config.

@@ -1,6 +1,7 @@
-//! Talking to the Telegram Bot API: sending messages through the one outbound limiter
-//! ([`outbound`]), the typing action, and long polling. Built on teloxide's `Bot`, pointed at
-//! `TELEGRAM_API_URL`. Failures are a [`TelegramError`] of a kind callers can match on.
+//! Talking to the Telegram Bot API: the one outbound limiter ([`outbound`]) that
+//! `crate::delivery` sends every message through, the typing action, drafts, and long
+//! polling. Built on teloxide's `Bot`, pointed at `TELEGRAM_API_URL`. Failures are a
+//! [`TelegramError`] of a kind callers can match on.
 
 mod draft;
 mod error;
@@ -14,10 +15,7 @@ use std::time::Duration;
 use botfleet_api::contract::ALLOWED_UPDATES;
 use teloxide::prelude::*;
 use teloxide::requests::JsonRequest;
-use teloxide::types::{
-    BotCommand, BotCommandScope, CallbackQueryId, ChatAction, InlineKeyboardButton,
-    InlineKeyboardMarkup, ParseMode,
-};
+use teloxide::types::{BotCommand, BotCommandScope, CallbackQueryId, ChatAction};
 
 pub use draft::{DraftShown, SendMessageDraft};
 pub(crate) use error::describe_network_error;
@@ -92,66 +90,10 @@ impl TelegramClient {
         &self.bot
     }
 
-    /// The limiter every message passes; new kinds of messages (documents, drafts) send
-    /// through [`Outbound::send`] too.
+    /// The limiter every message passes. Messages are sent through `crate::delivery`, the
+    /// one caller of [`Outbound::send`].
     pub fn outbound(&self) -> &Outbound {
         &self.outbound
-    }
-
-    /// Sends text split at Telegram's limit, parts in order, each through the limiter.
-    /// Returns how many messages were sent.
-    pub async fn send(
-        &self,
-        chat_id: i64,
-        text: &str,
-        format: Format,
-        priority: Priority,
-    ) -> Result<usize, TelegramError> {
-        self.send_returning_ids(chat_id, text, format, priority, &[])
-            .await
-            .map(|ids| ids.len())
-    }
-
-    /// Like [`TelegramClient::send`], with an inline keyboard under the last part (one button
-    /// per row, `(label, callback data)`; none when `buttons` is empty), returning the message
-    /// id of each part (a reply to one of them names it, e.g. an owner answering a relayed
-    /// lead message).
-    pub async fn send_returning_ids(
-        &self,
-        chat_id: i64,
-        text: &str,
-        format: Format,
-        priority: Priority,
-        buttons: &[(String, String)],
-    ) -> Result<Vec<i64>, TelegramError> {
-        let keyboard = (!buttons.is_empty()).then(|| {
-            InlineKeyboardMarkup::new(
-                buttons
-                    .iter()
-                    .map(|(label, data)| [InlineKeyboardButton::callback(label, data)]),
-            )
-        });
-        let parts = split_message(text, TELEGRAM_MAX_MESSAGE_UTF16);
-        let last = parts.len().saturating_sub(1);
-        let mut ids = Vec::with_capacity(parts.len());
-        for (i, part) in parts.iter().enumerate() {
-            let keyboard = keyboard.as_ref().filter(|_| i == last);
-            let sent = self
-                .outbound
-                .send(chat_id, priority, || {
-                    let mut request = self.bot.send_message(ChatId(chat_id), part.as_str());
-                    if format == Format::Html {
-                        request = request.parse_mode(ParseMode::Html);
-                    }
-                    if let Some(keyboard) = keyboard {
-                        request = request.reply_markup(keyboard.clone());
-                    }
-                    request.into_future()
-                })
-                .await?;
-            ids.push(i64::from(sent.id.0));
-        }
-        Ok(ids)
     }
 
     /// Whether drafts may work in this (private) chat: Telegram did not refuse them for the bot

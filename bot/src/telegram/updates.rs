@@ -13,7 +13,7 @@ use teloxide::types::{
     UpdateKind, User,
 };
 
-use crate::conversation::store::Inbound;
+use crate::leads::Inbound;
 
 /// What the bot does with one update.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,7 @@ pub enum Route {
     /// A message the bot cannot read yet (photo, voice, sticker…): it says it reads text only.
     NotText { chat_id: i64 },
     /// A file sent as a document: read and kept as the lead's active document (`knowledge/`).
-    Document(crate::knowledge::documents::Upload),
+    Document(Upload),
     /// A button of one of the bot's inline keyboards was pressed.
     Button(ButtonPress),
     /// The user blocked the bot (no more follow-ups) or unblocked it.
@@ -67,6 +67,19 @@ pub struct ButtonPress {
     /// The label of the pressed button, read from the message the keyboard is attached to
     /// (absent when Telegram no longer includes that message).
     pub label: Option<String>,
+}
+
+/// A document a lead sent, as the update describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub update_id: i64,
+    pub chat: Chat,
+    pub user: Sender,
+    pub file_id: String,
+    pub file_name: String,
+    pub mime_type: Option<String>,
+    /// As Telegram reports it (may be absent).
+    pub file_size: Option<u64>,
 }
 
 /// Who wrote or pressed.
@@ -142,7 +155,7 @@ fn message_route(update_id: i64, message: &Message) -> Route {
         return Route::Ignore("message from a bot");
     }
     if let Some(document) = message.document() {
-        return Route::Document(crate::knowledge::documents::Upload {
+        return Route::Document(Upload {
             update_id,
             chat,
             user: Sender::of(message.from.as_ref()),
@@ -231,14 +244,9 @@ fn membership_route(member: &ChatMemberUpdated) -> Route {
 }
 
 fn unreadable_kind(raw: &Value) -> Result<Route, Unreadable> {
-    let kind = raw
-        .as_object()
-        .and_then(|fields| fields.keys().find(|k| *k != "update_id"))
-        .map(String::as_str)
-        .unwrap_or("nothing");
-    if !ALLOWED_UPDATES.contains(&kind) {
+    let Some(kind) = kind_of(raw).filter(|k| ALLOWED_UPDATES.contains(k)) else {
         return Ok(Route::Ignore("update kind not handled"));
-    }
+    };
     let detail = match kind {
         "message" => serde_json::from_value::<Message>(raw[kind].clone()).err(),
         "callback_query" => serde_json::from_value::<CallbackQuery>(raw[kind].clone()).err(),
@@ -249,6 +257,57 @@ fn unreadable_kind(raw: &Value) -> Result<Route, Unreadable> {
         Some(e) => format!("a {kind} update the Telegram types cannot read: {e}"),
         None => format!("a {kind} update the Telegram types cannot read"),
     }))
+}
+
+/// What the intake (webhook, polling) needs to know of an update before storing it: its id,
+/// chat and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateHeader {
+    pub update_id: i64,
+    pub chat_id: Option<i64>,
+    pub kind: &'static str,
+}
+
+/// Kinds Telegram may send besides [`ALLOWED_UPDATES`] (a registration made before the list
+/// changed): named in the intake's `kind` label, then acknowledged by [`route`]. With
+/// `ALLOWED_UPDATES` this is the one table of update kinds.
+const OTHER_KINDS: [&str; 5] = [
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "inline_query",
+    "chat_member",
+];
+
+/// The update's kind, as its field is named; `None` for a kind in neither table.
+fn kind_of(value: &Value) -> Option<&'static str> {
+    ALLOWED_UPDATES
+        .iter()
+        .chain(OTHER_KINDS.iter())
+        .copied()
+        .find(|k| value.get(*k).is_some())
+}
+
+/// Reads the header fields of an update; `None` when the body is not a Telegram update.
+pub fn parse_update(body: &[u8]) -> Option<UpdateHeader> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    update_header(&value)
+}
+
+pub fn update_header(value: &Value) -> Option<UpdateHeader> {
+    let update_id = value.get("update_id")?.as_i64()?;
+    let kind = kind_of(value).unwrap_or("other");
+    let chat_id = value.get(kind).and_then(|inner| {
+        inner["chat"]["id"]
+            .as_i64()
+            .or_else(|| inner["message"]["chat"]["id"].as_i64())
+            .or_else(|| inner["from"]["id"].as_i64())
+    });
+    Some(UpdateHeader {
+        update_id,
+        chat_id,
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -431,5 +490,23 @@ mod tests {
         assert!(err.to_string().contains("message update"), "{err}");
         assert!(route_payload(9, "{not json").is_err());
         assert!(route_payload(10, r#"{"message": {}}"#).is_err());
+    }
+
+    #[test]
+    fn reads_update_headers() {
+        let h = parse_update(br#"{"update_id":7,"message":{"message_id":1,"date":0,"chat":{"id":42,"type":"private"},"text":"hi"}}"#).unwrap();
+        assert_eq!(
+            h,
+            UpdateHeader {
+                update_id: 7,
+                chat_id: Some(42),
+                kind: "message"
+            }
+        );
+        let h = parse_update(br#"{"update_id":8,"callback_query":{"id":"x","from":{"id":5},"message":{"chat":{"id":43}}}}"#).unwrap();
+        assert_eq!(h.chat_id, Some(43));
+        assert!(parse_update(b"{not json").is_none());
+        assert!(parse_update(br#"{"message":{}}"#).is_none());
+        assert!(parse_update(br#"[1,2]"#).is_none());
     }
 }

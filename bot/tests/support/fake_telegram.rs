@@ -93,6 +93,12 @@ impl FakeTelegram {
         botfleet_bot::telegram::TelegramClient::new(&self.token, &self.url).unwrap()
     }
 
+    /// The bot's outbound road to this fake, opting leads out in `db`.
+    pub fn delivery(&self, db: &botfleet_bot::db::Db) -> botfleet_bot::delivery::Delivery {
+        let metrics = std::sync::Arc::new(botfleet_bot::metrics::Metrics::default());
+        botfleet_bot::delivery::Delivery::new(self.client(), db.clone(), metrics)
+    }
+
     /// While failing, every `sendMessage` gets a 500 and is not recorded as sent.
     pub fn set_failing(&self, failing: bool) {
         self.inner.lock().unwrap().failing = failing;

@@ -1,9 +1,10 @@
 //! The knowledge side of the conversation pipeline: a document arriving, and the response
-//! cache around a chat answer. (`impl Pipeline` kept here so `conversation/` stays about text.)
+//! cache around a chat answer.
 
-use crate::conversation::store::{self, Inbound, Kind};
-use crate::conversation::{Format, Pipeline, PipelineError, Transport, commands};
+use super::{Format, Pipeline, PipelineError, Reply, Transport, commands};
+use crate::leads::{Inbound, Kind};
 use crate::money::{CallContext, MoneyError, RequestType};
+use crate::telegram::updates::Upload;
 
 impl Pipeline {
     /// The response-cache key of this question, when the cache is on and the question stands
@@ -63,9 +64,7 @@ impl Pipeline {
             update_id: Some(inbound.update_id),
             request_type,
         };
-        self.money
-            .record_response_cache_hit(db, &self.ctx.metrics, call, self.ctx.llm.model(), now)
-            .await?;
+        self.ctx.llm.cache_hit(call, now).await?;
         tracing::info!("answered from the response cache");
         Ok(Some(answer))
     }
@@ -86,7 +85,7 @@ impl Pipeline {
     pub(crate) async fn document_received<T: Transport>(
         &self,
         transport: &T,
-        upload: crate::knowledge::documents::Upload,
+        upload: Upload,
     ) -> Result<(), PipelineError> {
         use crate::knowledge::documents;
         let db = &self.ctx.db;
@@ -96,14 +95,8 @@ impl Pipeline {
             &upload.chat,
             format!("[document] {}", upload.file_name),
         );
-        store::record_inbound(db, &inbound, Kind::Notice, now_ms).await?;
-        if let Some(reply) = store::reply_for_update(db, upload.update_id).await? {
-            if !reply.sent {
-                transport
-                    .send(upload.chat.id, &reply.text, Format::Plain)
-                    .await?;
-                self.record_sent(reply.id, upload.chat.id).await;
-            }
+        crate::leads::record_inbound(db, &inbound, Kind::Notice, now_ms).await?;
+        if self.finish_stored_reply(transport, &inbound).await? {
             return Ok(());
         }
         let settings = &self.ctx.settings;
@@ -151,17 +144,13 @@ impl Pipeline {
                 }
             }
         };
-        let id = store::store_reply(
-            db,
-            upload.chat.id,
-            Some(upload.update_id),
-            Kind::Notice,
-            &text,
-            now_ms,
-        )
-        .await?;
-        transport.send(upload.chat.id, &text, Format::Plain).await?;
-        self.record_sent(id, upload.chat.id).await;
-        Ok(())
+        let reply = Reply {
+            text,
+            kind: Kind::Notice,
+            format: Format::Plain,
+            buttons: vec![],
+        };
+        self.store_and_send(transport, &inbound, reply, now_ms)
+            .await
     }
 }

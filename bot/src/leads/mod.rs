@@ -1,4 +1,8 @@
 //! Leads and their messages in the database.
+//!
+//! The lead store: the bottom layer every feature reads leads, messages and opt-outs from.
+
+pub mod history;
 
 use sqlx::Row;
 
