@@ -60,6 +60,18 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `/metrics` once it counts `updates` new message updates, and not one more; the text.
+async fn assert_counted(bot: &BotProcess, updates: u32) -> String {
+    let name = r#"botfleet_telegram_updates_total{kind="message"}"#;
+    let metrics = bot.metrics_with(&[&format!("{name} {updates}")]).await;
+    assert_eq!(
+        sample(&metrics, name),
+        Some(f64::from(updates)),
+        "{metrics}"
+    );
+    metrics
+}
+
 /// Waits until every row of the inbox is done: nothing is left to answer, so nothing can be
 /// answered twice after this.
 async fn wait_until_all_handled(db: &Db) {
@@ -104,17 +116,7 @@ async fn concurrent_updates_are_each_acknowledged_and_answered_once(db: TestDb) 
     .await;
     wait_until_all_handled(&h.db.db).await;
     assert_answered_once(&h, &ids);
-    let metrics = bot
-        .metrics_with(&[r#"botfleet_telegram_updates_total{kind="message"} 400"#])
-        .await;
-    assert_eq!(
-        sample(
-            &metrics,
-            r#"botfleet_telegram_updates_total{kind="message"}"#
-        ),
-        Some(400.0),
-        "{metrics}"
-    );
+    let metrics = assert_counted(&bot, 400).await;
     // The updates shared transactions: fewer writes than updates.
     let rows = sample(&metrics, "botfleet_inbox_batch_rows_sum");
     let batches = sample(&metrics, "botfleet_inbox_batch_rows_count").unwrap_or_default();
@@ -145,17 +147,7 @@ async fn a_repeat_delivered_concurrently_is_answered_once(db: TestDb) {
     ids.insert(repeated);
     assert_answered_once(&h, &ids);
     assert_eq!(h.llm.requests().len(), 32);
-    let metrics = bot
-        .metrics_with(&[r#"botfleet_telegram_updates_total{kind="message"} 32"#])
-        .await;
-    assert_eq!(
-        sample(
-            &metrics,
-            r#"botfleet_telegram_updates_total{kind="message"}"#
-        ),
-        Some(32.0),
-        "{metrics}"
-    );
+    assert_counted(&bot, 32).await;
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
         .fetch_one(&h.db.db.pool)
         .await
@@ -323,10 +315,7 @@ async fn a_postgres_outage_refuses_what_it_cannot_commit() {
     let Some(server) = PgServer::start() else {
         return;
     };
-    let db = TestDb::existing(&server.url("postgres")).await;
-    let h = Harness::new(db, BotConfigOptions::default())
-        .await
-        .env("BOTFLEET_INBOX_CLAIM_TIMEOUT", "15s");
+    let h = server.harness().await;
     let bot = h.start().await;
     an_outage_refuses_what_it_cannot_commit(h, bot, Outage::Stopped(server)).await;
 }
