@@ -90,7 +90,7 @@ pub struct Metrics {
     pub followups_overdue: Gauge,
     pub scheduler_leader: Gauge,
     pub inbox_pending: Gauge,
-    /// Updates per inbox write of the webhook's group commit.
+    /// Updates per inbox transaction (a group commit of webhook requests, a `getUpdates` answer).
     pub inbox_batch_rows: Histogram,
     pub rate_limited: Counter,
     pub telegram_unreachable: Family<ReasonLabels, Counter>,
@@ -226,7 +226,7 @@ impl Default for Metrics {
         );
         r.register(
             "inbox_batch_rows",
-            "Updates stored per inbox transaction by the webhook's group commit",
+            "Updates stored per inbox transaction (a group commit of webhook requests, or one getUpdates answer)",
             m.inbox_batch_rows.clone(),
         );
         r.register(

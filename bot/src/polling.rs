@@ -95,6 +95,7 @@ async fn store(ctx: &Context, updates: &[serde_json::Value]) -> Result<Option<i6
         })
         .collect();
     for chunk in rows.chunks(MAX_BATCH) {
+        ctx.metrics.inbox_batch_rows.observe(chunk.len() as f64);
         let outcomes = inbox::batch::insert(&ctx.db, chunk).await?;
         for (row, outcome) in chunk.iter().zip(outcomes) {
             if outcome == Enqueued::New {

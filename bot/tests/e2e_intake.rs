@@ -156,6 +156,52 @@ async fn a_repeat_delivered_concurrently_is_answered_once(db: TestDb) {
 }
 for_each_db!(a_repeat_delivered_concurrently_is_answered_once);
 
+/// Polling: one `getUpdates` answer, with one update in it three times, is stored in one
+/// transaction before the offset moves past it; each update is counted and answered once.
+async fn a_polled_answer_is_one_transaction(db: TestDb) {
+    let options = BotConfigOptions {
+        mode: "polling",
+        ..Default::default()
+    };
+    let h = Harness::new(db, options).await;
+    let ids: HashSet<i64> = (50_000..50_050).collect();
+    let mut sorted: Vec<i64> = ids.iter().copied().collect();
+    sorted.sort_unstable();
+    for &id in &sorted {
+        h.telegram.push_update(update(id));
+        if id == 50_010 {
+            h.telegram.push_update(update(id));
+            h.telegram.push_update(update(id));
+        }
+    }
+    let bot = h.start().await;
+    eventually(WAIT, "every reply", || h.telegram.sent().len() >= ids.len()).await;
+    wait_until_all_handled(&h.db.db).await;
+    assert_answered_once(&h, &ids);
+    let metrics = assert_counted(&bot, 50).await;
+    assert_eq!(
+        sample(&metrics, "botfleet_inbox_batch_rows_count"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "botfleet_inbox_batch_rows_sum"),
+        Some(52.0),
+        "{metrics}"
+    );
+    let offsets: Vec<i64> = h
+        .telegram
+        .calls("getUpdates")
+        .iter()
+        .filter_map(|c| c.body["offset"].as_i64())
+        .collect();
+    assert!(
+        offsets.contains(&50_050),
+        "offset never confirmed the updates: {offsets:?}"
+    );
+}
+for_each_db!(a_polled_answer_is_one_transaction);
+
 /// Telegram's side of a webhook under load: connections posting new updates back to back until
 /// stopped, noting which update got a 200 and which was refused.
 struct Load {
