@@ -189,12 +189,7 @@ async fn a_polled_answer_is_one_transaction(db: TestDb) {
         Some(52.0),
         "{metrics}"
     );
-    let offsets: Vec<i64> = h
-        .telegram
-        .calls("getUpdates")
-        .iter()
-        .filter_map(|c| c.body["offset"].as_i64())
-        .collect();
+    let offsets = h.telegram.poll_offsets();
     assert!(
         offsets.contains(&50_050),
         "offset never confirmed the updates: {offsets:?}"
