@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::bot_process::WEBHOOK_SECRET;
+use crate::closed_loop::{self, Requests};
 use crate::fakes::telegram::text_update;
 use crate::latency::Summary;
+
+/// What every benchmark update says.
+const QUESTION: &str = "Hi! How much is the premium plan per month?";
 
 /// Where updates go and which ids they carry.
 pub struct Target {
@@ -42,11 +46,7 @@ impl Target {
 
     /// Posts one update; the time until the status line arrived, and the status (0: no answer).
     pub async fn post(&self, update_id: i64, chat_id: i64) -> (Duration, u16) {
-        let body = text_update(
-            update_id,
-            chat_id,
-            "Hi! How much is the premium plan per month?",
-        );
+        let body = text_update(update_id, chat_id, QUESTION);
         let started = Instant::now();
         let sent = self
             .client
@@ -69,6 +69,32 @@ impl Target {
             }
             Err(_) => (elapsed, 0),
         }
+    }
+
+    /// The webhook's address and its requests as raw HTTP, each the next update, for
+    /// [`closed_loop::run`].
+    pub fn raw_requests(self: &Arc<Self>) -> (std::net::SocketAddr, Requests) {
+        let url = reqwest::Url::parse(&self.url).expect("the webhook URL is a URL");
+        let addr = url
+            .socket_addrs(|| None)
+            .ok()
+            .and_then(|addrs| addrs.into_iter().next())
+            .expect("the webhook URL names a loopback address");
+        let path = url.path().to_owned();
+        let target = self.clone();
+        let requests: Requests = Arc::new(move || {
+            let (update_id, chat_id) = target.next_ids();
+            closed_loop::post_json(
+                addr,
+                &path,
+                &[(
+                    botfleet_api::contract::WEBHOOK_SECRET_HEADER,
+                    WEBHOOK_SECRET,
+                )],
+                &text_update(update_id, chat_id, QUESTION),
+            )
+        });
+        (addr, requests)
     }
 
     fn next_ids(&self) -> (i64, i64) {

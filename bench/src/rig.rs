@@ -20,6 +20,7 @@ pub const FLAGS: &[Flag] = &[
 ];
 
 /// The inputs of [`FLAGS`].
+#[derive(Clone)]
 pub struct RigInputs {
     pub dbs: Vec<Kind>,
     pub admin_url: String,

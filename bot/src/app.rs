@@ -95,7 +95,10 @@ pub async fn serve_with(
             let router = webhook::router(
                 settings.webhook_path(),
                 webhook::IntakeState {
-                    db: ctx.db.clone(),
+                    inbox: crate::inbox::Writer::spawn(
+                        ctx.db.clone(),
+                        ctx.metrics.inbox_batch_rows.clone(),
+                    ),
                     metrics: ctx.metrics.clone(),
                     secret,
                     wake: wake.clone(),

@@ -90,6 +90,8 @@ pub struct Metrics {
     pub followups_overdue: Gauge,
     pub scheduler_leader: Gauge,
     pub inbox_pending: Gauge,
+    /// Updates per inbox transaction (a group commit of webhook requests, a `getUpdates` answer).
+    pub inbox_batch_rows: Histogram,
     pub rate_limited: Counter,
     pub telegram_unreachable: Family<ReasonLabels, Counter>,
     /// Estimated tokens of the owner's knowledge in the prompt (`loaded`) and left out (`cut`).
@@ -126,6 +128,8 @@ impl Default for Metrics {
             followups_overdue: Gauge::default(),
             scheduler_leader: Gauge::default(),
             inbox_pending: Gauge::default(),
+            // 1 … 256 (the largest batch).
+            inbox_batch_rows: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             rate_limited: Counter::default(),
             telegram_unreachable: Family::default(),
             knowledge_tokens: Family::default(),
@@ -219,6 +223,11 @@ impl Default for Metrics {
             "inbox_pending",
             "Updates accepted but not yet handled",
             m.inbox_pending.clone(),
+        );
+        r.register(
+            "inbox_batch_rows",
+            "Updates stored per inbox transaction (a group commit of webhook requests, or one getUpdates answer)",
+            m.inbox_batch_rows.clone(),
         );
         r.register(
             "rate_limited",

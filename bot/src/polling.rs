@@ -1,6 +1,7 @@
 //! Polling mode: long-poll `getUpdates` and put every update into the inbox, exactly like the
-//! webhook does. The offset only moves past updates that are stored, so a crash loses nothing:
-//! Telegram hands unconfirmed updates out again, and the inbox drops the repeats.
+//! webhook does, one transaction per answer. The offset only moves past updates that are
+//! committed, so a crash loses nothing: Telegram hands unconfirmed updates out again, and the
+//! inbox drops the repeats.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::db::SqlError;
-use crate::inbox::{self, Enqueued};
+use crate::inbox::{self, Enqueued, MAX_BATCH, NewUpdate};
 use crate::metrics::KindLabels;
 use crate::telegram::TelegramError;
 use crate::telegram::updates::update_header;
@@ -79,35 +80,33 @@ pub async fn run(ctx: Context, wake: Arc<Notify>, shutdown: CancellationToken) {
     tracing::info!("polling stopped");
 }
 
-/// Stores updates in order; returns the offset that confirms them all.
+/// Stores one `getUpdates` answer (at most 100 updates: one batch); returns the offset that
+/// confirms them all.
 async fn store(ctx: &Context, updates: &[serde_json::Value]) -> Result<Option<i64>, SqlError> {
-    let mut next = None;
-    for update in updates {
-        let Some(header) = update_header(update) else {
-            tracing::warn!("getUpdates returned an entry without update_id; skipping it");
-            continue;
-        };
-        let now = chrono::Utc::now().timestamp_millis();
-        let payload = update.to_string();
-        if inbox::enqueue(
-            &ctx.db,
-            header.update_id,
-            header.chat_id,
-            header.kind,
-            &payload,
-            now,
-        )
-        .await?
-            == Enqueued::New
-        {
-            ctx.metrics
-                .telegram_updates
-                .get_or_create(&KindLabels {
-                    kind: header.kind.to_owned(),
-                })
-                .inc();
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows: Vec<NewUpdate> = updates
+        .iter()
+        .filter_map(|update| {
+            let Some(header) = update_header(update) else {
+                tracing::warn!("getUpdates returned an entry without update_id; skipping it");
+                return None;
+            };
+            Some(NewUpdate::from_header(&header, update.to_string(), now))
+        })
+        .collect();
+    for chunk in rows.chunks(MAX_BATCH) {
+        ctx.metrics.inbox_batch_rows.observe(chunk.len() as f64);
+        let outcomes = inbox::batch::insert(&ctx.db, chunk).await?;
+        for (row, outcome) in chunk.iter().zip(outcomes) {
+            if outcome == Enqueued::New {
+                ctx.metrics
+                    .telegram_updates
+                    .get_or_create(&KindLabels {
+                        kind: row.kind.to_owned(),
+                    })
+                    .inc();
+            }
         }
-        next = Some(header.update_id + 1);
     }
-    Ok(next)
+    Ok(rows.last().map(|row| row.update_id + 1))
 }

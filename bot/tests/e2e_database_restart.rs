@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::fake_telegram::text_update;
 use support::pg_server::PgServer;
-use support::{BotConfigOptions, Harness, TestDb, WEBHOOK_SECRET, eventually};
+use support::{WEBHOOK_SECRET, eventually};
 
 const UPDATES: i64 = 500;
 const CHATS: i64 = 250;
@@ -44,10 +44,7 @@ async fn a_database_restart_under_load_loses_nothing() {
     let Some(server) = PgServer::start() else {
         return;
     };
-    let db = TestDb::existing(&server.url("postgres")).await;
-    let h = Harness::new(db, BotConfigOptions::default())
-        .await
-        .env("BOTFLEET_INBOX_CLAIM_TIMEOUT", "15s");
+    let h = server.harness().await;
     let bot = h.start().await;
     let url = bot.webhook_url();
     let refused = Arc::new(AtomicU32::new(0));

@@ -32,12 +32,7 @@ async fn polling_mode_answers(db: TestDb) {
         h.telegram.sent_texts(60),
         vec!["reply: via polling", "reply: second"]
     );
-    let offsets: Vec<i64> = h
-        .telegram
-        .calls("getUpdates")
-        .iter()
-        .filter_map(|c| c.body["offset"].as_i64())
-        .collect();
+    let offsets = h.telegram.poll_offsets();
     assert!(
         offsets.contains(&8003),
         "offset never confirmed the updates: {offsets:?}"

@@ -180,6 +180,14 @@ impl FakeTelegram {
         self.inner.lock().unwrap().updates.push(update);
     }
 
+    /// The `offset` of every `getUpdates` call, in order.
+    pub fn poll_offsets(&self) -> Vec<i64> {
+        self.calls("getUpdates")
+            .iter()
+            .filter_map(|c| c.body["offset"].as_i64())
+            .collect()
+    }
+
     pub fn calls(&self, method: &str) -> Vec<Call> {
         self.inner
             .lock()

@@ -56,6 +56,15 @@ impl PgServer {
         Some(server)
     }
 
+    /// A bot harness on this server's `postgres` database, with inbox claims that outlast a
+    /// stop and start of the server (15 s).
+    pub async fn harness(&self) -> super::Harness {
+        let db = super::TestDb::existing(&self.url("postgres")).await;
+        super::Harness::new(db, super::BotConfigOptions::default())
+            .await
+            .env("BOTFLEET_INBOX_CLAIM_TIMEOUT", "15s")
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }

@@ -4,6 +4,12 @@
 //!
 //! Updates of one chat are handled in order: only the oldest unfinished row of a chat can be
 //! claimed, so a chat's next update waits until the previous one is done.
+//!
+//! Rows come in by the batch ([`batch`]): the webhook's concurrent requests share a transaction
+//! through the group-commit [`Writer`], and polling stores each `getUpdates` answer in one.
+
+pub mod batch;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -11,18 +17,14 @@ use sqlx::Row;
 
 use crate::db::{Db, SqlContext, SqlError};
 
+pub use batch::{Enqueued, MAX_BATCH, NewUpdate};
+pub use writer::{WriteError, Writer};
+
 /// A row that keeps failing is parked (marked done with its error) after this many attempts,
 /// so one poisonous update cannot block its chat forever.
 pub const MAX_ATTEMPTS: i64 = 5;
 /// Done rows are kept this long so that a repeated `update_id` is still recognised.
 pub const KEEP_DONE_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
-    New,
-    /// The update id was already in the inbox: acknowledge it, don't process it again.
-    Duplicate,
-}
 
 /// A claimed row, to be completed (or released) by the claimant.
 #[derive(Debug, Clone)]
@@ -34,33 +36,6 @@ pub struct Claimed {
     pub attempts: i64,
     /// When the update arrived (Unix milliseconds).
     pub received_at_ms: i64,
-}
-
-pub async fn enqueue(
-    db: &Db,
-    update_id: i64,
-    chat_id: Option<i64>,
-    kind: &str,
-    payload: &str,
-    now_ms: i64,
-) -> Result<Enqueued, SqlError> {
-    let inserted = sqlx::query(
-        "INSERT INTO inbox (update_id, chat_id, kind, payload, received_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (update_id) DO NOTHING",
-    )
-    .bind(update_id)
-    .bind(chat_id)
-    .bind(kind)
-    .bind(payload)
-    .bind(now_ms)
-    .execute(&db.pool)
-    .await.ctx("storing an update in the inbox")?
-    .rows_affected();
-    Ok(if inserted == 1 {
-        Enqueued::New
-    } else {
-        Enqueued::Duplicate
-    })
 }
 
 /// Claims the next row that may run now: unfinished, unclaimed (or its claim expired), and the
