@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod chat;
 pub mod config;
 pub mod context;
+pub mod dashboard;
 pub mod conversation;
 pub mod db;
 pub mod delivery;

@@ -104,6 +104,8 @@ pub struct Metrics {
     pub handoff_notify_failures: Counter,
     pub broadcast_messages: Family<OutcomeLabels, Counter>,
     pub broadcasts_running: Gauge,
+    /// Dashboard API requests, by outcome (`ok`, `unauthorized`, `forbidden`, `rate_limited`, `error`).
+    pub dashboard_requests: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -137,6 +139,7 @@ impl Default for Metrics {
             handoff_notify_failures: Counter::default(),
             broadcast_messages: Family::default(),
             broadcasts_running: Gauge::default(),
+            dashboard_requests: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -219,6 +222,11 @@ impl Default for Metrics {
             "inbox_pending",
             "Updates accepted but not yet handled",
             m.inbox_pending.clone(),
+        );
+        r.register(
+            "dashboard_requests",
+            "Owners' dashboard API requests, by outcome (ok, unauthorized, forbidden, rate_limited, error)",
+            m.dashboard_requests.clone(),
         );
         r.register(
             "rate_limited",

@@ -29,6 +29,7 @@ use crate::metrics::ReasonLabels;
 use crate::money::Money;
 use crate::telegram::TelegramError;
 pub use commands::OwnerAction;
+pub use notify::ago;
 use store::{NewHandoff, Opened};
 
 /// The tool the LLM calls to hand the lead over.

@@ -16,7 +16,7 @@ use teloxide::prelude::*;
 use teloxide::requests::JsonRequest;
 use teloxide::types::{
     BotCommand, BotCommandScope, CallbackQueryId, ChatAction, InlineKeyboardButton,
-    InlineKeyboardMarkup, ParseMode,
+    InlineKeyboardMarkup, MenuButton, ParseMode, WebAppInfo,
 };
 
 pub use draft::{DraftShown, SendMessageDraft};
@@ -47,6 +47,26 @@ pub fn escape_html(text: &str) -> String {
         }
     }
     out
+}
+
+/// The callback data of a button that opens a Mini App instead: `web_app:` and its HTTPS URL
+/// (callback data proper is at most 64 bytes of our own, never a URL).
+const WEB_APP_PREFIX: &str = "web_app:";
+
+/// A `(label, data)` button that opens the Mini App at `url` (an inline `web_app` button).
+pub fn web_app_button(label: &str, url: &str) -> (String, String) {
+    (label.to_owned(), format!("{WEB_APP_PREFIX}{url}"))
+}
+
+/// An inline button: a callback button, or a `web_app` one (see [`web_app_button`]).
+fn inline_button(label: &str, data: &str) -> InlineKeyboardButton {
+    match data
+        .strip_prefix(WEB_APP_PREFIX)
+        .and_then(|url| reqwest::Url::parse(url).ok())
+    {
+        Some(url) => InlineKeyboardButton::web_app(label, WebAppInfo { url }),
+        None => InlineKeyboardButton::callback(label, data),
+    }
 }
 
 /// The outbound side of the Bot API. Cheap to clone: clones share one [`Outbound`] limiter,
@@ -128,7 +148,7 @@ impl TelegramClient {
             InlineKeyboardMarkup::new(
                 buttons
                     .iter()
-                    .map(|(label, data)| [InlineKeyboardButton::callback(label, data)]),
+                    .map(|(label, data)| [inline_button(label, data)]),
             )
         });
         let parts = split_message(text, TELEGRAM_MAX_MESSAGE_UTF16);
@@ -217,6 +237,29 @@ impl TelegramClient {
         self.bot
             .set_my_commands(commands)
             .scope(scope)
+            .await
+            .map(|_| ())
+            .map_err(TelegramError::from)
+    }
+
+    /// Sets the menu button of one private chat to open the Mini App at `url`
+    /// (`setChatMenuButton` with a `web_app` button).
+    pub async fn set_web_app_menu_button(
+        &self,
+        chat_id: i64,
+        text: &str,
+        url: &str,
+    ) -> Result<(), TelegramError> {
+        let url = reqwest::Url::parse(url).map_err(|e| TelegramError::BadRequest {
+            description: format!("the Mini App URL is not a URL: {e}"),
+        })?;
+        self.bot
+            .set_chat_menu_button()
+            .chat_id(ChatId(chat_id))
+            .menu_button(MenuButton::WebApp {
+                text: text.to_owned(),
+                web_app: WebAppInfo { url },
+            })
             .await
             .map(|_| ())
             .map_err(TelegramError::from)

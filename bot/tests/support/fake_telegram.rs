@@ -452,7 +452,7 @@ async fn download(
 }
 
 fn canonical(method: &str) -> String {
-    const KNOWN: [&str; 14] = [
+    const KNOWN: [&str; 15] = [
         "getFile",
         "sendPhoto",
         "sendDocument",
@@ -466,6 +466,7 @@ fn canonical(method: &str) -> String {
         "getWebhookInfo",
         "getMe",
         "setMyCommands",
+        "setChatMenuButton",
         "answerCallbackQuery",
     ];
     KNOWN
