@@ -110,7 +110,11 @@ pub fn verify(
 ) -> Result<Verified, AuthError> {
     let (check, hash) = data_check_string(init_data)?;
     let expected = hex::encode(hmac_sha256(secret, check.as_bytes()));
-    if !bool::from(expected.as_bytes().ct_eq(hash.to_ascii_lowercase().as_bytes())) {
+    if !bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(hash.to_ascii_lowercase().as_bytes()),
+    ) {
         return Err(AuthError::BadSignature);
     }
     let field = |name: &str| {
@@ -183,7 +187,9 @@ mod tests {
             &[("user", USER), ("auth_date", &(now - 5).to_string())],
         );
         assert_eq!(
-            verify(&signed, &secret_key(TOKEN), HOUR, now).unwrap().user_id,
+            verify(&signed, &secret_key(TOKEN), HOUR, now)
+                .unwrap()
+                .user_id,
             42
         );
     }

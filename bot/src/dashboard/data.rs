@@ -123,8 +123,8 @@ async fn lead_days(
             crate::money::day_start_millis(day),
             crate::money::day_start_millis(next),
         );
-        let handed_over = handoffs::opened_since(db, from).await?
-            - handoffs::opened_since(db, until).await?;
+        let handed_over =
+            handoffs::opened_since(db, from).await? - handoffs::opened_since(db, until).await?;
         days.push(LeadDay {
             day,
             counts: money.lead_counts(db, from, until).await?,

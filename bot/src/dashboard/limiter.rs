@@ -28,7 +28,8 @@ impl Limiter {
             });
         }
         let (tokens, at) = buckets.entry(user_id).or_insert((BURST, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * PER_SECOND).min(BURST);
+        *tokens =
+            (*tokens + now.saturating_duration_since(*at).as_secs_f64() * PER_SECOND).min(BURST);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -52,7 +53,10 @@ mod tests {
             assert!(limiter.allow_at(1, start));
         }
         assert!(!limiter.allow_at(1, start));
-        assert!(limiter.allow_at(2, start), "another user has their own bucket");
+        assert!(
+            limiter.allow_at(2, start),
+            "another user has their own bucket"
+        );
         assert!(limiter.allow_at(1, start + Duration::from_secs(1)));
         assert!(!limiter.allow_at(1, start + Duration::from_secs(1)));
     }

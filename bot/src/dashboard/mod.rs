@@ -243,7 +243,11 @@ pub fn command_reply(config: &BotConfig, webhook_path: &str) -> (String, Vec<(St
 
 /// Gives each owner's private chat the menu button "Dashboard" (`setChatMenuButton`). Best
 /// effort and idempotent (setting it again changes nothing): failures are one warning.
-pub async fn publish_menu_buttons(telegram: &TelegramClient, config: &BotConfig, webhook_path: &str) {
+pub async fn publish_menu_buttons(
+    telegram: &TelegramClient,
+    config: &BotConfig,
+    webhook_path: &str,
+) {
     let Some(url) = app_url(config, webhook_path) else {
         return;
     };

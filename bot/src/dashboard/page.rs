@@ -7,7 +7,9 @@ use botfleet_api::format_usd;
 
 use super::data::{Dashboard, LeadDay, View};
 use super::svg::{self, Line, Series};
-use crate::money::{BudgetLimits, UsageTotals, render_budget, render_lead_stats, render_window_html};
+use crate::money::{
+    BudgetLimits, UsageTotals, render_budget, render_lead_stats, render_window_html,
+};
 use crate::telegram::escape_html;
 
 /// The page at `<webhook path>/app`. `api` is the path of the view endpoint. Everything it
@@ -141,14 +143,20 @@ pub fn view(d: &Dashboard, limits: &BudgetLimits) -> String {
     );
     out.push_str(&spend_section(d, limits));
     section_text(&mut out, &render_budget(limits, &d.spend, d.now));
-    out.push_str(&breakdown_section("Spend by model", &d.usage.stats.by_model));
+    out.push_str(&breakdown_section(
+        "Spend by model",
+        &d.usage.stats.by_model,
+    ));
     out.push_str(&breakdown_section(
         "Spend by request type",
         &d.usage.stats.by_request_type,
     ));
     section_text(
         &mut out,
-        &render_window_html(&format!("LLM usage: {}", d.view.title(first, last)), &d.usage.stats),
+        &render_window_html(
+            &format!("LLM usage: {}", d.view.title(first, last)),
+            &d.usage.stats,
+        ),
     );
     out.push_str(&leads_section(&d.lead_days));
     section_text(&mut out, &render_lead_stats(&d.lead_stats));
@@ -159,7 +167,11 @@ pub fn view(d: &Dashboard, limits: &BudgetLimits) -> String {
 
 /// Telegram HTML from a command's renderer (a subset of HTML, escaped where it must be).
 fn section_text(out: &mut String, telegram_html: &str) {
-    let _ = write!(out, r#"<section class="text">{}</section>"#, telegram_html.trim());
+    let _ = write!(
+        out,
+        r#"<section class="text">{}</section>"#,
+        telegram_html.trim()
+    );
 }
 
 fn spend_section(d: &Dashboard, limits: &BudgetLimits) -> String {
@@ -253,10 +265,19 @@ fn leads_section(days: &[LeadDay]) -> String {
             d.counts.opted_out,
         ]
     };
-    let labels: Vec<String> = days.iter().map(|d| d.day.format("%m-%d").to_string()).collect();
+    let labels: Vec<String> = days
+        .iter()
+        .map(|d| d.day.format("%m-%d").to_string())
+        .collect();
     let values: Vec<Vec<i64>> = days.iter().map(|d| row(d).to_vec()).collect();
     let mut out = String::from(r#"<section id="leads"><h2>Leads per day</h2>"#);
-    out.push_str(&svg::bars("Leads per day", &labels, &LEAD_SERIES, &values, None));
+    out.push_str(&svg::bars(
+        "Leads per day",
+        &labels,
+        &LEAD_SERIES,
+        &values,
+        None,
+    ));
     out.push_str(&svg::legend(&LEAD_SERIES));
     out.push_str("<table><tr><th>Day (UTC)</th>");
     for s in &LEAD_SERIES {
