@@ -51,7 +51,8 @@ pub fn bars(
     for (g, row) in values.iter().enumerate() {
         let x0 = g as i64 * group_width + 1;
         for (s, value) in row.iter().enumerate() {
-            let top = y(*value);
+            // A value above zero shows as at least one unit.
+            let top = y(*value).min(HEIGHT - BOTTOM - i64::from(*value > 0));
             let _ = write!(
                 out,
                 r#"<rect class="{}" x="{}" y="{top}" width="{bar_width}" height="{}"/>"#,
