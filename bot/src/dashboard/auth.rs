@@ -76,12 +76,16 @@ fn data_check_string(init_data: &str) -> Result<(String, String), AuthError> {
     if fields.windows(2).any(|w| w[0].0 == w[1].0) {
         return Err(AuthError::Malformed);
     }
-    let joined = fields
+    Ok((join_sorted(&fields), hash.ok_or(AuthError::NoHash)?))
+}
+
+/// Sorted fields as `key=value` lines.
+fn join_sorted<K: std::fmt::Display, V: std::fmt::Display>(fields: &[(K, V)]) -> String {
+    fields
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join("\n");
-    Ok((joined, hash.ok_or(AuthError::NoHash)?))
+        .join("\n")
 }
 
 /// Signs `fields` as Telegram does: the raw `initData` query string with `hash` appended. For
@@ -89,11 +93,7 @@ fn data_check_string(init_data: &str) -> Result<(String, String), AuthError> {
 pub fn sign(bot_token: &str, fields: &[(&str, &str)]) -> String {
     let mut sorted: Vec<_> = fields.to_vec();
     sorted.sort();
-    let check = sorted
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let check = join_sorted(&sorted);
     let hash = hex::encode(hmac_sha256(&secret_key(bot_token), check.as_bytes()));
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields.iter().copied())
