@@ -224,6 +224,7 @@ async fn an_owner_sees_the_numbers_of_llm_stats_in_the_browser(db: TestDb) {
     .await;
     let llm_stats = ask(&h, 9101, "/llm_stats", "<b>LLM usage</b>").await;
     let budget = ask(&h, 9102, "/budget", "<b>LLM budget</b>").await;
+    let stats = ask(&h, 9103, "/stats", "<b>Leads</b>").await;
     let llm_stats = visible_text(&llm_stats);
     let week: Vec<&str> = llm_stats
         .split("Last 7 days")
@@ -270,11 +271,13 @@ async fn an_owner_sees_the_numbers_of_llm_stats_in_the_browser(db: TestDb) {
             "the dashboard lacks /llm_stats' line {line:?}:\n{seen}"
         );
     }
-    for line in visible_text(&budget).lines().skip(1) {
-        assert!(
-            seen.contains(line),
-            "the dashboard lacks /budget's line {line:?}:\n{seen}"
-        );
+    for (command, reply) in [("/budget", &budget), ("/stats", &stats)] {
+        for line in visible_text(reply).lines() {
+            assert!(
+                seen.contains(line),
+                "the dashboard lacks {command}'s line {line:?}:\n{seen}"
+            );
+        }
     }
     assert!(dom.contains(r#"<svg class="chart""#), "{dom}");
     assert!(seen.contains("daily limit $5.00"), "{seen}");
@@ -329,11 +332,38 @@ async fn an_owner_sees_the_numbers_of_llm_stats_in_the_browser(db: TestDb) {
             shot.display()
         );
     }
+    // The day view (the page's "Day" tab asks for the same) shows /llm_stats' "Today".
+    let today: Vec<&str> = llm_stats
+        .split("Last 7 days")
+        .next()
+        .unwrap()
+        .lines()
+        .skip_while(|l| !l.starts_with("Today"))
+        .skip(1)
+        .collect();
+    assert!(today.iter().any(|l| l.starts_with("Cost: ")), "{llm_stats}");
+    let day_view = reqwest::Client::new()
+        .get(format!("{}/api/view?period=day", app_url(&bot)))
+        .header("Authorization", format!("tma {init}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let day_view = visible_text(&day_view);
+    for line in &today {
+        assert!(
+            day_view.contains(line),
+            "the day view lacks {line:?}:\n{day_view}"
+        );
+    }
+
     let metrics = bot
-        .metrics_with(&[r#"botfleet_dashboard_requests_total{outcome="ok"} 3"#])
+        .metrics_with(&[r#"botfleet_dashboard_requests_total{outcome="ok"} 4"#])
         .await;
     assert!(
-        metrics.contains(r#"botfleet_dashboard_requests_total{outcome="ok"} 3"#),
+        metrics.contains(r#"botfleet_dashboard_requests_total{outcome="ok"} 4"#),
         "{metrics}"
     );
     assert!(!bot.log().contains(&init), "launch data in the log");
