@@ -37,6 +37,16 @@ pub enum ConfigLoadError {
     InvalidEnv { name: &'static str, message: String },
 }
 
+/// The config used when no file is given: the quickstart. Its model is priced by the
+/// built-in list prices (`money::list_prices`).
+pub const DEFAULT_CONFIG: &str = r#"
+mode: polling
+llm:
+  provider: anthropic
+  model: claude-sonnet-4-5
+  systemPrompt: "You are a helpful, concise assistant."
+"#;
+
 /// Parses and validates config YAML (the operator's ConfigMap `config.yaml`). A parse error
 /// names the field path, e.g. `config: llm.maxOutputTokens: invalid type ...`.
 pub fn load_config_str(text: &str) -> Result<BotConfig, ConfigLoadError> {

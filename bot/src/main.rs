@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "botfleet-bot", version, about = "An LLM-powered Telegram bot")]
 struct Cli {
     /// Config file (the TelegramBot spec's vocabulary). Without one: polling, Anthropic
-    /// claude-sonnet-4-5, no budget.
+    /// claude-sonnet-4-5 at its list prices, no budget.
     #[arg(long, env = env::BOTFLEET_CONFIG, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -30,21 +30,10 @@ enum Command {
     Chat,
 }
 
-/// Used when no config file is given: the quickstart.
-const DEFAULT_CONFIG: &str = r#"
-mode: polling
-llm:
-  provider: anthropic
-  model: claude-sonnet-4-5
-  systemPrompt: "You are a helpful, concise assistant."
-pricing:
-  - {model: claude-sonnet-4-5, input: "3.00", output: "15.00", cacheWrite5m: "3.75", cacheWrite1h: "6.00", cacheRead: "0.30"}
-"#;
-
 fn load(cli: &Cli) -> Result<BotConfig, config::ConfigLoadError> {
     match &cli.config {
         Some(path) => config::load_config_file(path),
-        None => config::load_config_str(DEFAULT_CONFIG),
+        None => config::load_config_str(config::DEFAULT_CONFIG),
     }
 }
 

@@ -9,8 +9,9 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::classify::classify;
+use crate::completion::{Attempt, Completion, CompletionOutcome};
 use crate::error::LlmError;
-use crate::outcome::{Attempt, Completion, CompletionOutcome, Outcome};
+use crate::outcome::Outcome;
 use crate::provider::{Answer, OutputLimit, Provider};
 use crate::request::{CompletionRequest, Tool};
 use crate::retry::{Backoff, retry_after};
@@ -367,7 +368,6 @@ impl LlmClient {
 
     /// One HTTP call.
     async fn send(&self, model: &str, body: &Value) -> (Attempt, Result<(Answer, Usage), Failure>) {
-        let inner = &self.inner;
         let started = Instant::now();
         let sent = self.post(body).send().await;
         let (status, headers, bytes) = match sent {
@@ -384,9 +384,23 @@ impl LlmClient {
         if !(200..300).contains(&status) {
             return self.error_response(model, started, status, &headers, &bytes);
         }
+        self.whole_answer(model, started, status, &bytes)
+    }
+
+    /// A 2xx body holding the whole answer (a plain call's, or a streamed call's that the
+    /// server answered with plain JSON). Its usage is kept even when its content is
+    /// unusable: the provider billed it.
+    fn whole_answer(
+        &self,
+        model: &str,
+        started: Instant,
+        status: u16,
+        bytes: &[u8],
+    ) -> (Attempt, Result<(Answer, Usage), Failure>) {
+        let inner = &self.inner;
         let latency = started.elapsed();
         let attempt = |outcome, usage| attempt_record(model, latency, Some(status), outcome, usage);
-        let parsed = serde_json::from_slice::<Value>(&bytes)
+        let parsed = serde_json::from_slice::<Value>(bytes)
             .map_err(|_| ("body is not JSON", Usage::default()))
             .and_then(|json| {
                 let usage = inner.provider.usage(&json);
@@ -437,6 +451,22 @@ impl LlmClient {
             let headers = response.headers().clone();
             return match response.bytes().await {
                 Ok(bytes) => self.error_response(model, started, status, &headers, &bytes),
+                Err(e) => self.transport_failure(model, started, Some(status), &e),
+            };
+        }
+        if is_json(response.headers()) {
+            // Some servers (LiteLLM's mocks, some OpenAI-compatible ones) ignore `stream`.
+            tracing::debug!(%model, status, "streamed request answered with a whole JSON body");
+            return match response.bytes().await {
+                Ok(bytes) => {
+                    let (attempt, result) = self.whole_answer(model, started, status, &bytes);
+                    if let Ok((answer, _)) = &result
+                        && !answer.text.is_empty()
+                    {
+                        sink.text(&answer.text);
+                    }
+                    (attempt, result)
+                }
                 Err(e) => self.transport_failure(model, started, Some(status), &e),
             };
         }
@@ -532,7 +562,8 @@ impl LlmClient {
             error_type: read.error_type.map(|t| self.scrub(&t)),
             message: self.scrub(&read.message),
         };
-        let attempt = attempt_record(model, latency, Some(status), read.outcome, Usage::default());
+        let usage = reported_usage(inner.provider, bytes);
+        let attempt = attempt_record(model, latency, Some(status), read.outcome, usage);
         let failure = Failure::new(error, retry_after(headers, SystemTime::now()));
         (attempt, Err(failure))
     }
@@ -588,6 +619,27 @@ impl LlmClient {
 /// unknown model; not a bad request, bad credentials or an exhausted account.
 fn worth_a_fallback(error: &LlmError) -> bool {
     error.outcome().is_retryable() || error.status() == Some(404)
+}
+
+/// Whether a response's `Content-Type` is JSON (`application/json`, `…+json`, any parameters).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(reqwest::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let essence = value.to_str().unwrap_or_default();
+    let essence = essence.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json")
+}
+
+/// The usage an error body reports, if it has a `usage` object (some proxies bill a request
+/// they then fail); zero otherwise.
+fn reported_usage(provider: Provider, body: &[u8]) -> Usage {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|json| json.get("usage").filter(|u| u.is_object()).cloned())
+        .map(|usage| provider.usage(&usage))
+        .unwrap_or_default()
 }
 
 /// The record of one HTTP call once its outcome is known: what the ledger and the metrics

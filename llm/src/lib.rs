@@ -9,6 +9,7 @@
 
 mod classify;
 mod client;
+mod completion;
 mod error;
 mod outcome;
 mod provider;
@@ -18,8 +19,9 @@ mod stream;
 pub mod usage;
 
 pub use client::LlmClient;
+pub use completion::{Attempt, Completion, CompletionOutcome};
 pub use error::LlmError;
-pub use outcome::{Attempt, Completion, CompletionOutcome, Outcome};
+pub use outcome::Outcome;
 pub use request::{ChatMessage, CompletionRequest, Role, Tool, ToolCall, estimate_tokens};
 pub use retry::Backoff;
 pub use stream::StreamEvent;

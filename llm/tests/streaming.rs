@@ -8,11 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use botfleet_api::{LlmProvider, MaxTokensField, StreamCutPolicy};
-use botfleet_llm::{
-    ChatMessage, CompletionOutcome, CompletionRequest, LlmClient, Outcome, StreamEvent, Usage,
-    estimate_tokens,
-};
-use fake_llm::{FakeLlm, Reply, config, fixture, pieces};
+use botfleet_llm::{CompletionOutcome, LlmClient, Outcome, StreamEvent, Usage, estimate_tokens};
+use fake_llm::{FakeLlm, Reply, config, fixture, pieces, request};
 use serde_json::json;
 
 const TOKEN_EVERY: Duration = Duration::from_millis(20);
@@ -27,15 +24,6 @@ fn client(fake: &FakeLlm, provider: LlmProvider, policy: Option<StreamCutPolicy>
     LlmClient::new(&config, "sk-test-key".to_owned())
         .unwrap()
         .with_backoff(Duration::from_millis(1), Duration::from_millis(10))
-}
-
-fn request() -> CompletionRequest {
-    CompletionRequest {
-        system: Some("You are the sales assistant of Acme.".to_owned()),
-        context: Vec::new(),
-        messages: vec![ChatMessage::user("What does Pro cost?")],
-        max_output_tokens: 300,
-    }
 }
 
 /// What the caller saw: each event with the time it arrived.

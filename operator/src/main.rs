@@ -25,7 +25,7 @@ enum Command {
     /// (for `promtool check rules`), whether or not its PrometheusRule is enabled.
     Rules(FileArgs),
     /// Run the operator: watch TelegramBots and keep their children, webhook and status.
-    Run(Box<botfleet_operator::controller::RunArgs>),
+    Run(Box<botfleet_operator::process::RunArgs>),
 }
 
 #[derive(Args)]
@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             botfleet_operator::process::memory::limit_malloc_arenas();
-            tokio::runtime::Runtime::new()?.block_on(botfleet_operator::controller::run(*args))?
+            tokio::runtime::Runtime::new()?.block_on(botfleet_operator::process::run(*args))?
         }
     }
     Ok(())

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use botfleet_operator::controller::{
-    Context, ContextConfig, RunArgs, run_controllers, run_with_client,
-};
+use botfleet_operator::controller::{Context, ContextConfig, run_controllers};
 use botfleet_operator::crd::TelegramBot;
 use botfleet_operator::fixtures::FakeApiServer;
 use botfleet_operator::process::metrics::Metrics;
+use botfleet_operator::process::{RunArgs, run_with_client};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;

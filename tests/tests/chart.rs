@@ -1334,10 +1334,10 @@ fn every_alert_of_the_chart_has_a_runbook_section() {
 #[derive(clap::Parser)]
 struct OperatorRun {
     #[command(flatten)]
-    args: botfleet_operator::controller::RunArgs,
+    args: botfleet_operator::process::RunArgs,
 }
 
-fn parse_operator_args(objects: &[Value]) -> botfleet_operator::controller::RunArgs {
+fn parse_operator_args(objects: &[Value]) -> botfleet_operator::process::RunArgs {
     let args = operator_args(objects);
     assert_eq!(args[0], "run");
     let argv = std::iter::once("botfleet-operator".to_owned()).chain(args[1..].iter().cloned());

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use botfleet_operator::controller::{RunArgs, run_with_client};
 use botfleet_operator::crd::TelegramBot;
+use botfleet_operator::process::{RunArgs, run_with_client};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::networking::v1::Ingress;

@@ -6,7 +6,8 @@ use sqlx::AnyConnection;
 
 use std::collections::BTreeMap;
 
-use super::pricing::{Cost, CostOverflow, PriceTable, Rates};
+use super::pricing::{Cost, CostOverflow, PriceTable};
+use super::rates::Rates;
 use super::{CallContext, MoneyError, period::day_key};
 use crate::db::SqlContext;
 use crate::db::{AnyQuery, Db, to_millis};

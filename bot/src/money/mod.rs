@@ -7,8 +7,10 @@
 
 mod budget;
 mod ledger;
+pub mod list_prices;
 mod period;
 mod pricing;
+mod rates;
 mod reports;
 mod stats;
 mod usage_api;
@@ -22,7 +24,8 @@ use botfleet_api::{BotConfig, ConfigError, UsdAmount};
 
 pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
 pub use period::{Period, day_key, day_start_millis, window_first_day};
-pub use pricing::{Cost, CostOverflow, LongPromptRates, ModelRates, PriceTable, Rates};
+pub use pricing::{Cost, CostOverflow, PriceTable};
+pub use rates::{LongPromptRates, ModelRates, Rates};
 pub use reports::{LeadCounts, LeadStats, render_budget, render_lead_stats};
 pub use stats::{
     DailyWindow, LlmStats, RollupRow, UsageTotals, WindowStats, group, render_llm_stats,

@@ -5,63 +5,11 @@
 
 use std::collections::HashMap;
 
-use botfleet_api::{ConfigError, LongPromptPrice, ModelPrice, UsdPerMtok};
+use botfleet_api::{ConfigError, LlmProvider, LongPromptPrice, ModelPrice, UsdPerMtok};
 use botfleet_llm::Usage;
 
-/// Nano-USD per token of each token class.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rates {
-    pub input: i64,
-    pub cache_read: i64,
-    pub cache_write_5m: i64,
-    pub cache_write_1h: i64,
-    pub output: i64,
-}
-
-impl Rates {
-    /// The exact cost of `usage` at these rates, `None` if it does not fit in an `i64`.
-    pub fn cost_nanos(&self, usage: &Usage) -> Option<i64> {
-        let terms = [
-            (usage.input_tokens, self.input),
-            (usage.cache_read_tokens, self.cache_read),
-            (usage.cache_write_5m_tokens, self.cache_write_5m),
-            (usage.cache_write_1h_tokens, self.cache_write_1h),
-            (usage.output_tokens, self.output),
-        ];
-        let mut total: i128 = 0;
-        for (tokens, rate) in terms {
-            total = total.checked_add(i128::from(tokens).checked_mul(i128::from(rate))?)?;
-        }
-        i64::try_from(total).ok()
-    }
-}
-
-/// The prices of one model: the base tier and, optionally, the long-prompt tier.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelRates {
-    pub base: Rates,
-    pub long_prompt: Option<LongPromptRates>,
-}
-
-/// Rates that apply to every token of a request whose prompt exceeds `above_input_tokens`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LongPromptRates {
-    pub above_input_tokens: u64,
-    pub rates: Rates,
-}
-
-impl ModelRates {
-    /// The tier a request falls into. The prompt is every input token, cached or not (input +
-    /// cache read + cache writes), as providers define the long-context threshold.
-    pub fn rates_for(&self, usage: &Usage) -> (Rates, bool) {
-        match self.long_prompt {
-            Some(long) if usage.total_input_tokens() > long.above_input_tokens => {
-                (long.rates, true)
-            }
-            _ => (self.base, false),
-        }
-    }
-}
+use super::list_prices;
+use super::rates::{LongPromptRates, ModelRates, Rates};
 
 /// What one call cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +54,8 @@ pub struct CostOverflow {
     pub model: String,
 }
 
-/// Prices of every configured model, keyed by the model name the API is called with.
+/// Prices of every model: the config's `pricing`, keyed by the model name the API is called
+/// with, over the built-in list prices ([`list_prices`]). `pricing` always wins.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PriceTable {
     models: HashMap<String, ModelRates>,
@@ -148,13 +97,29 @@ impl PriceTable {
         Ok(Self { models })
     }
 
+    /// The prices of `model`: the config's, else its list price, else none (unpriced).
+    /// Names are matched exactly.
     pub fn model(&self, model: &str) -> Option<&ModelRates> {
-        self.models.get(model)
+        self.models
+            .get(model)
+            .or_else(|| list_prices::find(model).map(|listed| &listed.rates))
+    }
+
+    /// The dearest known rate of each token class for a model of `provider`: the highest of
+    /// its list prices and of every configured price (in any tier). A reservation made before
+    /// a call of an unpriced model takes these rates, so that under a hard stop an unknown
+    /// model is reserved at its provider's dearest known rate rather than let through
+    /// unbounded (its settled cost stays unpriced, counted and alerted on).
+    pub fn dearest_rates(&self, provider: LlmProvider) -> Rates {
+        let configured = self.models.values().flat_map(ModelRates::tiers);
+        list_prices::tiers_of(provider)
+            .chain(configured)
+            .fold(Rates::default(), Rates::max)
     }
 
     /// The exact cost of one call, or [`Cost::Unpriced`] when the model has no price.
     pub fn cost(&self, model: &str, usage: &Usage) -> Result<Cost, CostOverflow> {
-        let Some(model_rates) = self.models.get(model) else {
+        let Some(model_rates) = self.model(model) else {
             return Ok(Cost::Unpriced);
         };
         let (rates, long_prompt) = model_rates.rates_for(usage);

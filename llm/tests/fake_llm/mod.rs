@@ -336,6 +336,16 @@ fn openai_events(answer: &Value) -> (Vec<String>, Vec<usize>) {
     (events, text_events)
 }
 
+/// One question to the sales assistant: the request of the streaming tests.
+pub fn request() -> botfleet_llm::CompletionRequest {
+    botfleet_llm::CompletionRequest {
+        system: Some("You are the sales assistant of Acme.".to_owned()),
+        context: Vec::new(),
+        messages: vec![botfleet_llm::ChatMessage::user("What does Pro cost?")],
+        max_output_tokens: 300,
+    }
+}
+
 /// An `llm` config section pointing at `base_url`.
 pub fn config(
     provider: LlmProvider,

@@ -10,77 +10,14 @@
 use std::collections::BTreeSet;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::ApiResource;
 use serde_json::Value;
 
 use super::cache::{APPLIED_HASH_ANNOTATION, ChildKey, applied_hash};
 use super::context::Context;
+use super::kinds::is_monitoring;
+pub use super::kinds::{FIELD_MANAGER, KINDS, OwnedKind};
 use super::subset::contains;
-
-/// The one field manager of every write the operator makes to children.
-pub use botfleet_api::contract::FIELD_MANAGER;
-
-/// A kind the operator creates: its apiVersion, kind and plural.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OwnedKind {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub plural: &'static str,
-}
-
-impl OwnedKind {
-    const fn new(api_version: &'static str, kind: &'static str, plural: &'static str) -> Self {
-        Self {
-            api_version,
-            kind,
-            plural,
-        }
-    }
-
-    pub fn api_resource(&self) -> ApiResource {
-        let (group, version) = self
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", self.api_version));
-        ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, self.kind),
-            self.plural,
-        )
-    }
-
-    /// ServiceMonitor and PrometheusRule: only when the cluster serves them.
-    pub fn is_monitoring(&self) -> bool {
-        is_monitoring(self.api_version)
-    }
-}
-
-/// Every kind the operator creates from the rendered children.
-pub const KINDS: &[OwnedKind] = &[
-    OwnedKind::new("v1", "ServiceAccount", "serviceaccounts"),
-    OwnedKind::new("rbac.authorization.k8s.io/v1", "Role", "roles"),
-    OwnedKind::new(
-        "rbac.authorization.k8s.io/v1",
-        "RoleBinding",
-        "rolebindings",
-    ),
-    OwnedKind::new("v1", "ConfigMap", "configmaps"),
-    OwnedKind::new("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-    OwnedKind::new("apps/v1", "Deployment", "deployments"),
-    OwnedKind::new("v1", "Service", "services"),
-    OwnedKind::new("networking.k8s.io/v1", "Ingress", "ingresses"),
-    OwnedKind::new("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    OwnedKind::new("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-    OwnedKind::new(
-        "monitoring.coreos.com/v1",
-        "ServiceMonitor",
-        "servicemonitors",
-    ),
-    OwnedKind::new(
-        "monitoring.coreos.com/v1",
-        "PrometheusRule",
-        "prometheusrules",
-    ),
-];
 
 /// Kinds whose leftovers are kept rather than deleted: a PVC holds the embedded database, and a
 /// spec change (SQLite → PostgreSQL) must not destroy data someone may still want to migrate.
@@ -153,10 +90,6 @@ fn api_resource(api_version: &str, kind: &str) -> Result<ApiResource, ChildError
         .find(|k| k.api_version == api_version && k.kind == kind)
         .map(OwnedKind::api_resource)
         .ok_or_else(|| ChildError::UnknownKind(format!("{api_version}/{kind}")))
-}
-
-fn is_monitoring(api_version: &str) -> bool {
-    api_version.starts_with("monitoring.coreos.com/")
 }
 
 /// Applies every desired child in `namespace` that is not exactly as applied before. Children

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kube::Client;
 use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
 
 use super::cache::ChildCache;
 use super::discovery::MonitoringDiscovery;
@@ -16,6 +16,11 @@ use crate::crd::TelegramBot;
 use crate::process::metrics::Metrics;
 use crate::render::RenderDefaults;
 use crate::telegram::{TelegramClient, WebhookInfo};
+
+/// A bot as `namespace/name`: its key in the per-bot state here, and in logs.
+pub fn bot_key(bot: &TelegramBot) -> String {
+    format!("{}/{}", bot.namespace().unwrap_or_default(), bot.name_any())
+}
 
 /// Settings of the reconciler (from the command line in production, chosen by tests).
 #[derive(Clone, Debug)]
@@ -87,7 +92,7 @@ impl Context {
         Self {
             events: EventPublisher::new(
                 client.clone(),
-                super::children::FIELD_MANAGER.to_string(),
+                super::kinds::FIELD_MANAGER.to_string(),
                 config.instance.clone(),
             ),
             telegram: TelegramClient::new(config.telegram_timeout),

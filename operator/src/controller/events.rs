@@ -21,6 +21,27 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 pub use kube::runtime::events::{Event, EventType};
 
+/// The longest note an Event gets; the API server refuses longer ones.
+const MAX_NOTE: usize = 1000;
+
+/// An event about a bot, its note cut to [`MAX_NOTE`] bytes (at a character boundary).
+pub fn bot_event(type_: EventType, reason: &str, action: &str, mut note: String) -> Event {
+    if note.len() > MAX_NOTE {
+        let mut cut = MAX_NOTE;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+    }
+    Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    }
+}
+
 /// How long a repeat of an event counts as the same series (kube-runtime's choice).
 const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 /// How often the memory of recent events is pruned.

@@ -14,13 +14,12 @@ use tracing::Instrument;
 
 use super::cache::ChildKey;
 use super::children::{self, ChildError, ChildrenOutcome};
-use super::context::Context;
-use super::events::{Event, EventType};
+use super::context::{Context, bot_key};
+use super::events::{Event, EventType, bot_event};
 use super::status::{MonitoringState, Observed, Problem, WebhookState, condition, desired_status};
-use super::webhook::{self, WebhookError};
+use super::webhook::{self, Reported, WebhookError};
 use crate::crd::{TelegramBot, condition_types as types};
-use crate::render::{self, RenderError};
-use crate::telegram::WebhookRegistration;
+use crate::render::{self, Children, RenderError};
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +31,19 @@ pub enum Error {
     #[error("{0}")]
     Children(#[from] ChildError),
     #[error("{0}")]
-    Webhook(#[from] WebhookError),
+    Webhook(WebhookError),
     #[error("{0}")]
     Render(RenderError),
+}
+
+impl From<WebhookError> for Error {
+    /// A Kubernetes error met on the way to Telegram is reported as one.
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Kube(e) => Error::Kube(e),
+            e @ WebhookError::Telegram(_) => Error::Webhook(e),
+        }
+    }
 }
 
 /// The resourceVersions of the bot's knowledge ConfigMaps: from the ConfigMap watch, or (before
@@ -64,120 +73,158 @@ async fn knowledge_versions(
     Ok(versions)
 }
 
-fn key(bot: &TelegramBot) -> String {
-    format!("{}/{}", bot.namespace().unwrap_or_default(), bot.name_any())
-}
-
 /// The reconcile function given to the controller (and called directly by tests).
 pub async fn reconcile(bot: Arc<TelegramBot>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let span = tracing::info_span!("reconcile", bot = %key(&bot));
+    let span = tracing::info_span!("reconcile", bot = %bot_key(&bot));
     let result = reconcile_bot(&bot, &ctx).instrument(span).await;
     ctx.metrics
         .record_reconcile(result.is_ok(), started.elapsed());
     if result.is_ok() {
-        ctx.reset_backoff(&key(&bot));
+        ctx.reset_backoff(&bot_key(&bot));
     }
     result
 }
 
 /// Retries a failed bot with per-bot exponential backoff.
 pub fn error_policy(bot: Arc<TelegramBot>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&key(&bot));
-    tracing::warn!(bot = %key(&bot), error = %error, retry_in_secs = delay.as_secs(), "reconcile failed");
+    let delay = ctx.next_backoff(&bot_key(&bot));
+    tracing::warn!(bot = %bot_key(&bot), error = %error, retry_in_secs = delay.as_secs(), "reconcile failed");
     Action::requeue(delay)
 }
 
 async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error> {
     let namespace = bot.namespace().ok_or(Error::NoNamespace)?;
-    let name = bot.name_any();
     let api: Api<TelegramBot> = Api::namespaced(ctx.client.clone(), &namespace);
     if bot.meta().deletion_timestamp.is_some() {
-        ctx.set_managed(&key(bot), false);
+        ctx.set_managed(&bot_key(bot), false);
         return cleanup(bot, ctx, &api).await;
     }
-    ctx.set_managed(&key(bot), true);
-    let spec = &bot.spec;
-    let webhook_mode = spec.bot.mode == Mode::Webhook;
-
-    let monitoring_served = ctx.monitoring.served(&ctx.client).await?;
-    let monitoring_requested = spec.service_monitor_enabled() || spec.prometheus_rule_enabled();
-    let monitoring = match (monitoring_requested, monitoring_served) {
-        (false, _) => MonitoringState::NotRequested,
-        (true, true) => MonitoringState::Applied,
-        (true, false) => MonitoringState::CrdsMissing,
+    ctx.set_managed(&bot_key(bot), true);
+    let monitoring = Monitoring::of(ctx, bot).await?;
+    let Some(children) = render_or_report_invalid(ctx, &api, bot, monitoring).await? else {
+        // Nothing to retry until someone edits the spec.
+        return Ok(Action::await_change());
     };
+    let bot = prepare_webhook(ctx, &api, bot).await?;
+    apply_or_report(ctx, &api, &bot, &children, monitoring).await?;
+    let webhook = sync_webhook(ctx, &api, &bot).await?;
+    report_missing_monitoring(ctx, &bot, monitoring).await;
+    let webhook_failed = matches!(webhook, WebhookState::Failed { .. });
+    write_ready_status(ctx, &api, &bot, monitoring, webhook).await?;
+    Ok(Action::requeue(next_resync(ctx, &bot, webhook_failed)))
+}
 
-    let children = match render::render_all(bot, &ctx.config.defaults) {
-        Ok(children) => children,
-        Err(RenderError::Invalid(errors)) => {
-            let message = errors.join("; ");
-            let was_invalid = condition(bot.status.as_ref(), types::DEGRADED)
-                .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
-            let observed = Observed {
-                webhook: if webhook_mode {
-                    WebhookState::Failed {
-                        reason: "InvalidSpec",
-                        message: "the spec is invalid; the webhook registration was left as it was"
-                            .into(),
-                    }
-                } else {
-                    WebhookState::NotRequired
-                },
-                problem: Some(Problem {
-                    reason: "InvalidSpec",
-                    message: message.clone(),
-                }),
-                ..Observed::of(bot, &name, monitoring)
-            };
-            write_status(&api, bot, &observed).await?;
-            if !was_invalid {
-                publish(
-                    ctx,
-                    bot,
-                    EventType::Warning,
-                    "InvalidSpec",
-                    "Validate",
-                    message,
-                )
-                .await;
-            }
-            // Nothing to retry until someone edits the spec.
-            return Ok(Action::await_change());
+/// Whether the bot asks for monitoring objects and whether the cluster serves their kinds.
+#[derive(Clone, Copy)]
+struct Monitoring {
+    served: bool,
+    state: MonitoringState,
+}
+
+impl Monitoring {
+    async fn of(ctx: &Context, bot: &TelegramBot) -> Result<Self, Error> {
+        let served = ctx.monitoring.served(&ctx.client).await?;
+        let requested = bot.spec.service_monitor_enabled() || bot.spec.prometheus_rule_enabled();
+        let state = match (requested, served) {
+            (false, _) => MonitoringState::NotRequested,
+            (true, true) => MonitoringState::Applied,
+            (true, false) => MonitoringState::CrdsMissing,
+        };
+        Ok(Self { served, state })
+    }
+}
+
+/// The bot's children (with its knowledge ConfigMaps' versions), or `None` for an invalid
+/// spec, which is reported in the status and (once) as an event.
+async fn render_or_report_invalid(
+    ctx: &Context,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+    monitoring: Monitoring,
+) -> Result<Option<Children>, Error> {
+    let errors = match render::render_all(bot, &ctx.config.defaults) {
+        Ok(children) => {
+            let namespace = bot.namespace().unwrap_or_default();
+            let names = bot.spec.knowledge_config_maps();
+            let versions = knowledge_versions(ctx, &namespace, &names).await?;
+            return Ok(Some(children.with_knowledge_versions(&versions)));
         }
+        Err(RenderError::Invalid(errors)) => errors,
         Err(e) => return Err(Error::Render(e)),
     };
-    let children = children.with_knowledge_versions(
-        &knowledge_versions(ctx, &namespace, &spec.knowledge_config_maps()).await?,
-    );
+    let name = bot.name_any();
+    let message = errors.join("; ");
+    let was_invalid = condition(bot.status.as_ref(), types::DEGRADED)
+        .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
+    let observed = Observed {
+        webhook: if bot.spec.bot.mode == Mode::Webhook {
+            WebhookState::Failed {
+                reason: "InvalidSpec",
+                message: "the spec is invalid; the webhook registration was left as it was".into(),
+            }
+        } else {
+            WebhookState::NotRequired
+        },
+        problem: Some(Problem {
+            reason: "InvalidSpec",
+            message: message.clone(),
+        }),
+        ..Observed::of(bot, &name, monitoring.state)
+    };
+    write_status(api, bot, &observed).await?;
+    if !was_invalid {
+        let event = bot_event(EventType::Warning, "InvalidSpec", "Validate", message);
+        publish(ctx, bot, event).await;
+    }
+    Ok(None)
+}
 
-    // The finalizer goes on before anything is registered with Telegram.
+/// What must exist before anything is registered with Telegram: the finalizer (webhook mode)
+/// and the generated webhook secret. Returns the bot as updated.
+async fn prepare_webhook(
+    ctx: &Context,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+) -> Result<TelegramBot, Error> {
     let mut bot = bot.clone();
-    if webhook_mode && !webhook::has_finalizer(&bot) {
-        bot = webhook::add_finalizer(&api, &bot).await?;
+    if bot.spec.bot.mode == Mode::Webhook && !webhook::has_finalizer(&bot) {
+        bot = webhook::add_finalizer(api, &bot).await?;
     }
     if render::needs_generated_webhook_secret(&bot)
         && webhook::ensure_generated_secret(&ctx.client, &ctx.cache, &bot).await?
     {
-        publish(
-            ctx,
-            &bot,
+        let note = format!(
+            "generated the webhook secret token in Secret {}",
+            render::names::webhook_secret(&bot.name_any())
+        );
+        let event = bot_event(
             EventType::Normal,
             "WebhookSecretCreated",
             "CreateSecret",
-            format!(
-                "generated the webhook secret token in Secret {}",
-                render::names::webhook_secret(&name)
-            ),
-        )
-        .await;
+            note,
+        );
+        publish(ctx, &bot, event).await;
     }
+    Ok(bot)
+}
 
+/// Applies the children and deletes obsolete ones, reporting what changed; a failure is also
+/// reported in the status and as an event.
+async fn apply_or_report(
+    ctx: &Context,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+    children: &Children,
+    monitoring: Monitoring,
+) -> Result<(), Error> {
+    let namespace = bot.namespace().unwrap_or_default();
+    let name = bot.name_any();
+    let uid = bot.uid().unwrap_or_default();
     let desired = children.objects();
     let mut outcome = ChildrenOutcome::default();
-    let uid = bot.uid().unwrap_or_default();
     let applied = async {
-        children::apply_children(ctx, &namespace, &desired, monitoring_served, &mut outcome)
+        children::apply_children(ctx, &namespace, &desired, monitoring.served, &mut outcome)
             .await?;
         children::delete_obsolete(
             ctx,
@@ -185,84 +232,100 @@ async fn reconcile_bot(bot: &TelegramBot, ctx: &Context) -> Result<Action, Error
             &name,
             &uid,
             &desired,
-            monitoring_served,
+            monitoring.served,
             &mut outcome,
         )
         .await
     }
     .await;
-    report_children(ctx, &bot, &outcome).await;
-    if let Err(error) = applied {
-        let message = error.to_string();
-        let deployment = handler_deployment(ctx, &namespace, &name)
-            .await
-            .ok()
-            .flatten();
-        let observed = Observed {
-            deployment: deployment.as_ref(),
-            webhook: previous_webhook_state(&bot),
-            problem: Some(Problem {
-                reason: "ApplyFailed",
-                message: format!("{message}; the operator retries with backoff"),
-            }),
-            ..Observed::of(&bot, &name, monitoring)
-        };
-        publish(
-            ctx,
-            &bot,
-            EventType::Warning,
-            "ApplyFailed",
-            "Apply",
-            message,
-        )
-        .await;
-        // The status is best effort here: the error that matters is the apply.
-        let _ = write_status(&api, &bot, &observed).await;
-        return Err(error.into());
-    }
-
-    let webhook_state = if webhook_mode {
-        register_webhook(ctx, &bot).await?
-    } else {
-        if webhook::has_finalizer(&bot) {
-            deregister_webhook(ctx, &api, &bot, "the bot switched to polling").await?;
-        }
-        WebhookState::NotRequired
+    report_children(ctx, bot, &outcome).await;
+    let Err(error) = applied else {
+        return Ok(());
     };
+    let message = error.to_string();
+    let deployment = handler_deployment(ctx, &namespace, &name)
+        .await
+        .ok()
+        .flatten();
+    let observed = Observed {
+        deployment: deployment.as_ref(),
+        webhook: previous_webhook_state(bot),
+        problem: Some(Problem {
+            reason: "ApplyFailed",
+            message: format!("{message}; the operator retries with backoff"),
+        }),
+        ..Observed::of(bot, &name, monitoring.state)
+    };
+    let event = bot_event(EventType::Warning, "ApplyFailed", "Apply", message);
+    publish(ctx, bot, event).await;
+    // The status is best effort here: the error that matters is the apply.
+    let _ = write_status(api, bot, &observed).await;
+    Err(error.into())
+}
 
-    if monitoring == MonitoringState::CrdsMissing
+/// Registers the webhook (webhook mode), or deletes it after a switch to polling.
+async fn sync_webhook(
+    ctx: &Context,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+) -> Result<WebhookState, Error> {
+    if bot.spec.bot.mode == Mode::Webhook {
+        return publish_reported(ctx, bot, webhook::ensure_registered(ctx, bot).await).await;
+    }
+    if webhook::has_finalizer(bot) {
+        let why = "the bot switched to polling";
+        publish_reported(ctx, bot, webhook::deregister(ctx, api, bot, why).await).await?;
+    }
+    Ok(WebhookState::NotRequired)
+}
+
+/// Says once that the monitoring objects were skipped because their CRDs are not served.
+async fn report_missing_monitoring(ctx: &Context, bot: &TelegramBot, monitoring: Monitoring) {
+    if monitoring.state == MonitoringState::CrdsMissing
         && condition(bot.status.as_ref(), types::MONITORING_READY)
             .is_none_or(|c| c.reason != "MonitoringCRDsMissing")
     {
-        publish(
-            ctx,
-            &bot,
+        let event = bot_event(
             EventType::Warning,
             "MonitoringCRDsMissing",
             "Apply",
             "monitoring.coreos.com/v1 is not served: ServiceMonitor/PrometheusRule skipped; install the prometheus-operator CRDs".into(),
-        )
-        .await;
+        );
+        publish(ctx, bot, event).await;
     }
+}
 
+/// The status of a pass that applied everything.
+async fn write_ready_status(
+    ctx: &Context,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+    monitoring: Monitoring,
+    webhook: WebhookState,
+) -> Result<(), Error> {
+    let namespace = bot.namespace().unwrap_or_default();
+    let name = bot.name_any();
     let deployment = handler_deployment(ctx, &namespace, &name).await?;
-    let webhook_failed = matches!(webhook_state, WebhookState::Failed { .. });
     let observed = Observed {
         deployment: deployment.as_ref(),
-        webhook: webhook_state,
-        ..Observed::of(&bot, &name, monitoring)
+        webhook,
+        ..Observed::of(bot, &name, monitoring.state)
     };
-    write_status(&api, &bot, &observed).await?;
+    write_status(api, bot, &observed).await?;
+    Ok(())
+}
 
+/// When to look at a healthy bot again.
+fn next_resync(ctx: &Context, bot: &TelegramBot, webhook_failed: bool) -> Duration {
     let resync = ctx.config.resync;
-    Ok(Action::requeue(if webhook_failed {
+    if webhook_failed {
         resync.min(Duration::from_secs(30))
-    } else if webhook_mode {
+    } else if bot.spec.bot.mode == Mode::Webhook {
         // Telegram's queue length and last delivery error are refreshed this often.
         resync.min(Duration::from_secs(60))
     } else {
         resync
-    }))
+    }
 }
 
 /// The update handlers' Deployment as far as the status needs it (generation and rollout
@@ -328,176 +391,6 @@ fn previous_webhook_state(bot: &TelegramBot) -> WebhookState {
     }
 }
 
-/// Makes Telegram's webhook match the spec; failures become the `WebhookReady` condition.
-async fn register_webhook(ctx: &Context, bot: &TelegramBot) -> Result<WebhookState, Error> {
-    let namespace = bot.namespace().unwrap_or_default();
-    let name = bot.name_any();
-    let token_ref = &bot.spec.telegram.token_secret_ref;
-    let previous = condition(bot.status.as_ref(), types::WEBHOOK_READY).cloned();
-    let failed = |reason: &'static str, message: String| WebhookState::Failed { reason, message };
-
-    let state = 'state: {
-        let Some(token) =
-            webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await?
-        else {
-            break 'state failed(
-                "TokenSecretMissing",
-                format!(
-                    "Secret {namespace}/{} has no key {:?}: create it with the bot token from @BotFather \
-                     (kubectl -n {namespace} create secret generic {} --from-literal={}=<token>)",
-                    token_ref.name, token_ref.key, token_ref.name, token_ref.key
-                ),
-            );
-        };
-        let Some(secret_ref) = render::webhook_secret_ref(bot) else {
-            break 'state WebhookState::NotRequired;
-        };
-        let Some(secret_token) =
-            webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, &secret_ref).await?
-        else {
-            break 'state failed(
-                "WebhookSecretMissing",
-                format!(
-                    "Secret {namespace}/{} has no key {:?} (spec.telegram.webhookSecretRef): create it, or remove \
-                     webhookSecretRef to let the operator generate one",
-                    secret_ref.name, secret_ref.key
-                ),
-            );
-        };
-        let Some(url) = bot.spec.webhook_url(&name) else {
-            break 'state failed(
-                "InvalidSpec",
-                "webhook mode needs spec.webhook.domain".into(),
-            );
-        };
-        let max_connections = bot
-            .spec
-            .bot
-            .webhook
-            .as_ref()
-            .and_then(|w| w.max_connections)
-            .unwrap_or(botfleet_api::WebhookConfig::DEFAULT_MAX_CONNECTIONS);
-        let registration = WebhookRegistration::new(url.clone(), secret_token, max_connections);
-        let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-        match webhook::register(ctx, bot, &api_url, &token, &registration).await {
-            Ok(registered) => {
-                if registered.changed {
-                    tracing::info!(bot = %key(bot), url, "registered webhook with Telegram");
-                    publish(
-                        ctx,
-                        bot,
-                        EventType::Normal,
-                        "WebhookRegistered",
-                        "SetWebhook",
-                        format!(
-                            "Telegram delivers updates to {url} (max {max_connections} connections)"
-                        ),
-                    )
-                    .await;
-                }
-                WebhookState::Registered {
-                    url,
-                    info: registered.info,
-                    digest: Some(registered.digest),
-                }
-            }
-            Err(WebhookError::Telegram(e)) => {
-                if e.is_unauthorized() {
-                    // Read the token again next time: it may have been replaced.
-                    ctx.cache
-                        .forget_secret_value(&namespace, &token_ref.name, &token_ref.key);
-                }
-                let reason = if e.is_unauthorized() {
-                    "TelegramUnauthorized"
-                } else {
-                    "SetWebhookFailed"
-                };
-                let hint = if e.is_unauthorized() {
-                    "; check the bot token in the Secret"
-                } else {
-                    "; the operator retries"
-                };
-                failed(reason, format!("{e}{hint}"))
-            }
-            Err(WebhookError::Kube(e)) => return Err(e.into()),
-        }
-    };
-    if let WebhookState::Failed { reason, message } = &state
-        && previous
-            .as_ref()
-            .is_none_or(|c| c.status != "False" || c.reason != *reason)
-    {
-        publish(
-            ctx,
-            bot,
-            EventType::Warning,
-            reason,
-            "SetWebhook",
-            message.clone(),
-        )
-        .await;
-    }
-    Ok(state)
-}
-
-/// Calls `deleteWebhook` and removes the finalizer. A token that is gone or revoked cannot
-/// delete anything: that is reported, and the finalizer removed so the bot is not stuck.
-async fn deregister_webhook(
-    ctx: &Context,
-    api: &Api<TelegramBot>,
-    bot: &TelegramBot,
-    why: &str,
-) -> Result<(), Error> {
-    let namespace = bot.namespace().unwrap_or_default();
-    let token_ref = &bot.spec.telegram.token_secret_ref;
-    let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
-    let token = webhook::read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await?;
-    // What happened, as an event; a failure Telegram may get over is retried.
-    let (type_, reason, note, retry) = match token {
-        None => (
-            EventType::Warning,
-            "WebhookNotDeleted",
-            format!(
-                "{why}, but Secret {namespace}/{} has no key {:?}: if a webhook is still registered, call \
-                 deleteWebhook by hand",
-                token_ref.name, token_ref.key
-            ),
-            None,
-        ),
-        Some(token) => match ctx.telegram.delete_webhook(&api_url, &token).await {
-            Ok(()) => {
-                tracing::info!(bot = %key(bot), "deleted webhook at Telegram");
-                (
-                    EventType::Normal,
-                    "WebhookDeleted",
-                    format!("{why}: deleted the webhook at Telegram"),
-                    None,
-                )
-            }
-            Err(e) if e.is_unauthorized() => (
-                EventType::Warning,
-                "WebhookNotDeleted",
-                format!(
-                    "{why}, but Telegram refused the token ({e}); nothing left to delete with it"
-                ),
-                None,
-            ),
-            Err(e) => (
-                EventType::Warning,
-                "DeleteWebhookFailed",
-                format!("{why}: {e}; the operator retries"),
-                Some(e),
-            ),
-        },
-    };
-    publish(ctx, bot, type_, reason, "DeleteWebhook", note).await;
-    if let Some(e) = retry {
-        return Err(WebhookError::Telegram(e).into());
-    }
-    webhook::remove_finalizer(api, bot).await?;
-    Ok(())
-}
-
 /// The bot is being deleted: remove its webhook; the children go with it (owner references).
 async fn cleanup(
     bot: &TelegramBot,
@@ -505,7 +398,8 @@ async fn cleanup(
     api: &Api<TelegramBot>,
 ) -> Result<Action, Error> {
     if webhook::has_finalizer(bot) {
-        deregister_webhook(ctx, api, bot, "the TelegramBot is being deleted").await?;
+        let why = "the TelegramBot is being deleted";
+        publish_reported(ctx, bot, webhook::deregister(ctx, api, bot, why).await).await?;
     }
     Ok(Action::await_change())
 }
@@ -577,35 +471,26 @@ async fn report_children(ctx: &Context, bot: &TelegramBot, outcome: &ChildrenOut
     for (ids, reason, action, note) in reports {
         if !ids.is_empty() {
             let note = note.replacen("{}", &list(ids), 1);
-            publish(ctx, bot, EventType::Normal, reason, action, note).await;
+            publish(ctx, bot, bot_event(EventType::Normal, reason, action, note)).await;
         }
     }
 }
 
-async fn publish(
+/// Records the events of a webhook step, then gives its result.
+async fn publish_reported<T>(
     ctx: &Context,
     bot: &TelegramBot,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let mut note = note;
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
+    reported: Reported<T>,
+) -> Result<T, Error> {
+    for event in reported.events {
+        publish(ctx, bot, event).await;
     }
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: None,
-    };
+    Ok(reported.result?)
+}
+
+/// Records one event about the bot; a failure to record it is logged, not returned.
+async fn publish(ctx: &Context, bot: &TelegramBot, event: Event) {
     if let Err(e) = ctx.events.publish(&event, &bot.object_ref(&())).await {
-        tracing::warn!(bot = %key(bot), reason, error = %e, "could not record an event");
+        tracing::warn!(bot = %bot_key(bot), reason = %event.reason, error = %e, "could not record an event");
     }
 }

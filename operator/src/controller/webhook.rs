@@ -13,8 +13,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::cache::ChildCache;
-use super::context::Context;
-use crate::crd::TelegramBot;
+use super::context::{Context, bot_key};
+use super::events::{Event, EventType, bot_event};
+use super::status::{WebhookState, condition};
+use crate::crd::{TelegramBot, condition_types as types};
+use crate::render;
 use crate::telegram::{TelegramError, WebhookInfo, WebhookRegistration};
 
 pub const FINALIZER: &str = "botfleet.dev/webhook";
@@ -30,6 +33,12 @@ pub enum WebhookError {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Telegram(#[from] TelegramError),
+}
+
+/// What a webhook step did: the events to record (also when it failed), and its result.
+pub struct Reported<T> {
+    pub events: Vec<Event>,
+    pub result: Result<T, WebhookError>,
 }
 
 /// Reads one key of a Secret; `Ok(None)` when the Secret or the key does not exist. A value
@@ -83,7 +92,7 @@ pub async fn ensure_generated_secret(
     bot: &TelegramBot,
 ) -> Result<bool, kube::Error> {
     let namespace = bot.namespace().unwrap_or_default();
-    let name = crate::render::names::webhook_secret(&bot.name_any());
+    let name = render::names::webhook_secret(&bot.name_any());
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let exists = match cache.secret_exists(&namespace, &name) {
         Some(exists) => exists,
@@ -93,7 +102,7 @@ pub async fn ensure_generated_secret(
         return Ok(false);
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
-    let secret = crate::render::render_webhook_secret(bot, &token)
+    let secret = render::render_webhook_secret(bot, &token)
         .map_err(|e| kube::Error::Service(Box::new(e)))?;
     match api.create(&PostParams::default(), &secret).await {
         Ok(_) => Ok(true),
@@ -202,7 +211,7 @@ pub async fn register(
     bot_token: &str,
     registration: &WebhookRegistration,
 ) -> Result<Registered, WebhookError> {
-    let key = format!("{}/{}", bot.namespace().unwrap_or_default(), bot.name_any());
+    let key = bot_key(bot);
     let digest = registration_digest(bot_token, &registration.secret_token);
     // What Telegram's answer is reused for: this token, secret, URL and limits at this API.
     let seen_for = format!(
@@ -238,4 +247,191 @@ pub async fn register(
         digest,
         changed: true,
     })
+}
+
+/// Makes Telegram's webhook match the spec; failures become the `WebhookReady` condition.
+/// Returns the events to record about it.
+pub async fn ensure_registered(ctx: &Context, bot: &TelegramBot) -> Reported<WebhookState> {
+    let mut events = Vec::new();
+    let result = registration_state(ctx, bot, &mut events).await;
+    Reported { events, result }
+}
+
+async fn registration_state(
+    ctx: &Context,
+    bot: &TelegramBot,
+    events: &mut Vec<Event>,
+) -> Result<WebhookState, WebhookError> {
+    let namespace = bot.namespace().unwrap_or_default();
+    let name = bot.name_any();
+    let token_ref = &bot.spec.telegram.token_secret_ref;
+    let previous = condition(bot.status.as_ref(), types::WEBHOOK_READY).cloned();
+    let failed = |reason: &'static str, message: String| WebhookState::Failed { reason, message };
+
+    let state = 'state: {
+        let Some(token) = read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await?
+        else {
+            break 'state failed(
+                "TokenSecretMissing",
+                format!(
+                    "Secret {namespace}/{} has no key {:?}: create it with the bot token from @BotFather \
+                     (kubectl -n {namespace} create secret generic {} --from-literal={}=<token>)",
+                    token_ref.name, token_ref.key, token_ref.name, token_ref.key
+                ),
+            );
+        };
+        let Some(secret_ref) = render::webhook_secret_ref(bot) else {
+            break 'state WebhookState::NotRequired;
+        };
+        let Some(secret_token) =
+            read_secret_key(&ctx.client, &ctx.cache, &namespace, &secret_ref).await?
+        else {
+            break 'state failed(
+                "WebhookSecretMissing",
+                format!(
+                    "Secret {namespace}/{} has no key {:?} (spec.telegram.webhookSecretRef): create it, or remove \
+                     webhookSecretRef to let the operator generate one",
+                    secret_ref.name, secret_ref.key
+                ),
+            );
+        };
+        let Some(url) = bot.spec.webhook_url(&name) else {
+            break 'state failed(
+                "InvalidSpec",
+                "webhook mode needs spec.webhook.domain".into(),
+            );
+        };
+        let max_connections = bot
+            .spec
+            .bot
+            .webhook
+            .as_ref()
+            .and_then(|w| w.max_connections)
+            .unwrap_or(botfleet_api::WebhookConfig::DEFAULT_MAX_CONNECTIONS);
+        let registration = WebhookRegistration::new(url.clone(), secret_token, max_connections);
+        let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
+        match register(ctx, bot, &api_url, &token, &registration).await {
+            Ok(registered) => {
+                if registered.changed {
+                    tracing::info!(bot = %bot_key(bot), url, "registered webhook with Telegram");
+                    events.push(bot_event(
+                        EventType::Normal,
+                        "WebhookRegistered",
+                        "SetWebhook",
+                        format!(
+                            "Telegram delivers updates to {url} (max {max_connections} connections)"
+                        ),
+                    ));
+                }
+                WebhookState::Registered {
+                    url,
+                    info: registered.info,
+                    digest: Some(registered.digest),
+                }
+            }
+            Err(WebhookError::Telegram(e)) => {
+                if e.is_unauthorized() {
+                    // Read the token again next time: it may have been replaced.
+                    ctx.cache
+                        .forget_secret_value(&namespace, &token_ref.name, &token_ref.key);
+                }
+                let reason = if e.is_unauthorized() {
+                    "TelegramUnauthorized"
+                } else {
+                    "SetWebhookFailed"
+                };
+                let hint = if e.is_unauthorized() {
+                    "; check the bot token in the Secret"
+                } else {
+                    "; the operator retries"
+                };
+                failed(reason, format!("{e}{hint}"))
+            }
+            Err(e @ WebhookError::Kube(_)) => return Err(e),
+        }
+    };
+    if let WebhookState::Failed { reason, message } = &state
+        && previous
+            .as_ref()
+            .is_none_or(|c| c.status != "False" || c.reason != *reason)
+    {
+        events.push(bot_event(
+            EventType::Warning,
+            reason,
+            "SetWebhook",
+            message.clone(),
+        ));
+    }
+    Ok(state)
+}
+
+/// Calls `deleteWebhook` and removes the finalizer. A token that is gone or revoked cannot
+/// delete anything: that is reported, and the finalizer removed so the bot is not stuck.
+/// Returns the event to record about it (also when the call is to be retried).
+pub async fn deregister(
+    ctx: &Context,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+    why: &str,
+) -> Reported<()> {
+    let mut events = Vec::new();
+    let result = deregistration(ctx, api, bot, why, &mut events).await;
+    Reported { events, result }
+}
+
+async fn deregistration(
+    ctx: &Context,
+    api: &Api<TelegramBot>,
+    bot: &TelegramBot,
+    why: &str,
+    events: &mut Vec<Event>,
+) -> Result<(), WebhookError> {
+    let namespace = bot.namespace().unwrap_or_default();
+    let token_ref = &bot.spec.telegram.token_secret_ref;
+    let api_url = render::telegram_api_url(bot, &ctx.config.defaults);
+    let token = read_secret_key(&ctx.client, &ctx.cache, &namespace, token_ref).await?;
+    // What happened, as an event; a failure Telegram may get over is retried.
+    let (type_, reason, note, retry) = match token {
+        None => (
+            EventType::Warning,
+            "WebhookNotDeleted",
+            format!(
+                "{why}, but Secret {namespace}/{} has no key {:?}: if a webhook is still registered, call \
+                 deleteWebhook by hand",
+                token_ref.name, token_ref.key
+            ),
+            None,
+        ),
+        Some(token) => match ctx.telegram.delete_webhook(&api_url, &token).await {
+            Ok(()) => {
+                tracing::info!(bot = %bot_key(bot), "deleted webhook at Telegram");
+                (
+                    EventType::Normal,
+                    "WebhookDeleted",
+                    format!("{why}: deleted the webhook at Telegram"),
+                    None,
+                )
+            }
+            Err(e) if e.is_unauthorized() => (
+                EventType::Warning,
+                "WebhookNotDeleted",
+                format!(
+                    "{why}, but Telegram refused the token ({e}); nothing left to delete with it"
+                ),
+                None,
+            ),
+            Err(e) => (
+                EventType::Warning,
+                "DeleteWebhookFailed",
+                format!("{why}: {e}; the operator retries"),
+                Some(e),
+            ),
+        },
+    };
+    events.push(bot_event(type_, reason, "DeleteWebhook", note));
+    if let Some(e) = retry {
+        return Err(WebhookError::Telegram(e));
+    }
+    remove_finalizer(api, bot).await?;
+    Ok(())
 }

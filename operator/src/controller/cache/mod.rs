@@ -30,28 +30,11 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use super::children::{FIELD_MANAGER, OwnedKind};
+use super::kinds::{FIELD_MANAGER, OwnedKind};
 
 mod store;
-pub use store::{CachedChild, ChildKey, RolloutState, content_digest};
+pub use store::{APPLIED_HASH_ANNOTATION, CachedChild, ChildKey, RolloutState, content_digest};
 use store::{ChildStore, Seen};
-
-/// The annotation every applied child carries: a digest of exactly the object the operator
-/// applied (without this annotation). A spec change changes it, so the apply that prunes what
-/// the operator stopped setting always happens.
-pub const APPLIED_HASH_ANNOTATION: &str = "botfleet.dev/applied-hash";
-
-/// Metadata annotations that other controllers write on our children, left out of the content
-/// digest so that their bookkeeping does not count as a hand edit.
-const FOREIGN_ANNOTATIONS: &[&str] = &[
-    "deployment.kubernetes.io/revision",
-    "kubectl.kubernetes.io/last-applied-configuration",
-    "pv.kubernetes.io/bind-completed",
-    "pv.kubernetes.io/bound-by-controller",
-    "volume.beta.kubernetes.io/storage-provisioner",
-    "volume.kubernetes.io/storage-provisioner",
-    "volume.kubernetes.io/selected-node",
-];
 
 /// A digest (hex) of an object as the operator applies it, for [`APPLIED_HASH_ANNOTATION`].
 pub fn applied_hash(desired: &Value) -> String {
@@ -177,6 +160,18 @@ impl Versions {
 /// parsed at once, would be the operator's largest allocation by far.
 pub fn watch_config() -> watcher::Config {
     watcher::Config::default().page_size(500)
+}
+
+/// An API of `K` in `namespace`, or in all namespaces (`None`).
+pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// The ConfigMap watch's entry in the watches started.
@@ -422,7 +417,7 @@ impl ChildCache {
         scope: Scope,
     ) -> impl Stream<Item = Result<PartialObjectMeta<ConfigMap>, watcher::Error>> + Send + 'static
     {
-        let api = super::scoped(&client, scope.as_deref());
+        let api = scoped(&client, scope.as_deref());
         self.cached_watch(
             api,
             watch_config(),
@@ -536,7 +531,7 @@ impl ChildCache {
         scope: Scope,
     ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
     {
-        let api = super::scoped(&client, scope.as_deref());
+        let api = scoped(&client, scope.as_deref());
         self.cached_watch(
             api,
             watch_config(),

@@ -13,8 +13,24 @@ use std::sync::Arc;
 use kube::api::DynamicObject;
 use kube::core::ObjectMeta;
 
-use super::APPLIED_HASH_ANNOTATION;
-use crate::controller::children::KINDS;
+use crate::controller::kinds::KINDS;
+
+/// The annotation every applied child carries: a digest of exactly the object the operator
+/// applied (without this annotation). A spec change changes it, so the apply that prunes what
+/// the operator stopped setting always happens.
+pub const APPLIED_HASH_ANNOTATION: &str = "botfleet.dev/applied-hash";
+
+/// Metadata annotations that other controllers write on our children, left out of the content
+/// digest so that their bookkeeping does not count as a hand edit.
+const FOREIGN_ANNOTATIONS: &[&str] = &[
+    "deployment.kubernetes.io/revision",
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "pv.kubernetes.io/bind-completed",
+    "pv.kubernetes.io/bound-by-controller",
+    "volume.beta.kubernetes.io/storage-provisioner",
+    "volume.kubernetes.io/storage-provisioner",
+    "volume.kubernetes.io/selected-node",
+];
 
 /// Where a child lives.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,7 +115,7 @@ pub fn content_digest(object: &DynamicObject) -> u64 {
     ("ownerReferences", json(&meta.owner_references)).hash(&mut hasher);
     ("finalizers", json(&meta.finalizers)).hash(&mut hasher);
     for (k, v) in meta.annotations.iter().flatten() {
-        if !super::FOREIGN_ANNOTATIONS.contains(&k.as_str()) {
+        if !FOREIGN_ANNOTATIONS.contains(&k.as_str()) {
             (k, v).hash(&mut hasher);
         }
     }
