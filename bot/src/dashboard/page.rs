@@ -279,13 +279,13 @@ fn leads_section(days: &[LeadDay]) -> String {
         None,
     ));
     out.push_str(&svg::legend(&LEAD_SERIES));
-    out.push_str("<table><tr><th>Day (UTC)</th>");
+    out.push_str("<table><tr><th>Day</th>");
     for s in &LEAD_SERIES {
         let _ = write!(out, "<th>{}</th>", s.name);
     }
     out.push_str("</tr>");
     for d in days {
-        let _ = write!(out, "<tr><td>{}</td>", d.day);
+        let _ = write!(out, "<tr><td>{}</td>", d.day.format("%m-%d"));
         for n in row(d) {
             let _ = write!(out, "<td>{}</td>", crate::money::group(n));
         }
