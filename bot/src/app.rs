@@ -90,8 +90,7 @@ pub async fn serve_with(
         &settings.bot,
         settings.telegram_token.expose(),
         settings.webhook_path(),
-        ctx.db.clone(),
-        ctx.metrics.clone(),
+        &ctx,
         money.clone(),
     )
     .map(|state| crate::dashboard::router(settings.webhook_path(), state));

@@ -450,3 +450,49 @@ async fn strangers_tampered_and_stale_launch_data_are_refused(db: TestDb) {
     );
 }
 for_each_db!(strangers_tampered_and_stale_launch_data_are_refused);
+
+async fn the_handoff_group_sees_the_inbox_only(db: TestDb) {
+    const GROUP: i64 = -100_555;
+    const OPERATOR: i64 = 8001;
+    let mut options = options();
+    options
+        .extra_yaml
+        .push_str(&format!("handoff:\n  notify: {{chatId: {GROUP}}}\n"));
+    let h = Harness::new(db, options).await;
+    h.telegram.add_member(GROUP, OPERATOR);
+    let bot = h.start().await;
+    // A lead asks for a person: one open handoff.
+    h.telegram.push_update(text_update(9301, LEAD, "/human"));
+    eventually(WAIT, "the handoff notice in the group", || {
+        !h.telegram.sent_texts(GROUP).is_empty()
+    })
+    .await;
+
+    let view = |user: i64| {
+        let request = reqwest::Client::new()
+            .get(format!("{}/api/view?period=week", app_url(&bot)))
+            .header(
+                "Authorization",
+                format!("tma {}", init_data(user, now_secs())),
+            );
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, body) = view(OPERATOR).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = visible_text(&body);
+    assert!(seen.contains("Open handoffs: 1"), "{seen}");
+    assert!(seen.contains("waiting for a person"), "{seen}");
+    assert!(
+        !seen.contains("Spend") && !seen.contains("LLM budget") && !seen.contains("Leads"),
+        "the inbox view shows nothing but the inbox: {seen}"
+    );
+    let (status, _) = view(LEAD).await;
+    assert_eq!(status, 403, "not an owner and not in the group");
+    let (status, body) = view(OWNER).await;
+    assert_eq!(status, 200);
+    assert!(visible_text(&body).contains("Spend per day"));
+}
+for_each_db!(the_handoff_group_sees_the_inbox_only);

@@ -5,7 +5,8 @@
 //! `GET <path>/app/api/view?period=day|week|month`. That endpoint checks the signature
 //! ([`auth`]), answers owners only (401 bad or stale, 403 not an owner, 429 over the per-user
 //! rate), and renders the view on the server ([`page`], [`svg`]) from what the owner commands
-//! read ([`data`]). No CORS headers: the page and its API share an origin.
+//! read ([`data`]). People of the handoff group (`handoff.notify.chatId`) who are not owners
+//! see the inbox (open handoffs) only. No CORS headers: the page and its API share an origin.
 
 pub mod auth;
 pub mod data;
@@ -44,6 +45,9 @@ pub struct DashboardState {
     secret: [u8; 32],
     max_age: Duration,
     owners: Arc<Vec<i64>>,
+    /// The handoff group, whose members see the inbox only.
+    handoff_group: Option<i64>,
+    telegram: TelegramClient,
     limiter: Arc<Limiter>,
     api_path: String,
 }
@@ -54,18 +58,23 @@ impl DashboardState {
         config: &BotConfig,
         bot_token: &str,
         webhook_path: &str,
-        db: Db,
-        metrics: Arc<Metrics>,
+        ctx: &crate::context::Context,
         money: Arc<Money>,
     ) -> Option<Self> {
         let dashboard = config.dashboard_enabled()?;
         Some(Self {
-            db,
-            metrics,
+            db: ctx.db.clone(),
+            metrics: ctx.metrics.clone(),
             money,
             secret: auth::secret_key(bot_token),
             max_age: dashboard.max_age(),
             owners: Arc::new(config.owners.clone()),
+            handoff_group: config
+                .handoff
+                .as_ref()
+                .filter(|h| h.enabled())
+                .and_then(|h| h.notify.as_ref()?.chat_id),
+            telegram: ctx.telegram.clone(),
             limiter: Arc::new(Limiter::default()),
             api_path: api_path(webhook_path),
         })
@@ -166,25 +175,60 @@ async fn view(
     query: ViewQuery,
 ) -> Result<String, Refusal> {
     let user_id = authenticate(state, headers)?;
-    if !state.owners.contains(&user_id) {
-        tracing::info!(user_id, "dashboard refused: not an owner");
-        return Err(Refusal::Forbidden);
-    }
     if !state.limiter.allow(user_id) {
         return Err(Refusal::RateLimited);
     }
+    let access = access(state, user_id).await?;
     let view = match query.period.as_deref() {
         None => data::View::default(),
         Some(text) => data::View::parse(text).ok_or(Refusal::BadRequest)?,
     };
     let now = chrono::Utc::now();
-    let dashboard = data::load(&state.db, &state.money, view, now)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, period = view.as_str(), "reading the dashboard failed");
-            Refusal::Error
-        })?;
-    Ok(page::view(&dashboard, state.money.limits()))
+    let failed = |e: data::DataError| {
+        tracing::warn!(error = %e, period = view.as_str(), "reading the dashboard failed");
+        Refusal::Error
+    };
+    match access {
+        Access::Owner => {
+            let dashboard = data::load(&state.db, &state.money, view, now)
+                .await
+                .map_err(failed)?;
+            Ok(page::view(&dashboard, state.money.limits()))
+        }
+        Access::Inbox => {
+            let open = crate::handoff::store::list_open(&state.db)
+                .await
+                .map_err(|e| failed(e.into()))?;
+            Ok(page::inbox_view(&open, now))
+        }
+    }
+}
+
+/// What a signed-in user may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Owner,
+    /// A member of the handoff group: the open handoffs only.
+    Inbox,
+}
+
+/// Owners see everything; members of the handoff group the inbox; anyone else nothing.
+async fn access(state: &DashboardState, user_id: i64) -> Result<Access, Refusal> {
+    if state.owners.contains(&user_id) {
+        return Ok(Access::Owner);
+    }
+    if let Some(group) = state.handoff_group {
+        match state.telegram.is_chat_member(group, user_id).await {
+            Ok(true) => return Ok(Access::Inbox),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the handoff group's membership");
+                return Err(Refusal::Error);
+            }
+        }
+    }
+    tracing::info!(user_id, "dashboard refused: not an owner");
+    Err(Refusal::Forbidden)
 }
 
 /// The user id the `Authorization: tma <initData>` header proves. The launch data is a

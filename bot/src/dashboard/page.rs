@@ -7,6 +7,7 @@ use botfleet_api::format_usd;
 
 use super::data::{Dashboard, LeadDay, View};
 use super::svg::{self, Line, Series};
+use crate::handoff::store::OpenHandoff;
 use crate::money::{
     BudgetLimits, UsageTotals, render_budget, render_lead_stats, render_window_html,
 };
@@ -160,7 +161,7 @@ pub fn view(d: &Dashboard, limits: &BudgetLimits) -> String {
     );
     out.push_str(&leads_section(&d.lead_days));
     section_text(&mut out, &render_lead_stats(&d.lead_stats));
-    out.push_str(&handoffs_section(d));
+    out.push_str(&handoffs_section(&d.open_handoffs, d.now));
     out.push_str(&broadcasts_section(d));
     out
 }
@@ -295,17 +296,26 @@ fn leads_section(days: &[LeadDay]) -> String {
     out
 }
 
-fn handoffs_section(d: &Dashboard) -> String {
-    let now_ms = d.now.timestamp_millis();
+/// The view of a member of the handoff group who is not an owner: the open handoffs only.
+pub fn inbox_view(open: &[OpenHandoff], now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut out = String::from(
+        r#"<p class="hint" id="period" data-period="inbox">The handoff inbox (spend and leads are for the owners)</p>"#,
+    );
+    out.push_str(&handoffs_section(open, now));
+    out
+}
+
+fn handoffs_section(open_handoffs: &[OpenHandoff], now: chrono::DateTime<chrono::Utc>) -> String {
+    let now_ms = now.timestamp_millis();
     let mut out = format!(
         r#"<section id="handoffs"><h2>Open handoffs: {}</h2>"#,
-        d.open_handoffs.len()
+        open_handoffs.len()
     );
-    if d.open_handoffs.is_empty() {
+    if open_handoffs.is_empty() {
         out.push_str(r#"<p class="hint">No lead is waiting for a person.</p>"#);
     } else {
         out.push_str("<ul>");
-        for open in &d.open_handoffs {
+        for open in open_handoffs {
             let (h, lead) = (&open.handoff, &open.lead);
             let who = match (&lead.first_name, &lead.username) {
                 (Some(name), Some(user)) => format!("{name} (@{user})"),

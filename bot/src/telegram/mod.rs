@@ -265,6 +265,16 @@ impl TelegramClient {
             .map_err(TelegramError::from)
     }
 
+    /// Whether `user_id` is in the group `chat_id` now (`getChatMember`).
+    pub async fn is_chat_member(&self, chat_id: i64, user_id: i64) -> Result<bool, TelegramError> {
+        let user = teloxide::types::UserId(u64::try_from(user_id).unwrap_or_default());
+        self.bot
+            .get_chat_member(ChatId(chat_id), user)
+            .await
+            .map(|member| member.is_present())
+            .map_err(TelegramError::from)
+    }
+
     /// One long poll: updates from `offset` on, each as the JSON Telegram sent (stored as it
     /// is in the inbox), of the kinds in [`ALLOWED_UPDATES`].
     pub async fn get_updates(
