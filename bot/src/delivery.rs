@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use teloxide::RequestError;
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode};
+use teloxide::types::{InlineKeyboardMarkup, ParseMode};
 
 use crate::db::Db;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::telegram::{
-    Format, Priority, TELEGRAM_MAX_MESSAGE_UTF16, TelegramClient, TelegramError, split_message,
+    Format, Priority, TELEGRAM_MAX_MESSAGE_UTF16, TelegramClient, TelegramError, inline_button,
+    split_message,
 };
 
 /// Sends messages for the whole process. Cheap to clone.
@@ -68,7 +69,7 @@ impl Delivery {
             InlineKeyboardMarkup::new(
                 buttons
                     .iter()
-                    .map(|(label, data)| [InlineKeyboardButton::callback(label, data)]),
+                    .map(|(label, data)| [inline_button(label, data)]),
             )
         });
         let parts = split_message(text, TELEGRAM_MAX_MESSAGE_UTF16);

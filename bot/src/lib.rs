@@ -9,6 +9,7 @@ pub mod chat;
 pub mod config;
 pub mod context;
 pub mod conversation;
+pub mod dashboard;
 pub mod db;
 pub mod delivery;
 pub mod followup;

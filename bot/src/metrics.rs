@@ -106,6 +106,8 @@ pub struct Metrics {
     pub handoff_notify_failures: Counter,
     pub broadcast_messages: Family<OutcomeLabels, Counter>,
     pub broadcasts_running: Gauge,
+    /// Dashboard API requests, by outcome (`ok`, `unauthorized`, `forbidden`, `rate_limited`, `error`).
+    pub dashboard_requests: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -141,6 +143,7 @@ impl Default for Metrics {
             handoff_notify_failures: Counter::default(),
             broadcast_messages: Family::default(),
             broadcasts_running: Gauge::default(),
+            dashboard_requests: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -228,6 +231,11 @@ impl Default for Metrics {
             "inbox_batch_rows",
             "Updates stored per inbox transaction (a group commit of webhook requests, or one getUpdates answer)",
             m.inbox_batch_rows.clone(),
+        );
+        r.register(
+            "dashboard_requests",
+            "Owners' dashboard API requests, by outcome (ok, unauthorized, forbidden, rate_limited, error)",
+            m.dashboard_requests.clone(),
         );
         r.register(
             "rate_limited",

@@ -688,6 +688,117 @@ fn the_ingress_routes_the_webhook_path_with_tls_from_cert_manager_or_a_secret() 
 }
 
 #[test]
+fn the_dashboard_is_routed_on_its_domain_also_for_a_polling_bot() {
+    // Polling, dashboard with its own domain: an Ingress for `<path>/app` only, TLS as for
+    // webhooks, the Service's and the pod's `http` port behind it, opened to the Ingress
+    // controller by the NetworkPolicy.
+    let mut bot = common::polling_sqlite();
+    assert!(render(&bot).ingress.is_none());
+    bot.spec.bot.dashboard = Some(botfleet_api::DashboardConfig {
+        enabled: true,
+        domain: Some("dash.example.com".into()),
+        max_age: None,
+    });
+    bot.spec.bot.webhook = Some(botfleet_api::WebhookConfig {
+        ingress_class_name: Some("nginx".into()),
+        tls: Some(botfleet_api::WebhookTls {
+            cluster_issuer: Some("letsencrypt-prod".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let c = render(&bot);
+    let ingress = c.ingress.as_ref().expect("an Ingress for the dashboard");
+    assert_eq!(
+        ingress.metadata.annotations.as_ref().unwrap()["cert-manager.io/cluster-issuer"],
+        "letsencrypt-prod"
+    );
+    assert_eq!(
+        serde_json::to_value(ingress.spec.as_ref().unwrap()).unwrap(),
+        json!({
+            "ingressClassName": "nginx",
+            "rules": [{"host": "dash.example.com", "http": {"paths": [{
+                "path": "/telegram/hello-bot/app", "pathType": "Prefix",
+                "backend": {"service": {"name": "hello-bot", "port": {"name": "http"}}}
+            }]}}],
+            "tls": [{"hosts": ["dash.example.com"], "secretName": "hello-bot-webhook-tls"}],
+        })
+    );
+    let service_ports: Vec<_> = c
+        .service
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| p.name.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        service_ports.contains(&"http".to_owned()),
+        "{service_ports:?}"
+    );
+    let pod_ports: Vec<_> = pod(&c.deployment).containers[0]
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone().unwrap_or_default(), p.container_port))
+        .collect();
+    assert!(
+        pod_ports.contains(&("http".to_owned(), contract::HTTP_CONTAINER_PORT)),
+        "{pod_ports:?}"
+    );
+    let policy = serde_json::to_value(c.network_policy.as_ref().unwrap()).unwrap();
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "http");
+
+    // Disabled: no Ingress whatever the domain says.
+    bot.spec.bot.dashboard.as_mut().unwrap().enabled = false;
+    assert!(render(&bot).ingress.is_none());
+}
+
+#[test]
+fn a_webhook_bots_dashboard_shares_the_webhook_ingress_or_gets_a_host_of_its_own() {
+    let mut bot = common::webhook_postgres();
+    bot.spec.bot.dashboard = Some(botfleet_api::DashboardConfig {
+        enabled: true,
+        ..Default::default()
+    });
+    let ingress = render(&bot).ingress.unwrap();
+    let spec = serde_json::to_value(ingress.spec.unwrap()).unwrap();
+    assert_eq!(
+        spec["rules"],
+        json!([{"host": "bots.example.com", "http": {"paths": [
+            {"path": "/telegram/sales-bot", "pathType": "Exact",
+             "backend": {"service": {"name": "sales-bot", "port": {"name": "http"}}}},
+            {"path": "/telegram/sales-bot/app", "pathType": "Prefix",
+             "backend": {"service": {"name": "sales-bot", "port": {"name": "http"}}}},
+        ]}}])
+    );
+
+    bot.spec.bot.dashboard.as_mut().unwrap().domain = Some("dash.example.com".into());
+    let spec = serde_json::to_value(render(&bot).ingress.unwrap().spec.unwrap()).unwrap();
+    let hosts: Vec<_> = spec["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["host"].clone(), r["http"]["paths"][0]["path"].clone()))
+        .collect();
+    assert_eq!(
+        hosts,
+        vec![
+            (json!("bots.example.com"), json!("/telegram/sales-bot")),
+            (json!("dash.example.com"), json!("/telegram/sales-bot/app")),
+        ]
+    );
+    assert_eq!(
+        spec["tls"],
+        json!([{"hosts": ["bots.example.com", "dash.example.com"], "secretName": "sales-bot-webhook-tls"}])
+    );
+}
+
+#[test]
 fn the_generated_webhook_secret_template() {
     let bot = common::webhook_postgres();
     assert!(render::needs_generated_webhook_secret(&bot));

@@ -48,6 +48,8 @@ pub enum OwnerCommand {
     Broadcasts,
     /// stop a broadcast: /broadcast_cancel [number]
     BroadcastCancel,
+    /// charts of spend, leads, handoffs and broadcasts (a Mini App)
+    Dashboard,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +203,8 @@ mod tests {
                 "resolve",
                 "broadcast",
                 "broadcasts",
-                "broadcast_cancel"
+                "broadcast_cancel",
+                "dashboard"
             ]
         );
         assert!(help(false).contains("/stop — no more follow-ups or announcements"));

@@ -106,6 +106,17 @@ impl Pipeline {
             Command::Owner(OwnerCommand::Budget) => {
                 (self.money.report_budget(db, now).await?, Format::Html)
             }
+            Command::Owner(OwnerCommand::Dashboard) => {
+                let settings = &self.ctx.settings;
+                let (text, buttons) =
+                    crate::dashboard::command_reply(&settings.bot, settings.webhook_path());
+                return Ok(Reply {
+                    text,
+                    kind: Kind::Command,
+                    format: Format::Html,
+                    buttons,
+                });
+            }
             Command::Owner(
                 command @ (OwnerCommand::Broadcast
                 | OwnerCommand::Broadcasts

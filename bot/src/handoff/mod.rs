@@ -29,6 +29,7 @@ use crate::db::SqlError;
 use crate::metrics::ReasonLabels;
 use crate::telegram::TelegramError;
 pub use actions::OwnerAction;
+pub use notify::ago;
 use store::{NewHandoff, Opened};
 
 /// The tool the LLM calls to hand the lead over.

@@ -126,7 +126,7 @@ pub(super) fn time(ms: i64) -> String {
 }
 
 /// "12 min", "3 h 5 min", "2 d 4 h".
-pub(super) fn ago(from_ms: i64, now_ms: i64) -> String {
+pub fn ago(from_ms: i64, now_ms: i64) -> String {
     let minutes = (now_ms - from_ms).max(0) / 60_000;
     match minutes {
         m if m < 60 => format!("{m} min"),

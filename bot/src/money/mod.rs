@@ -26,11 +26,14 @@ use botfleet_api::{BotConfig, ConfigError, UsdAmount};
 
 pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
 pub use metered::{CallSpec, Metered, MeteredLlm, Permit};
-pub use period::Period;
+pub use period::{Period, day_key, day_start_millis, window_first_day};
 pub use pricing::{Cost, CostOverflow, PriceTable};
 pub use rates::{LongPromptRates, ModelRates, Rates};
-pub use reports::{LeadStats, render_budget, render_lead_stats};
-pub use stats::{LlmStats, RollupRow, UsageTotals, WindowStats, render_llm_stats};
+pub use reports::{LeadCounts, LeadStats, render_budget, render_lead_stats};
+pub use stats::{
+    DailyWindow, LlmStats, RollupRow, UsageTotals, WindowStats, group, render_llm_stats,
+    render_window_html,
+};
 pub use usage_api::UsageSummary;
 
 /// What the bot answers instead of calling the LLM once a budget with `hardStop` is spent.
@@ -334,6 +337,26 @@ impl Money {
     /// The numbers behind `/stats`.
     pub async fn lead_stats(&self, db: &Db, now: DateTime<Utc>) -> Result<LeadStats, MoneyError> {
         reports::lead_stats(db, now).await
+    }
+
+    /// `/llm_stats`'s sums over `first_day` to `last_day` (inclusive), and each day's totals.
+    pub async fn daily_window(
+        &self,
+        db: &Db,
+        first_day: NaiveDate,
+        last_day: NaiveDate,
+    ) -> Result<DailyWindow, MoneyError> {
+        stats::daily_window(db, first_day, last_day).await
+    }
+
+    /// Leads counted in `[from_ms, until_ms)`, as `/stats` counts them.
+    pub async fn lead_counts(
+        &self,
+        db: &Db,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<LeadCounts, MoneyError> {
+        reports::lead_counts(db, from_ms, until_ms).await
     }
 
     /// `/stats` as Telegram HTML.

@@ -30,42 +30,71 @@ pub struct LeadStats {
     pub opted_out_7d: i64,
 }
 
-pub(crate) async fn lead_stats(db: &Db, now: DateTime<Utc>) -> Result<LeadStats, MoneyError> {
-    let today = day_start_millis(now.date_naive());
-    let week = day_start_millis(window_first_day(now, 7));
+/// Leads counted in `[from_ms, until_ms)`: each count by the time its column records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeadCounts {
+    /// First wrote to the bot.
+    pub new: i64,
+    /// Last wrote to the bot.
+    pub active: i64,
+    /// Last got a follow-up.
+    pub followed_up: i64,
+    pub opted_out: i64,
+}
+
+pub(crate) async fn lead_counts(
+    db: &Db,
+    from_ms: i64,
+    until_ms: i64,
+) -> Result<LeadCounts, MoneyError> {
     let count = |condition: &str| {
         format!("COALESCE(CAST(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS BIGINT), 0)")
     };
+    let within = |column: &str| count(&format!("{column} >= $1 AND {column} < $2"));
     let sql = format!(
-        "SELECT COUNT(*), {}, {}, {}, {}, {}, {}, {}, {}, {} FROM leads",
-        count("first_seen_at >= $1"),
-        count("first_seen_at >= $2"),
-        count("last_inbound_at >= $1"),
-        count("last_inbound_at >= $2"),
-        count("last_followup_at >= $1"),
-        count("last_followup_at >= $2"),
-        count("followups_sent > 0"),
-        count("status = 'opted_out'"),
-        count("status = 'opted_out' AND opted_out_at >= $2"),
+        "SELECT {}, {}, {}, {} FROM leads",
+        within("first_seen_at"),
+        within("last_inbound_at"),
+        within("last_followup_at"),
+        count("status = 'opted_out' AND opted_out_at >= $1 AND opted_out_at < $2"),
     );
-    let r: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(today)
-            .bind(week)
-            .fetch_one(&db.pool)
-            .await
-            .ctx("counting leads")?;
+    let r: (i64, i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(from_ms)
+        .bind(until_ms)
+        .fetch_one(&db.pool)
+        .await
+        .ctx("counting leads")?;
+    Ok(LeadCounts {
+        new: r.0,
+        active: r.1,
+        followed_up: r.2,
+        opted_out: r.3,
+    })
+}
+
+pub(crate) async fn lead_stats(db: &Db, now: DateTime<Utc>) -> Result<LeadStats, MoneyError> {
+    let today = lead_counts(db, day_start_millis(now.date_naive()), i64::MAX).await?;
+    let week = lead_counts(db, day_start_millis(window_first_day(now, 7)), i64::MAX).await?;
+    let totals: (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), \
+         COALESCE(CAST(SUM(CASE WHEN followups_sent > 0 THEN 1 ELSE 0 END) AS BIGINT), 0), \
+         COALESCE(CAST(SUM(CASE WHEN status = 'opted_out' THEN 1 ELSE 0 END) AS BIGINT), 0) \
+         FROM leads",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .ctx("counting leads")?;
     Ok(LeadStats {
-        total: r.0,
-        new_today: r.1,
-        new_7d: r.2,
-        active_today: r.3,
-        active_7d: r.4,
-        followed_up_today: r.5,
-        followed_up_7d: r.6,
-        followed_up_ever: r.7,
-        opted_out_total: r.8,
-        opted_out_7d: r.9,
+        total: totals.0,
+        new_today: today.new,
+        new_7d: week.new,
+        active_today: today.active,
+        active_7d: week.active,
+        followed_up_today: today.followed_up,
+        followed_up_7d: week.followed_up,
+        followed_up_ever: totals.1,
+        opted_out_total: totals.2,
+        opted_out_7d: week.opted_out,
     })
 }
 

@@ -150,6 +150,29 @@ pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, M
     Ok(stats)
 }
 
+/// One window of the rollup as `/llm_stats` sums it, and each day's totals (`YYYY-MM-DD`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyWindow {
+    pub stats: WindowStats,
+    pub by_day: BTreeMap<String, UsageTotals>,
+}
+
+pub(crate) async fn daily_window(
+    db: &Db,
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+) -> Result<DailyWindow, MoneyError> {
+    let mut window = DailyWindow {
+        stats: WindowStats::new(first_day, last_day),
+        by_day: BTreeMap::new(),
+    };
+    for row in rollup(db, first_day, last_day).await? {
+        window.stats.add(&row.model, &row.request_type, &row.totals);
+        window.by_day.entry(row.day).or_default().add(&row.totals);
+    }
+    Ok(window)
+}
+
 /// Telegram HTML of `/llm_stats`. Model names come from config: escaped.
 pub fn render_llm_stats(stats: &LlmStats) -> String {
     let mut out = String::from("<b>LLM usage</b>\n");
@@ -167,6 +190,14 @@ pub fn render_llm_stats(stats: &LlmStats) -> String {
         ),
         &stats.last_7_days,
     );
+    out
+}
+
+/// One window of `/llm_stats` as Telegram HTML (a subset of HTML: the dashboard shows it as
+/// it is), under `title`.
+pub fn render_window_html(title: &str, w: &WindowStats) -> String {
+    let mut out = String::new();
+    render_window(&mut out, title, w);
     out
 }
 

@@ -15,7 +15,10 @@ use std::time::Duration;
 use botfleet_api::contract::ALLOWED_UPDATES;
 use teloxide::prelude::*;
 use teloxide::requests::JsonRequest;
-use teloxide::types::{BotCommand, BotCommandScope, CallbackQueryId, ChatAction};
+use teloxide::types::{
+    BotCommand, BotCommandScope, CallbackQueryId, ChatAction, InlineKeyboardButton, MenuButton,
+    WebAppInfo,
+};
 
 pub use draft::{DraftShown, SendMessageDraft};
 pub(crate) use error::describe_network_error;
@@ -45,6 +48,26 @@ pub fn escape_html(text: &str) -> String {
         }
     }
     out
+}
+
+/// The callback data of a button that opens a Mini App instead: `web_app:` and its HTTPS URL
+/// (callback data proper is at most 64 bytes of our own, never a URL).
+const WEB_APP_PREFIX: &str = "web_app:";
+
+/// A `(label, data)` button that opens the Mini App at `url` (an inline `web_app` button).
+pub fn web_app_button(label: &str, url: &str) -> (String, String) {
+    (label.to_owned(), format!("{WEB_APP_PREFIX}{url}"))
+}
+
+/// An inline button: a callback button, or a `web_app` one (see [`web_app_button`]).
+pub fn inline_button(label: &str, data: &str) -> InlineKeyboardButton {
+    match data
+        .strip_prefix(WEB_APP_PREFIX)
+        .and_then(|url| reqwest::Url::parse(url).ok())
+    {
+        Some(url) => InlineKeyboardButton::web_app(label, WebAppInfo { url }),
+        None => InlineKeyboardButton::callback(label, data),
+    }
 }
 
 /// The outbound side of the Bot API. Cheap to clone: clones share one [`Outbound`] limiter,
@@ -161,6 +184,39 @@ impl TelegramClient {
             .scope(scope)
             .await
             .map(|_| ())
+            .map_err(TelegramError::from)
+    }
+
+    /// Sets the menu button of one private chat to open the Mini App at `url`
+    /// (`setChatMenuButton` with a `web_app` button).
+    pub async fn set_web_app_menu_button(
+        &self,
+        chat_id: i64,
+        text: &str,
+        url: &str,
+    ) -> Result<(), TelegramError> {
+        let url = reqwest::Url::parse(url).map_err(|e| TelegramError::BadRequest {
+            description: format!("the Mini App URL is not a URL: {e}"),
+        })?;
+        self.bot
+            .set_chat_menu_button()
+            .chat_id(ChatId(chat_id))
+            .menu_button(MenuButton::WebApp {
+                text: text.to_owned(),
+                web_app: WebAppInfo { url },
+            })
+            .await
+            .map(|_| ())
+            .map_err(TelegramError::from)
+    }
+
+    /// Whether `user_id` is in the group `chat_id` now (`getChatMember`).
+    pub async fn is_chat_member(&self, chat_id: i64, user_id: i64) -> Result<bool, TelegramError> {
+        let user = teloxide::types::UserId(u64::try_from(user_id).unwrap_or_default());
+        self.bot
+            .get_chat_member(ChatId(chat_id), user)
+            .await
+            .map(|member| member.is_present())
             .map_err(TelegramError::from)
     }
 

@@ -62,6 +62,8 @@ struct Inner {
     blocked_chats: std::collections::HashSet<i64>,
     /// Failures for the next sendMessage calls to one chat, in order.
     chat_failures: std::collections::HashMap<i64, VecDeque<Failure>>,
+    /// `(group, user)` pairs `getChatMember` answers as members.
+    members: std::collections::HashSet<(i64, i64)>,
 }
 
 #[derive(Clone)]
@@ -158,6 +160,15 @@ impl FakeTelegram {
 
     pub fn fail_next_sends(&self, failures: impl IntoIterator<Item = Failure>) {
         self.inner.lock().unwrap().send_failures.extend(failures);
+    }
+
+    /// `getChatMember` answers that `user_id` is a member of `chat_id` (others have left).
+    pub fn add_member(&self, chat_id: i64, user_id: i64) {
+        self.inner
+            .lock()
+            .unwrap()
+            .members
+            .insert((chat_id, user_id));
     }
 
     /// Every later send to these chats gets a 403 "bot was blocked by the user".
@@ -359,6 +370,22 @@ async fn handle(
                 }
             }
         }
+        "getChatMember" => {
+            let (chat, user) = (body["chat_id"].as_i64(), body["user_id"].as_i64());
+            let mut inner = inner.lock().unwrap();
+            let member =
+                matches!((chat, user), (Some(c), Some(u)) if inner.members.contains(&(c, u)));
+            inner.calls.push(Call {
+                method,
+                body: body.clone(),
+                at: Instant::now(),
+            });
+            Json(json!({"ok": true, "result": {
+                "status": if member { "member" } else { "left" },
+                "user": {"id": user.unwrap_or_default(), "is_bot": false, "first_name": "Operator"},
+            }}))
+            .into_response()
+        }
         "getFile" => {
             let mut inner = inner.lock().unwrap();
             inner.calls.push(Call {
@@ -466,7 +493,7 @@ async fn download(
 }
 
 fn canonical(method: &str) -> String {
-    const KNOWN: [&str; 14] = [
+    const KNOWN: [&str; 16] = [
         "getFile",
         "sendPhoto",
         "sendDocument",
@@ -480,6 +507,8 @@ fn canonical(method: &str) -> String {
         "getWebhookInfo",
         "getMe",
         "setMyCommands",
+        "setChatMenuButton",
+        "getChatMember",
         "answerCallbackQuery",
     ];
     KNOWN

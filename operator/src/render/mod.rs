@@ -131,7 +131,8 @@ pub struct Children {
     pub service: Service,
     /// `<bot>-scheduler`: headless, port `metrics`, so the ServiceMonitor finds the schedulers.
     pub scheduler_service: Option<Service>,
-    /// `<bot>`: the webhook endpoint (webhook mode only).
+    /// `<bot>`: the webhook endpoint (webhook mode) and the owners' dashboard (`dashboard.enabled`
+    /// with a domain).
     pub ingress: Option<Ingress>,
     /// `<bot>-data`: embedded SQLite's volume (without PostgreSQL only).
     pub pvc: Option<PersistentVolumeClaim>,

@@ -70,15 +70,40 @@ pub(super) fn scheduler_service(ctx: &Ctx<'_>) -> Service {
     }
 }
 
-/// `<bot>` in webhook mode: `https://<domain><path>` (path type `Exact`) to the Service's `http`
-/// port. TLS: a cert-manager (Cluster)Issuer annotation and the Secret `<bot>-webhook-tls`, or
-/// the given `secretName` as it is.
+/// The routes of the Ingress `<bot>`: in webhook mode `https://<webhook.domain><path>` (path
+/// type `Exact`); with `dashboard.enabled` and a domain (`dashboard.domain`, else
+/// `webhook.domain`) `https://<domain><path>/app` and below (type `Prefix`), also for a polling
+/// bot. Both go to the Service's `http` port. Empty: no Ingress.
+fn routes(ctx: &Ctx<'_>) -> Vec<(String, String, &'static str)> {
+    let bot = &ctx.spec.bot;
+    let path = ctx.spec.webhook_path(&ctx.name);
+    let mut routes = Vec::new();
+    if bot.mode == Mode::Webhook
+        && let Some(domain) = bot.webhook.as_ref().and_then(|w| w.domain.clone())
+    {
+        routes.push((domain, path.clone(), "Exact"));
+    }
+    if let Some(domain) = bot.dashboard_domain() {
+        routes.push((
+            domain.to_owned(),
+            format!("{}/app", path.trim_end_matches('/')),
+            "Prefix",
+        ));
+    }
+    routes
+}
+
+/// `<bot>` when it has [`routes`] (the webhook, the dashboard). TLS for every host: a
+/// cert-manager (Cluster)Issuer annotation and the Secret `<bot>-webhook-tls`, or the given
+/// `webhook.tls.secretName` as it is.
 pub(super) fn ingress(ctx: &Ctx<'_>) -> Option<Ingress> {
-    if ctx.spec.bot.mode != Mode::Webhook {
+    let routes = routes(ctx);
+    if routes.is_empty() {
         return None;
     }
-    let webhook = ctx.spec.bot.webhook.as_ref()?;
-    let domain = webhook.domain.clone()?;
+    let webhook = ctx.spec.bot.webhook.clone().unwrap_or_default();
+    let mut hosts: Vec<String> = routes.iter().map(|(host, _, _)| host.clone()).collect();
+    hosts.dedup();
     let mut annotations = BTreeMap::new();
     let mut tls = None;
     if let Some(t) = &webhook.tls {
@@ -95,7 +120,7 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Option<Ingress> {
             (None, None, None) => names::webhook_tls_secret(&ctx.name),
         };
         tls = Some(vec![IngressTLS {
-            hosts: Some(vec![domain.clone()]),
+            hosts: Some(hosts.clone()),
             secret_name: Some(secret_name),
         }]);
     }
@@ -103,30 +128,39 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Option<Ingress> {
     if !annotations.is_empty() {
         metadata.annotations = Some(annotations);
     }
+    let backend = IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: names::handler(&ctx.name),
+            port: Some(ServiceBackendPort {
+                name: Some(contract::HTTP_PORT_NAME.into()),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    };
+    let rules = hosts
+        .iter()
+        .map(|host| IngressRule {
+            host: Some(host.clone()),
+            http: Some(HTTPIngressRuleValue {
+                paths: routes
+                    .iter()
+                    .filter(|(h, _, _)| h == host)
+                    .map(|(_, path, path_type)| HTTPIngressPath {
+                        path: Some(path.clone()),
+                        path_type: (*path_type).into(),
+                        backend: backend.clone(),
+                    })
+                    .collect(),
+            }),
+        })
+        .collect();
     Some(Ingress {
         metadata,
         spec: Some(IngressSpec {
             ingress_class_name: webhook.ingress_class_name.clone(),
             tls,
-            rules: Some(vec![IngressRule {
-                host: Some(domain),
-                http: Some(HTTPIngressRuleValue {
-                    paths: vec![HTTPIngressPath {
-                        path: Some(ctx.spec.webhook_path(&ctx.name)),
-                        path_type: "Exact".into(),
-                        backend: IngressBackend {
-                            service: Some(IngressServiceBackend {
-                                name: names::handler(&ctx.name),
-                                port: Some(ServiceBackendPort {
-                                    name: Some(contract::HTTP_PORT_NAME.into()),
-                                    ..Default::default()
-                                }),
-                            }),
-                            ..Default::default()
-                        },
-                    }],
-                }),
-            }]),
+            rules: Some(rules),
             ..Default::default()
         }),
         ..Default::default()
@@ -134,7 +168,8 @@ pub(super) fn ingress(ctx: &Ctx<'_>) -> Option<Ingress> {
 }
 
 /// `<bot>`, unless `spec.networkPolicy.enabled: false`: ingress to every pod of the bot only
-/// on the webhook port (webhook mode) from the Ingress controller's namespace, and on the
+/// on the `http` port (webhook, dashboard) from the Ingress controller's namespace when the
+/// Ingress exists, and on the
 /// metrics port (`/metrics`, `/api/v1/usage`) from the monitoring namespace and the
 /// operator's. Egress stays open (Telegram, the LLM API, the database, the API server).
 pub(super) fn network_policy(ctx: &Ctx<'_>) -> Option<NetworkPolicy> {
@@ -158,7 +193,7 @@ pub(super) fn network_policy(ctx: &Ctx<'_>) -> Option<NetworkPolicy> {
         ..Default::default()
     };
     let mut rules = Vec::new();
-    if ctx.spec.bot.mode == Mode::Webhook {
+    if !routes(ctx).is_empty() {
         rules.push(NetworkPolicyIngressRule {
             from: Some(vec![namespace(&peers.ingress_namespace)]),
             ports: Some(vec![port(contract::HTTP_PORT_NAME)]),
