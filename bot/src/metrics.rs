@@ -58,6 +58,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntentLabels {
+    pub intent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeriodLabels {
     pub period: String,
 }
@@ -106,6 +111,8 @@ pub struct Metrics {
     pub handoff_notify_failures: Counter,
     pub broadcast_messages: Family<OutcomeLabels, Counter>,
     pub broadcasts_running: Gauge,
+    pub messages_classified: Family<IntentLabels, Counter>,
+    pub handoff_reminders: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -141,6 +148,8 @@ impl Default for Metrics {
             handoff_notify_failures: Counter::default(),
             broadcast_messages: Family::default(),
             broadcasts_running: Gauge::default(),
+            messages_classified: Family::default(),
+            handoff_reminders: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -283,6 +292,16 @@ impl Default for Metrics {
             "broadcasts_running",
             "Broadcasts this process is sending now",
             m.broadcasts_running.clone(),
+        );
+        r.register(
+            "messages_classified",
+            "Lead messages classified by the support desk, by intent (cache hits included)",
+            m.messages_classified.clone(),
+        );
+        r.register(
+            "handoff_reminders",
+            "Reminder attempts about an untaken handoff, by outcome: sent, failed (retried), given_up (after handoff.reminderMaxAttempts)",
+            m.handoff_reminders.clone(),
         );
         Self { registry, ..m }
     }

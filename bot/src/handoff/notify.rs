@@ -111,6 +111,7 @@ pub(super) fn why(reason: &str, detail: Option<&str>) -> String {
         "llm_failure" => "the bot could not reach its language model",
         "unanswered" => "the bot could not answer several messages in a row",
         "takeover" => "an owner took the conversation over",
+        "intent" => "the support desk classified the message as",
         other => other,
     };
     match detail.map(str::trim).filter(|d| !d.is_empty()) {
