@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::fake_llm::Scripted;
-use support::fake_telegram::{owner_update, text_update};
+use support::fake_telegram::{Failure, owner_update, text_update};
 use support::{BotConfigOptions, Harness, TestDb, eventually};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -177,3 +177,106 @@ async fn intents_route_the_message(db: TestDb) {
     );
 }
 for_each_db!(intents_route_the_message);
+
+fn reminders(h: &Harness, chat: i64) -> Vec<String> {
+    h.telegram
+        .sent_texts(chat)
+        .into_iter()
+        .filter(|t| t.contains("for a person") && t.contains("has waited"))
+        .collect()
+}
+
+fn handoff_options(handoff: &str) -> BotConfigOptions {
+    BotConfigOptions {
+        extra_yaml: format!("owners: [{OWNER}]\nhandoff:\n{handoff}"),
+        ..Default::default()
+    }
+}
+
+async fn each_reminder_step_is_sent_once_across_a_restart(db: TestDb) {
+    let h = Harness::new(db, handoff_options("  remindAfter: [1s, 3s]\n")).await;
+    let mut bot = h.start().await;
+    bot.post_update(&text_update(52_001, 90, "/human")).await;
+    wait_for_texts(&h, 90, 1, "the handoff note").await;
+    eventually(WAIT, "two reminders", || reminders(&h, OWNER).len() == 2).await;
+    let reminder = reminders(&h, OWNER).remove(0);
+    assert!(
+        reminder.contains("Lead (@lead) has waited 0 min"),
+        "{reminder}"
+    );
+    assert!(
+        reminder.contains("Nobody has taken this lead yet"),
+        "{reminder}"
+    );
+    let buttons = h.telegram.sent_buttons(OWNER).pop().unwrap();
+    assert_eq!(buttons[0].0, "Take");
+    let metrics = bot
+        .metrics_with(&["botfleet_handoff_reminders_total{outcome=\"sent\"} 2"])
+        .await;
+    assert!(
+        metrics.contains("botfleet_handoff_reminders_total{outcome=\"sent\"} 2"),
+        "{metrics}"
+    );
+
+    // A restarted process runs its handoff loop (the gauge is set at the end of a tick) and
+    // sends no step again.
+    bot.kill();
+    let bot = h.start().await;
+    let metrics = bot.metrics_with(&["botfleet_handoffs_open 1"]).await;
+    assert!(metrics.contains("botfleet_handoffs_open 1"), "{metrics}");
+    assert_eq!(reminders(&h, OWNER).len(), 2, "each step once");
+}
+for_each_db!(each_reminder_step_is_sent_once_across_a_restart);
+
+async fn a_refused_reminder_is_retried_then_given_up(db: TestDb) {
+    const SECOND: i64 = 901;
+    let h = Harness::new(
+        db,
+        handoff_options(&format!(
+            "  remindAfter: [2s]\n  reminderMaxAttempts: 2\n  notify:\n    owners: [{OWNER}, {SECOND}]\n"
+        )),
+    )
+    .await;
+    let bot = h.start().await;
+    bot.post_update(&text_update(53_001, 91, "/human")).await;
+    eventually(WAIT, "both notifications", || {
+        h.telegram.sent_texts(OWNER).len() == 1 && h.telegram.sent_texts(SECOND).len() == 1
+    })
+    .await;
+    // The reminder to the first owner is refused once, to the second every time.
+    h.telegram.fail_next_sends_to(OWNER, [Failure::ServerError]);
+    h.telegram
+        .fail_next_sends_to(SECOND, [Failure::ServerError, Failure::ServerError]);
+    let expected = [
+        "botfleet_handoff_reminders_total{outcome=\"sent\"} 1",
+        "botfleet_handoff_reminders_total{outcome=\"failed\"} 3",
+        "botfleet_handoff_reminders_total{outcome=\"given_up\"} 1",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let metrics = loop {
+        let metrics = bot.metrics_text().await;
+        if expected.iter().all(|line| metrics.contains(line))
+            || std::time::Instant::now() >= deadline
+        {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for line in expected {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
+    assert_eq!(reminders(&h, OWNER).len(), 1, "sent on the retry");
+    assert!(reminders(&h, SECOND).is_empty(), "given up, never sent");
+    let db = botfleet_bot::db::Db::connect(&h.db.url).await.unwrap();
+    let rows: Vec<(i64, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT owner_chat_id, sent_at, given_up_at, attempts FROM handoff_outbox
+         WHERE max_attempts IS NOT NULL ORDER BY owner_chat_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].1.is_some() && rows[0].2.is_none(), "{rows:?}");
+    assert_eq!((rows[1].1, rows[1].2.is_some(), rows[1].3), (None, true, 2));
+}
+for_each_db!(a_refused_reminder_is_retried_then_given_up);

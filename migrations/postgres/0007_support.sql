@@ -25,10 +25,9 @@ CREATE INDEX message_intents_created ON message_intents (created_at);
 
 -- The reminder steps (handoff.remindAfter) already due for a handoff: a step is taken once,
 -- by one process, in the transaction that queues its messages.
-ALTER TABLE handoffs ADD COLUMN reminder_steps INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE handoffs ADD COLUMN reminder_steps BIGINT NOT NULL DEFAULT 0;
 
--- notify | relay | reminder
-ALTER TABLE handoff_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'notify';
--- NULL: retried until Telegram takes it; else given up after this many failed attempts
-ALTER TABLE handoff_outbox ADD COLUMN max_attempts INTEGER;
+-- NULL: retried until Telegram takes it (notifications, relayed messages); set on a reminder,
+-- which is given up (given_up_at, never sent_at) after this many failed attempts
+ALTER TABLE handoff_outbox ADD COLUMN max_attempts BIGINT;
 ALTER TABLE handoff_outbox ADD COLUMN given_up_at BIGINT;

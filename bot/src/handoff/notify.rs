@@ -205,6 +205,7 @@ pub(super) fn outbox(
             text: text.to_owned(),
             buttons: buttons.to_vec(),
             dedupe_key: format!("{key}:{chat}"),
+            max_attempts: None,
         })
         .collect()
 }
@@ -251,28 +252,16 @@ pub(super) async fn deliver_due(ctx: &Context, handoff_id: Option<i64>) -> usize
                         .await,
                     );
                 }
+                if row.is_reminder() {
+                    reminder_counted(ctx, "sent");
+                }
                 match recorded {
                     Ok(()) => store::outbox_sent(&ctx.db, row.id, now).await,
                     Err(e) => Err(e),
                 }
                 .map(|()| sent += 1)
             }
-            Err(e) => {
-                ctx.metrics.handoff_notify_failures.inc();
-                let backoff = Duration::from_secs(1 << row.attempts.clamp(0, 9)).min(MAX_BACKOFF);
-                if row.attempts == 0 {
-                    tracing::warn!(handoff = row.handoff_id, error = %e, "a message to an owner could not be sent; retrying until it is");
-                } else {
-                    tracing::debug!(handoff = row.handoff_id, attempts = row.attempts + 1, error = %e, "a message to an owner failed again");
-                }
-                store::outbox_failed(
-                    &ctx.db,
-                    row.id,
-                    &e.to_string(),
-                    now + backoff.as_millis() as i64,
-                )
-                .await
-            }
+            Err(e) => failed(ctx, &row, &e.to_string(), now).await,
         };
         if let Err(e) = outcome {
             // The claim expires and the row is tried again (a send may then repeat).
@@ -280,4 +269,40 @@ pub(super) async fn deliver_due(ctx: &Context, handoff_id: Option<i64>) -> usize
         }
     }
     sent
+}
+
+/// A send Telegram refused: counted, and tried again after a backoff; a reminder's last
+/// allowed attempt gives it up instead (logged once, never marked sent).
+async fn failed(
+    ctx: &Context,
+    row: &store::Pending,
+    error: &str,
+    now: i64,
+) -> Result<(), crate::db::SqlError> {
+    if row.is_reminder() {
+        reminder_counted(ctx, "failed");
+    } else {
+        ctx.metrics.handoff_notify_failures.inc();
+    }
+    if row.last_attempt() {
+        reminder_counted(ctx, "given_up");
+        tracing::warn!(handoff = row.handoff_id, attempts = row.attempts + 1, %error, "a reminder to an owner could not be sent; given up");
+        return store::outbox_given_up(&ctx.db, row.id, error, now).await;
+    }
+    let backoff = Duration::from_secs(1 << row.attempts.clamp(0, 9)).min(MAX_BACKOFF);
+    if row.attempts == 0 {
+        tracing::warn!(handoff = row.handoff_id, %error, "a message to an owner could not be sent; retrying");
+    } else {
+        tracing::debug!(handoff = row.handoff_id, attempts = row.attempts + 1, %error, "a message to an owner failed again");
+    }
+    store::outbox_failed(&ctx.db, row.id, error, now + backoff.as_millis() as i64).await
+}
+
+fn reminder_counted(ctx: &Context, outcome: &str) {
+    ctx.metrics
+        .handoff_reminders
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: outcome.to_owned(),
+        })
+        .inc();
 }
