@@ -7,7 +7,7 @@ use std::time::Duration;
 use botfleet_llm::{ChatMessage, CompletionRequest, Role};
 use chrono::{DateTime, Utc};
 
-use super::store::{self, Handoff, LeadInfo, OutboxMessage};
+use super::store::{self, AfterFailure, Handoff, LeadInfo, OutboxMessage};
 use crate::context::Context;
 use crate::leads::history;
 use crate::money::{CallSpec, Metered, RequestType};
@@ -287,7 +287,7 @@ async fn failed(
     if row.last_attempt() {
         reminder_counted(ctx, "given_up");
         tracing::warn!(handoff = row.handoff_id, attempts = row.attempts + 1, %error, "a reminder to an owner could not be sent; given up");
-        return store::outbox_given_up(&ctx.db, row.id, error, now).await;
+        return store::outbox_failed(&ctx.db, row.id, error, AfterFailure::GiveUp(now)).await;
     }
     let backoff = Duration::from_secs(1 << row.attempts.clamp(0, 9)).min(MAX_BACKOFF);
     if row.attempts == 0 {
@@ -295,7 +295,8 @@ async fn failed(
     } else {
         tracing::debug!(handoff = row.handoff_id, attempts = row.attempts + 1, %error, "a message to an owner failed again");
     }
-    store::outbox_failed(&ctx.db, row.id, error, now + backoff.as_millis() as i64).await
+    let retry_at = now + backoff.as_millis() as i64;
+    store::outbox_failed(&ctx.db, row.id, error, AfterFailure::RetryAt(retry_at)).await
 }
 
 fn reminder_counted(ctx: &Context, outcome: &str) {

@@ -541,39 +541,37 @@ pub async fn outbox_sent(db: &Db, id: i64, now_ms: i64) -> Result<(), SqlError> 
     Ok(())
 }
 
+/// What happens to an outbox row after a failed send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Tried again from this time (ms).
+    RetryAt(i64),
+    /// A reminder's last allowed attempt: given up at this time (ms), never marked sent.
+    GiveUp(i64),
+}
+
 pub async fn outbox_failed(
     db: &Db,
     id: i64,
     error: &str,
-    next_attempt_ms: i64,
+    after: AfterFailure,
 ) -> Result<(), SqlError> {
+    let (retry_at, given_up_at) = match after {
+        AfterFailure::RetryAt(at) => (Some(at), None),
+        AfterFailure::GiveUp(at) => (None, Some(at)),
+    };
     sqlx::query(
-        "UPDATE handoff_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
-             claim_until = NULL
-         WHERE id = $3",
+        "UPDATE handoff_outbox SET attempts = attempts + 1, last_error = $1,
+             next_attempt_at = COALESCE($2, next_attempt_at), given_up_at = $3, claim_until = NULL
+         WHERE id = $4",
     )
     .bind(error)
-    .bind(next_attempt_ms)
+    .bind(retry_at)
+    .bind(given_up_at)
     .bind(id)
     .execute(&db.pool)
     .await
     .ctx("recording a failed owner message")?;
-    Ok(())
-}
-
-/// A reminder that failed its last attempt: given up, never marked sent.
-pub async fn outbox_given_up(db: &Db, id: i64, error: &str, now_ms: i64) -> Result<(), SqlError> {
-    sqlx::query(
-        "UPDATE handoff_outbox SET attempts = attempts + 1, last_error = $1, given_up_at = $2,
-             claim_until = NULL
-         WHERE id = $3",
-    )
-    .bind(error)
-    .bind(now_ms)
-    .bind(id)
-    .execute(&db.pool)
-    .await
-    .ctx("recording a reminder given up")?;
     Ok(())
 }
 
