@@ -86,6 +86,10 @@ pub struct BotConfig {
     /// The owners' dashboard: a Telegram Mini App served by the bot at `<webhook path>/app`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard: Option<DashboardConfig>,
+
+    /// The support desk: every lead message classified by intent and topic before it is answered, and routed by intent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support: Option<SupportConfig>,
 }
 
 /// The owners' dashboard, a Telegram Mini App (spend, leads, handoffs, broadcasts) opened from
@@ -646,7 +650,7 @@ pub struct HandoffConfig {
     /// Hand leads over at all (default true once the section is there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// What hands a lead over (default: all of them): `command` (the lead sends /human), `button` (a "Talk to a person" button under the welcome), `llm` (the model decides from the lead's words, through a tool call), `llmFailure` (every LLM attempt failed), `unanswered` (`unansweredLimit` messages in a row the bot could not answer), `takeover` (an owner sends /takeover).
+    /// What hands a lead over (default: all of them): `command` (the lead sends /human), `button` (a "Talk to a person" button under the welcome), `llm` (the model decides from the lead's words, through a tool call), `llmFailure` (every LLM attempt failed), `unanswered` (`unansweredLimit` messages in a row the bot could not answer), `takeover` (an owner sends /takeover), `intent` (the support desk classified the message with an intent in `support.handoffOn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<Vec<HandoffTrigger>>,
     /// What the lead is told when handed over (default: a short note that a person will answer here).
@@ -668,6 +672,14 @@ pub struct HandoffConfig {
     /// Alert (PrometheusRule `BotfleetHandoffWaiting`) when a handed-over lead waits longer than this for a person to take it (default `15m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_alert_after: Option<HumanDuration>,
+    /// Remind the people notified while a handed-over lead waits untaken, once at each of these waits since the handoff opened (default `[15m, 30m, 1d]`; `[]`: no reminders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
+    pub remind_after: Option<Vec<HumanDuration>>,
+    /// Attempts to send one reminder (Telegram refusing it) before it is given up, counted and never recorded as sent (1-10, default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub reminder_max_attempts: Option<u32>,
 }
 
 /// What can hand a lead over to a person.
@@ -686,16 +698,19 @@ pub enum HandoffTrigger {
     Unanswered,
     /// An owner sends `/takeover <lead>`.
     Takeover,
+    /// The support desk classified the message with an intent in `support.handoffOn`.
+    Intent,
 }
 
 impl HandoffTrigger {
-    pub const ALL: [HandoffTrigger; 6] = [
+    pub const ALL: [HandoffTrigger; 7] = [
         HandoffTrigger::Command,
         HandoffTrigger::Button,
         HandoffTrigger::Llm,
         HandoffTrigger::LlmFailure,
         HandoffTrigger::Unanswered,
         HandoffTrigger::Takeover,
+        HandoffTrigger::Intent,
     ];
 
     /// The `reason` label of `botfleet_handoffs_total` and the word stored with the handoff.
@@ -707,6 +722,7 @@ impl HandoffTrigger {
             HandoffTrigger::LlmFailure => "llm_failure",
             HandoffTrigger::Unanswered => "unanswered",
             HandoffTrigger::Takeover => "takeover",
+            HandoffTrigger::Intent => "intent",
         }
     }
 }
@@ -755,6 +771,31 @@ they will answer you right here in this chat.";
             .map_or(Self::DEFAULT_WAIT_ALERT_AFTER, HumanDuration::get)
     }
 
+    pub const DEFAULT_REMIND_AFTER: [Duration; 3] = [
+        Duration::from_secs(15 * 60),
+        Duration::from_secs(30 * 60),
+        Duration::from_secs(24 * 3600),
+    ];
+    pub const DEFAULT_REMINDER_MAX_ATTEMPTS: u32 = 3;
+
+    /// `remindAfter`, default [`Self::DEFAULT_REMIND_AFTER`], shortest first.
+    pub fn remind_after(&self) -> Vec<Duration> {
+        let mut steps = self.remind_after.as_ref().map_or_else(
+            || Self::DEFAULT_REMIND_AFTER.to_vec(),
+            |list| list.iter().map(HumanDuration::get).collect(),
+        );
+        steps.sort();
+        steps.dedup();
+        steps
+    }
+
+    /// `reminderMaxAttempts`, default [`Self::DEFAULT_REMINDER_MAX_ATTEMPTS`].
+    pub fn reminder_max_attempts(&self) -> u32 {
+        self.reminder_max_attempts
+            .unwrap_or(Self::DEFAULT_REMINDER_MAX_ATTEMPTS)
+            .clamp(1, 10)
+    }
+
     pub fn auto_resume_after(&self) -> Option<Duration> {
         self.auto_resume_after.as_ref().map(HumanDuration::get)
     }
@@ -801,5 +842,91 @@ impl BroadcastConfig {
         self.max_attempts
             .unwrap_or(Self::DEFAULT_MAX_ATTEMPTS)
             .clamp(1, 10)
+    }
+}
+
+/// The support desk: what a lead's message is about, decided by the model before the answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SupportConfig {
+    /// Classify every text a lead sends (intent and topic) with one call of the `classify_message` tool before it is answered; priced as request type `classification`, cached by the message's normalised text. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classify: Option<bool>,
+    /// The model that classifies (default: `llm.fallbackModel`, else `llm.model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_model: Option<String>,
+    /// Intents that hand the lead over to a person, the intent given as the reason (default `[human]`; needs the `handoff` section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_on: Option<Vec<Intent>>,
+}
+
+impl SupportConfig {
+    pub fn classifies(&self) -> bool {
+        self.classify.unwrap_or(false)
+    }
+
+    /// `classifierModel`, else the fallback model, else the main one.
+    pub fn classifier_model<'a>(&'a self, llm: &'a LlmConfig) -> &'a str {
+        self.classifier_model
+            .as_deref()
+            .or(llm.fallback_model.as_deref())
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or(&llm.model)
+    }
+
+    /// Whether `intent` hands the lead over (`handoffOn`, default `[human]`).
+    pub fn hands_over_on(&self, intent: Intent) -> bool {
+        self.handoff_on
+            .as_ref()
+            .map_or(intent == Intent::Human, |list| list.contains(&intent))
+    }
+}
+
+/// What a lead's message wants, as the classifier names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    /// A question the bot can answer.
+    Question,
+    /// The lead wants to buy.
+    Purchase,
+    /// The lead is unhappy with something.
+    Complaint,
+    /// Something does not work for the lead.
+    TechSupport,
+    /// The lead asks for a person.
+    Human,
+    /// Spam: no answer.
+    Spam,
+    /// Anything else.
+    Other,
+}
+
+impl Intent {
+    pub const ALL: [Intent; 7] = [
+        Intent::Question,
+        Intent::Purchase,
+        Intent::Complaint,
+        Intent::TechSupport,
+        Intent::Human,
+        Intent::Spam,
+        Intent::Other,
+    ];
+
+    /// The word the model uses and the `intent` label of `botfleet_messages_classified_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Question => "question",
+            Intent::Purchase => "purchase",
+            Intent::Complaint => "complaint",
+            Intent::TechSupport => "tech_support",
+            Intent::Human => "human",
+            Intent::Spam => "spam",
+            Intent::Other => "other",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Intent> {
+        Intent::ALL.into_iter().find(|i| i.as_str() == word)
     }
 }

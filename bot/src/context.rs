@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use botfleet_api::{BotConfig, LlmConfig};
 use botfleet_llm::{LlmClient, LlmError};
 
 use crate::config::Settings;
@@ -24,6 +25,8 @@ pub struct Context {
     pub delivery: Delivery,
     /// Every LLM call the bot makes.
     pub llm: MeteredLlm,
+    /// The support desk's classifier: the same road on `support.classifierModel`.
+    pub classifier: MeteredLlm,
 }
 
 impl Context {
@@ -35,14 +38,33 @@ impl Context {
         telegram: TelegramClient,
         money: Arc<Money>,
     ) -> Result<Self, LlmError> {
-        let client = LlmClient::new(&settings.bot.llm, settings.llm_api_key.expose().to_owned())?;
+        let key = settings.llm_api_key.expose();
+        let client = LlmClient::new(&settings.bot.llm, key.to_owned())?;
+        let classifier = LlmClient::new(&classifier_config(&settings.bot), key.to_owned())?;
         Ok(Self {
             delivery: Delivery::new(telegram.clone(), db.clone(), metrics.clone()),
-            llm: MeteredLlm::new(client, money, db.clone(), metrics.clone()),
+            llm: MeteredLlm::new(client, money.clone(), db.clone(), metrics.clone()),
+            classifier: MeteredLlm::new(classifier, money, db.clone(), metrics.clone()),
             settings: Arc::new(settings),
             db,
             metrics,
             telegram,
         })
+    }
+}
+
+/// The LLM settings of the classifier: `support.classifierModel` (default: the fallback
+/// model, else the main one), with no fallback of its own.
+fn classifier_config(bot: &BotConfig) -> LlmConfig {
+    let model = bot
+        .support
+        .clone()
+        .unwrap_or_default()
+        .classifier_model(&bot.llm)
+        .to_owned();
+    LlmConfig {
+        model,
+        fallback_model: None,
+        ..bot.llm.clone()
     }
 }

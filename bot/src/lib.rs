@@ -22,5 +22,6 @@ pub mod metrics;
 pub mod money;
 pub mod polling;
 pub mod scheduler;
+pub mod support;
 pub mod telegram;
 pub mod worker;

@@ -58,6 +58,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntentLabels {
+    pub intent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeriodLabels {
     pub period: String,
 }
@@ -108,6 +113,8 @@ pub struct Metrics {
     pub broadcasts_running: Gauge,
     /// Dashboard API requests, by outcome (`ok`, `unauthorized`, `forbidden`, `rate_limited`, `error`).
     pub dashboard_requests: Family<OutcomeLabels, Counter>,
+    pub messages_classified: Family<IntentLabels, Counter>,
+    pub handoff_reminders: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -144,6 +151,8 @@ impl Default for Metrics {
             broadcast_messages: Family::default(),
             broadcasts_running: Gauge::default(),
             dashboard_requests: Family::default(),
+            messages_classified: Family::default(),
+            handoff_reminders: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -291,6 +300,16 @@ impl Default for Metrics {
             "broadcasts_running",
             "Broadcasts this process is sending now",
             m.broadcasts_running.clone(),
+        );
+        r.register(
+            "messages_classified",
+            "Lead messages classified by the support desk, by intent (cache hits included)",
+            m.messages_classified.clone(),
+        );
+        r.register(
+            "handoff_reminders",
+            "Reminder attempts about an untaken handoff, by outcome: sent, failed (retried), given_up (after handoff.reminderMaxAttempts)",
+            m.handoff_reminders.clone(),
         );
         Self { registry, ..m }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use botfleet_api::{HandoffTrigger, LlmConfig, RateLimitConfig};
 use botfleet_llm::CompletionRequest;
 
+use super::intents::IntentRoute;
 use super::{Pipeline, PipelineError, TYPING_EVERY, Transport, commands, streamed};
 use crate::handoff::{HandoffError, OpenRequest};
 use crate::leads::{self, Inbound, Kind, history};
@@ -25,16 +26,30 @@ impl Pipeline {
     }
 
     /// The answer to a chat message, and whether it is conversation (kept as history) or a
-    /// notice (rate limit, budget stop, apology).
+    /// notice (rate limit, budget stop, apology); none for a message classified as spam.
     pub(super) async fn chat_reply<T: Transport>(
         &self,
         transport: &T,
         inbound: &Inbound,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(String, Kind), PipelineError> {
+    ) -> Result<Option<(String, Kind)>, PipelineError> {
         if self.rate_limited(inbound, now).await? {
-            return Ok((commands::RATE_LIMITED.to_owned(), Kind::Notice));
+            return Ok(Some((commands::RATE_LIMITED.to_owned(), Kind::Notice)));
         }
+        match self.route_by_intent(inbound, now).await? {
+            IntentRoute::Answer => self.llm_reply(transport, inbound, now).await.map(Some),
+            IntentRoute::Reply(reply) => Ok(Some(reply)),
+            IntentRoute::NoAnswer => Ok(None),
+        }
+    }
+
+    /// The LLM's answer (or what the lead is told instead: budget stop, handoff, apology).
+    async fn llm_reply<T: Transport>(
+        &self,
+        transport: &T,
+        inbound: &Inbound,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(String, Kind), PipelineError> {
         let prompt = self.prompt(inbound).await?;
         let tools = self.handoff.tools();
         let spec = CallSpec {

@@ -88,6 +88,15 @@ impl Pipeline {
                             .await?,
                     );
                 }
+                if self.support.classifies() {
+                    text.push_str("\n\n");
+                    text.push_str(
+                        &self
+                            .support
+                            .stats(&self.ctx, now.timestamp_millis())
+                            .await?,
+                    );
+                }
                 (text, Format::Html)
             }
             Command::Owner(OwnerCommand::Leads) => {

@@ -2,7 +2,8 @@
 //!
 //! [`routes`] is the routing table (each route, top to bottom, to the feature that handles
 //! it); [`execute`] runs commands; [`answer`] writes the LLM's answer to a chat message (rate
-//! limit, history within a token budget, the metered call, handoff on failure); [`knowledge`]
+//! limit, history within a token budget, the metered call, handoff on failure); [`intents`]
+//! routes a message by the support desk's classification; [`knowledge`]
 //! takes a lead's document and keeps the response cache. Replies are stored before they are
 //! sent, so an update processed again after a crash re-sends the stored reply instead of
 //! asking (and paying) the LLM twice.
@@ -10,6 +11,7 @@
 mod answer;
 pub mod commands;
 mod execute;
+mod intents;
 mod knowledge;
 mod routes;
 mod streamed;
@@ -25,6 +27,7 @@ use crate::handoff::{HandoffError, Handoffs};
 use crate::knowledge::Knowledge;
 use crate::leads::{self, Inbound, Kind};
 use crate::money::{Money, MoneyError};
+use crate::support::Support;
 use crate::telegram::TelegramError;
 use crate::telegram::updates::Unreadable;
 pub use transport::{ConsoleTransport, Format, TelegramTransport, Transport};
@@ -88,12 +91,15 @@ pub struct Pipeline {
     suggestions_written: tokio::sync::Mutex<()>,
     /// The owner's knowledge, loaded at start.
     pub(crate) knowledge: Arc<Knowledge>,
+    /// The support desk (`support:`): classifying lead messages.
+    pub support: Arc<Support>,
 }
 
 impl Pipeline {
     pub fn new(ctx: Context, money: Arc<Money>) -> Self {
         Self {
             handoff: Arc::new(Handoffs::from_config(&ctx.settings.bot)),
+            support: Arc::new(Support::from_config(&ctx.settings.bot)),
             ctx,
             money,
             extra_owner: None,

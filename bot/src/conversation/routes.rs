@@ -177,7 +177,9 @@ impl Pipeline {
         let reply = match command {
             Some(command) => self.command_reply(command, &inbound, now).await?,
             None => {
-                let (text, kind) = self.chat_reply(transport, &inbound, now).await?;
+                let Some((text, kind)) = self.chat_reply(transport, &inbound, now).await? else {
+                    return Ok(());
+                };
                 Reply {
                     text,
                     kind,

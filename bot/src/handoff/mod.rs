@@ -15,6 +15,7 @@ mod actions;
 mod commands;
 mod notify;
 mod relay;
+pub mod reminders;
 pub mod store;
 
 use std::sync::Arc;
@@ -301,8 +302,8 @@ impl Handoffs {
     }
 }
 
-/// The handoff loop of every bot process: delivers owner messages that are due (retries of
-/// failed sends), hands leads back after `autoResumeAfter` of silence, and refreshes the
+/// The handoff loop of every bot process: queues the reminders that are due, delivers owner
+/// messages that are due (retries of failed sends), hands leads back after `autoResumeAfter` of silence, and refreshes the
 /// gauges. Safe on several replicas: each row is claimed or closed by one process.
 pub async fn run(ctx: Context, handoffs: Arc<Handoffs>, stop: CancellationToken) {
     if !handoffs.enabled() {
@@ -322,6 +323,11 @@ pub async fn run(ctx: Context, handoffs: Arc<Handoffs>, stop: CancellationToken)
 }
 
 async fn tick(ctx: &Context, handoffs: &Handoffs) {
+    if let Some(config) = &handoffs.config {
+        let steps = config.remind_after();
+        let attempts = config.reminder_max_attempts();
+        reminders::queue_due(ctx, &handoffs.recipients, &steps, attempts).await;
+    }
     notify::deliver_due(ctx, None).await;
     let now = chrono::Utc::now().timestamp_millis();
     if let Some(after) = handoffs

@@ -7,7 +7,7 @@ use std::time::Duration;
 use botfleet_llm::{ChatMessage, CompletionRequest, Role};
 use chrono::{DateTime, Utc};
 
-use super::store::{self, Handoff, LeadInfo, OutboxMessage};
+use super::store::{self, AfterFailure, Handoff, LeadInfo, OutboxMessage};
 use crate::context::Context;
 use crate::leads::history;
 use crate::money::{CallSpec, Metered, RequestType};
@@ -111,6 +111,7 @@ pub(super) fn why(reason: &str, detail: Option<&str>) -> String {
         "llm_failure" => "the bot could not reach its language model",
         "unanswered" => "the bot could not answer several messages in a row",
         "takeover" => "an owner took the conversation over",
+        "intent" => "the support desk classified the message as",
         other => other,
     };
     match detail.map(str::trim).filter(|d| !d.is_empty()) {
@@ -204,6 +205,7 @@ pub(super) fn outbox(
             text: text.to_owned(),
             buttons: buttons.to_vec(),
             dedupe_key: format!("{key}:{chat}"),
+            max_attempts: None,
         })
         .collect()
 }
@@ -250,28 +252,16 @@ pub(super) async fn deliver_due(ctx: &Context, handoff_id: Option<i64>) -> usize
                         .await,
                     );
                 }
+                if row.is_reminder() {
+                    reminder_counted(ctx, "sent");
+                }
                 match recorded {
                     Ok(()) => store::outbox_sent(&ctx.db, row.id, now).await,
                     Err(e) => Err(e),
                 }
                 .map(|()| sent += 1)
             }
-            Err(e) => {
-                ctx.metrics.handoff_notify_failures.inc();
-                let backoff = Duration::from_secs(1 << row.attempts.clamp(0, 9)).min(MAX_BACKOFF);
-                if row.attempts == 0 {
-                    tracing::warn!(handoff = row.handoff_id, error = %e, "a message to an owner could not be sent; retrying until it is");
-                } else {
-                    tracing::debug!(handoff = row.handoff_id, attempts = row.attempts + 1, error = %e, "a message to an owner failed again");
-                }
-                store::outbox_failed(
-                    &ctx.db,
-                    row.id,
-                    &e.to_string(),
-                    now + backoff.as_millis() as i64,
-                )
-                .await
-            }
+            Err(e) => failed(ctx, &row, &e.to_string(), now).await,
         };
         if let Err(e) = outcome {
             // The claim expires and the row is tried again (a send may then repeat).
@@ -279,4 +269,41 @@ pub(super) async fn deliver_due(ctx: &Context, handoff_id: Option<i64>) -> usize
         }
     }
     sent
+}
+
+/// A send Telegram refused: counted, and tried again after a backoff; a reminder's last
+/// allowed attempt gives it up instead (logged once, never marked sent).
+async fn failed(
+    ctx: &Context,
+    row: &store::Pending,
+    error: &str,
+    now: i64,
+) -> Result<(), crate::db::SqlError> {
+    if row.is_reminder() {
+        reminder_counted(ctx, "failed");
+    } else {
+        ctx.metrics.handoff_notify_failures.inc();
+    }
+    if row.last_attempt() {
+        reminder_counted(ctx, "given_up");
+        tracing::warn!(handoff = row.handoff_id, attempts = row.attempts + 1, %error, "a reminder to an owner could not be sent; given up");
+        return store::outbox_failed(&ctx.db, row.id, error, AfterFailure::GiveUp(now)).await;
+    }
+    let backoff = Duration::from_secs(1 << row.attempts.clamp(0, 9)).min(MAX_BACKOFF);
+    if row.attempts == 0 {
+        tracing::warn!(handoff = row.handoff_id, %error, "a message to an owner could not be sent; retrying");
+    } else {
+        tracing::debug!(handoff = row.handoff_id, attempts = row.attempts + 1, %error, "a message to an owner failed again");
+    }
+    let retry_at = now + backoff.as_millis() as i64;
+    store::outbox_failed(&ctx.db, row.id, error, AfterFailure::RetryAt(retry_at)).await
+}
+
+fn reminder_counted(ctx: &Context, outcome: &str) {
+    ctx.metrics
+        .handoff_reminders
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: outcome.to_owned(),
+        })
+        .inc();
 }

@@ -78,6 +78,8 @@ pub struct OutboxMessage {
     pub text: String,
     pub buttons: Vec<(String, String)>,
     pub dedupe_key: String,
+    /// None: retried until Telegram takes it; a reminder is given up after this many attempts.
+    pub max_attempts: Option<u32>,
 }
 
 /// Whether `open` started a handoff or added to the one already open.
@@ -168,8 +170,8 @@ async fn enqueue(
 ) -> Result<(), SqlError> {
     let buttons = serde_json::to_string(&message.buttons).unwrap_or_else(|_| "[]".into());
     sqlx::query(
-        "INSERT INTO handoff_outbox (handoff_id, owner_chat_id, text, buttons, dedupe_key, created_at, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)
+        "INSERT INTO handoff_outbox (handoff_id, owner_chat_id, text, buttons, dedupe_key, created_at, next_attempt_at, max_attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
          ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(handoff_id)
@@ -178,6 +180,7 @@ async fn enqueue(
     .bind(buttons)
     .bind(&message.dedupe_key)
     .bind(now_ms)
+    .bind(message.max_attempts.map(i64::from))
     .execute(&mut **tx)
     .await
     .ctx("queueing a message for an owner")?;
@@ -453,6 +456,20 @@ pub struct Pending {
     pub text: String,
     pub buttons: Vec<(String, String)>,
     pub attempts: i64,
+    /// Set on a reminder: given up after this many failed attempts.
+    pub max_attempts: Option<i64>,
+}
+
+impl Pending {
+    pub fn is_reminder(&self) -> bool {
+        self.max_attempts.is_some()
+    }
+
+    /// This failed attempt was the last one allowed.
+    pub fn last_attempt(&self) -> bool {
+        self.max_attempts
+            .is_some_and(|max| self.attempts + 1 >= max)
+    }
 }
 
 /// Claims up to `limit` due outbox rows (of `handoff_id` only, when given) until `until_ms`.
@@ -466,9 +483,11 @@ pub async fn claim_due(
 ) -> Result<Vec<Pending>, SqlError> {
     let action = "claiming owner messages to send";
     let rows = sqlx::query(
-        "SELECT o.id, o.handoff_id, o.owner_chat_id, o.text, o.buttons, o.attempts, h.chat_id
+        "SELECT o.id, o.handoff_id, o.owner_chat_id, o.text, o.buttons, o.attempts, o.max_attempts,
+                h.chat_id
          FROM handoff_outbox o JOIN handoffs h ON h.id = o.handoff_id
-         WHERE o.sent_at IS NULL AND o.next_attempt_at <= $1
+         WHERE o.sent_at IS NULL AND o.given_up_at IS NULL AND o.next_attempt_at <= $1
+           AND (o.max_attempts IS NULL OR (h.closed_at IS NULL AND h.taken_by IS NULL))
            AND (o.claim_until IS NULL OR o.claim_until < $1)
            AND ($2 IS NULL OR o.handoff_id = $2)
          ORDER BY o.id LIMIT $3",
@@ -506,6 +525,7 @@ pub async fn claim_due(
             text: row.try_get("text").ctx(action)?,
             buttons: serde_json::from_str(&buttons).unwrap_or_default(),
             attempts: row.try_get("attempts").ctx(action)?,
+            max_attempts: row.try_get("max_attempts").ctx(action)?,
         });
     }
     Ok(claimed)
@@ -521,24 +541,102 @@ pub async fn outbox_sent(db: &Db, id: i64, now_ms: i64) -> Result<(), SqlError> 
     Ok(())
 }
 
+/// What happens to an outbox row after a failed send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Tried again from this time (ms).
+    RetryAt(i64),
+    /// A reminder's last allowed attempt: given up at this time (ms), never marked sent.
+    GiveUp(i64),
+}
+
 pub async fn outbox_failed(
     db: &Db,
     id: i64,
     error: &str,
-    next_attempt_ms: i64,
+    after: AfterFailure,
 ) -> Result<(), SqlError> {
+    let (retry_at, given_up_at) = match after {
+        AfterFailure::RetryAt(at) => (Some(at), None),
+        AfterFailure::GiveUp(at) => (None, Some(at)),
+    };
     sqlx::query(
-        "UPDATE handoff_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
-             claim_until = NULL
-         WHERE id = $3",
+        "UPDATE handoff_outbox SET attempts = attempts + 1, last_error = $1,
+             next_attempt_at = COALESCE($2, next_attempt_at), given_up_at = $3, claim_until = NULL
+         WHERE id = $4",
     )
     .bind(error)
-    .bind(next_attempt_ms)
+    .bind(retry_at)
+    .bind(given_up_at)
     .bind(id)
     .execute(&db.pool)
     .await
     .ctx("recording a failed owner message")?;
     Ok(())
+}
+
+/// An open handoff nobody has taken, and how many reminder steps it has had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    pub id: i64,
+    pub chat_id: i64,
+    pub opened_at: i64,
+    pub reminder_steps: i64,
+}
+
+/// Open, untaken handoffs that have had fewer than `steps` reminder steps.
+pub async fn waiting_for_reminders(db: &Db, steps: i64) -> Result<Vec<Waiting>, SqlError> {
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT id, chat_id, opened_at, reminder_steps FROM handoffs
+         WHERE closed_at IS NULL AND taken_by IS NULL AND reminder_steps < $1
+         ORDER BY id",
+    )
+    .bind(steps)
+    .fetch_all(&db.pool)
+    .await
+    .ctx("reading handoffs waiting for a reminder")?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, chat_id, opened_at, reminder_steps)| Waiting {
+            id,
+            chat_id,
+            opened_at,
+            reminder_steps,
+        })
+        .collect())
+}
+
+/// Moves `waiting` to reminder step `step` and queues its messages, in one transaction; false
+/// when another process took the step first (or the handoff was taken or closed meanwhile).
+pub async fn take_reminder_step(
+    db: &Db,
+    waiting: &Waiting,
+    step: i64,
+    messages: &[OutboxMessage],
+    now_ms: i64,
+) -> Result<bool, SqlError> {
+    let action = "queueing a handoff reminder";
+    let mut tx = db.pool.begin().await.ctx(action)?;
+    let won = sqlx::query(
+        "UPDATE handoffs SET reminder_steps = $1
+         WHERE id = $2 AND reminder_steps = $3 AND closed_at IS NULL AND taken_by IS NULL",
+    )
+    .bind(step)
+    .bind(waiting.id)
+    .bind(waiting.reminder_steps)
+    .execute(&mut *tx)
+    .await
+    .ctx(action)?
+    .rows_affected()
+        == 1;
+    if !won {
+        return Ok(false);
+    }
+    for message in messages {
+        enqueue(&mut tx, waiting.id, message, now_ms).await?;
+    }
+    tx.commit().await.ctx(action)?;
+    Ok(true)
 }
 
 /// Open handoffs, and when the longest-waiting untaken one opened (for the gauges).

@@ -11,11 +11,7 @@ use crate::db::{Db, SqlContext, SqlError};
 /// What makes two questions the same: the model, the knowledge and document versions and the
 /// question with case and spacing normalised.
 pub fn key(model: &str, knowledge_version: &str, document_sha256: &str, question: &str) -> String {
-    let normalised = question
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
+    let normalised = normalised(question);
     let mut hash = Sha256::new();
     for part in [
         model,
@@ -27,6 +23,14 @@ pub fn key(model: &str, knowledge_version: &str, document_sha256: &str, question
         hash.update(part.as_bytes());
     }
     hex::encode(hash.finalize())
+}
+
+/// `text` with case and spacing normalised: the same words are the same text.
+pub fn normalised(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// The stored answer under `key`, if it is younger than `ttl_ms`.

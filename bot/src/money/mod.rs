@@ -66,15 +66,18 @@ pub enum RequestType {
     Suggestions,
     /// Answering a user's message with their document in the prompt.
     Document,
+    /// Classifying a lead's message (intent and topic) for the support desk.
+    Classification,
 }
 
 impl RequestType {
-    pub const ALL: [RequestType; 5] = [
+    pub const ALL: [RequestType; 6] = [
         RequestType::Chat,
         RequestType::Followup,
         RequestType::Summary,
         RequestType::Suggestions,
         RequestType::Document,
+        RequestType::Classification,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +87,7 @@ impl RequestType {
             RequestType::Summary => "summary",
             RequestType::Suggestions => "suggestions",
             RequestType::Document => "document",
+            RequestType::Classification => "classification",
         }
     }
 }

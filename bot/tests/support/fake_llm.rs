@@ -59,8 +59,13 @@ impl Scripted {
     }
     /// An Anthropic answer that calls the tool `name` with `{"reason": reason}`.
     pub fn tool_use(name: &str, reason: &str) -> Self {
+        Self::tool_use_with(name, json!({"reason": reason}))
+    }
+    /// An Anthropic answer that calls the tool `name` with `input`.
+    pub fn tool_use_with(name: &str, input: Value) -> Self {
         let mut body = message("", "scripted");
-        body["content"] = json!([{"type": "tool_use", "id": "toolu_1", "name": name, "input": {"reason": reason}}]);
+        body["content"] =
+            json!([{"type": "tool_use", "id": "toolu_1", "name": name, "input": input}]);
         body["stop_reason"] = json!("tool_use");
         Self::text("").with_body(body)
     }
@@ -70,8 +75,12 @@ impl Scripted {
     }
     /// An OpenAI answer that calls the function `name` with `{"reason": reason}`.
     pub fn openai_tool_call(name: &str, reason: &str) -> Self {
+        Self::openai_tool_call_with(name, json!({"reason": reason}))
+    }
+    /// An OpenAI answer that calls the function `name` with `arguments`.
+    pub fn openai_tool_call_with(name: &str, arguments: Value) -> Self {
         let call = json!({"id": "call_1", "type": "function", "function": {
-            "name": name, "arguments": json!({"reason": reason}).to_string()}});
+            "name": name, "arguments": arguments.to_string()}});
         Self::text("").with_body(openai_message("", "scripted", Some(call)))
     }
     fn with_body(mut self, body: Value) -> Self {
