@@ -37,6 +37,7 @@ fn config(daily: Option<&str>, monthly: Option<&str>, hard_stop: bool) -> BotCon
             monthly: monthly.map(|m| m.parse().unwrap()),
             alert_thresholds: Some(vec![50, 80, 100]),
             hard_stop: Some(hard_stop),
+            per_lead: None,
         }),
         owners: OWNERS.to_vec(),
         ..Default::default()
