@@ -17,6 +17,7 @@ mod rates;
 mod reports;
 mod reserve;
 mod stats;
+mod top_leads;
 mod usage_api;
 mod worst_case;
 
@@ -34,6 +35,7 @@ pub use pricing::{Cost, CostOverflow, PriceTable};
 pub use rates::{LongPromptRates, ModelRates, Rates};
 pub use reports::{LeadStats, render_budget, render_lead_stats};
 pub use stats::{LlmStats, RollupRow, UsageTotals, WindowStats, render_llm_stats};
+pub use top_leads::{LeadSpend, TOP_LEADS};
 pub use usage_api::UsageSummary;
 
 /// What the bot answers instead of calling the LLM once a budget with `hardStop` is spent.
@@ -387,6 +389,7 @@ impl Money {
             requests_today: spend.requests_today,
             unpriced_calls_today: spend.unpriced_calls_today,
             hard_stopped: matches!(self.gate_for(&spend), BudgetGate::Stopped { .. }),
+            top_leads: top_leads::top_leads(db, now).await?,
         })
     }
 
@@ -403,7 +406,9 @@ impl Money {
 
     /// The numbers behind `/llm_stats`.
     pub async fn llm_stats(&self, db: &Db, now: DateTime<Utc>) -> Result<LlmStats, MoneyError> {
-        stats::llm_stats(db, now).await
+        let mut stats = stats::llm_stats(db, now).await?;
+        stats.top_leads = top_leads::top_leads(db, now).await?;
+        Ok(stats)
     }
 
     /// `/llm_stats` as Telegram HTML.
