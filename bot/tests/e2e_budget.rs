@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use botfleet_bot::conversation::commands::APOLOGY;
 use botfleet_bot::money::{BUDGET_STOPPED_REPLY, LEAD_LIMIT_REPLY};
+use support::fake_llm::Scripted;
 use support::fake_telegram::text_update;
 use support::{BotConfigOptions, BotProcess, Harness, TestDb, eventually};
 
@@ -239,3 +241,35 @@ async fn a_killed_process_releases_its_reservation_in_time(db: TestDb) {
     assert_eq!(h.telegram.sent_texts(1).len(), 1, "lead 1 answered once");
 }
 for_each_db!(a_killed_process_releases_its_reservation_in_time);
+
+/// Retries reserve per attempt: with room for one attempt's worst case only, a failed first
+/// attempt is not retried (the lead gets the apology), and its reservation is settled, so the
+/// next lead's call fits again.
+async fn a_retry_that_does_not_fit_is_not_made(db: TestDb) {
+    let h = Harness::new(
+        db,
+        BotConfigOptions {
+            llm_yaml: "  maxOutputTokens: 256\n".into(),
+            extra_yaml: "budget: {daily: \"0.006\", hardStop: true}\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    h.llm.script([Scripted::status(500)]);
+    let bot = h.start().await;
+    bot.post_update(&text_update(80_001, 1, "first")).await;
+    eventually(WAIT, "the first lead's reply", || {
+        !h.telegram.sent_texts(1).is_empty()
+    })
+    .await;
+    assert_eq!(h.telegram.sent_texts(1), vec![APOLOGY]);
+    assert_eq!(h.llm.requests().len(), 1, "maxRetries 2, but no retry fit");
+    bot.post_update(&text_update(80_002, 2, "second")).await;
+    eventually(WAIT, "the second lead's reply", || {
+        !h.telegram.sent_texts(2).is_empty()
+    })
+    .await;
+    assert_eq!(h.telegram.sent_texts(2), vec!["reply: second"]);
+    assert_eq!(live_reservations(&h).await, 0);
+}
+for_each_db!(a_retry_that_does_not_fit_is_not_made);
