@@ -183,12 +183,10 @@ async fn a_lead_past_its_own_limit_gets_its_own_reply(db: TestDb) {
 }
 for_each_db!(a_lead_past_its_own_limit_gets_its_own_reply);
 
-/// A process killed during a call leaves its reservation; it still counts right after (a
-/// lead asking then gets the stop reply), and stops counting once the call's maximum duration
-/// (`llm.timeout` 5 s + the 10 s margin) has passed.
-async fn a_killed_process_releases_its_reservation_in_time(db: TestDb) {
-    // A short prompt: ~$0.0045 reserved per call, so $0.006 fits one call at a time.
-    let h = Harness::new(
+/// The test bot's short prompt: ~$0.0045 reserved per attempt, so a daily $0.006 fits one
+/// attempt at a time.
+async fn room_for_one_attempt(db: TestDb) -> Harness {
+    Harness::new(
         db,
         BotConfigOptions {
             llm_yaml: "  maxOutputTokens: 256\n".into(),
@@ -196,7 +194,14 @@ async fn a_killed_process_releases_its_reservation_in_time(db: TestDb) {
             ..Default::default()
         },
     )
-    .await;
+    .await
+}
+
+/// A process killed during a call leaves its reservation; it still counts right after (a
+/// lead asking then gets the stop reply), and stops counting once the call's maximum duration
+/// (`llm.timeout` 5 s + the 10 s margin) has passed.
+async fn a_killed_process_releases_its_reservation_in_time(db: TestDb) {
+    let h = room_for_one_attempt(db).await;
     h.llm.set_default_delay(Duration::from_secs(60));
     let mut bot = h.start().await;
     bot.post_update(&text_update(70_001, 1, "slow one")).await;
@@ -246,15 +251,7 @@ for_each_db!(a_killed_process_releases_its_reservation_in_time);
 /// attempt is not retried (the lead gets the apology), and its reservation is settled, so the
 /// next lead's call fits again.
 async fn a_retry_that_does_not_fit_is_not_made(db: TestDb) {
-    let h = Harness::new(
-        db,
-        BotConfigOptions {
-            llm_yaml: "  maxOutputTokens: 256\n".into(),
-            extra_yaml: "budget: {daily: \"0.006\", hardStop: true}\n".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let h = room_for_one_attempt(db).await;
     h.llm.script([Scripted::status(500)]);
     let bot = h.start().await;
     bot.post_update(&text_update(80_001, 1, "first")).await;

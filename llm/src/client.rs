@@ -265,16 +265,12 @@ impl LlmClient {
         &self,
         request: &CompletionRequest,
         tools: &[Tool],
-        mut on_event: F,
+        on_event: F,
     ) -> CompletionOutcome
     where
         F: for<'e> FnMut(StreamEvent<'e>) + Send,
     {
-        let mut sink = Sink {
-            on_event: &mut on_event,
-            holds_text: false,
-        };
-        self.run(request, tools, Some(&mut sink), None).await
+        self.streamed(request, tools, None, on_event).await
     }
 
     /// [`LlmClient::stream_with_tools`] asking `gate` before each retry and the fallback.
@@ -283,6 +279,19 @@ impl LlmClient {
         request: &CompletionRequest,
         tools: &[Tool],
         gate: &dyn RetryGate,
+        on_event: F,
+    ) -> CompletionOutcome
+    where
+        F: for<'e> FnMut(StreamEvent<'e>) + Send,
+    {
+        self.streamed(request, tools, Some(gate), on_event).await
+    }
+
+    async fn streamed<F>(
+        &self,
+        request: &CompletionRequest,
+        tools: &[Tool],
+        gate: Option<&dyn RetryGate>,
         mut on_event: F,
     ) -> CompletionOutcome
     where
@@ -292,7 +301,7 @@ impl LlmClient {
             on_event: &mut on_event,
             holds_text: false,
         };
-        self.run(request, tools, Some(&mut sink), Some(gate)).await
+        self.run(request, tools, Some(&mut sink), gate).await
     }
 
     async fn run(
