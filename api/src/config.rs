@@ -544,6 +544,21 @@ pub struct BudgetConfig {
     /// Past 100 % of a limit, make no LLM call and answer with a fixed polite text (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hard_stop: Option<bool>,
+    /// Limits of one lead's spend (its chats, documents, follow-ups); a lead past its own limit gets a polite reply of its own, and the owners are told once per lead and period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_lead: Option<PerLeadBudget>,
+}
+
+/// One lead's daily and monthly limits in USD.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerLeadBudget {
+    /// Daily limit of one lead in USD, e.g. `"0.50"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<UsdAmount>,
+    /// Monthly limit of one lead in USD, e.g. `"5.00"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<UsdAmount>,
 }
 
 impl BudgetConfig {

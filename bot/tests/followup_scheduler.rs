@@ -420,13 +420,14 @@ async fn no_follow_up_when_the_budget_is_stopped(db: TestDb) {
     let w = World::new(db).await;
     let bot = w
         .bot(
-            &format!("budget: {{daily: \"0.01\", hardStop: true}}\n{PLAIN_FOLLOW_UP}"),
+            // $0.02: room for one follow-up's worst case (1,024 output tokens at $15/M).
+            &format!("budget: {{daily: \"0.02\", hardStop: true}}\n{PLAIN_FOLLOW_UP}"),
             "sched-a",
         )
         .await;
     let now = noon();
     w.lead(1, now, 25, "active", 0, None).await;
-    // Today's chats already spent 1M input tokens × $3/M = $3 > $0.01.
+    // Today's chats already spent 1M input tokens × $3/M = $3 > $0.02.
     let spent = Attempt {
         model: "claude-test".into(),
         outcome: Outcome::Ok,

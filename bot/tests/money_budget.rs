@@ -37,6 +37,7 @@ fn config(daily: Option<&str>, monthly: Option<&str>, hard_stop: bool) -> BotCon
             monthly: monthly.map(|m| m.parse().unwrap()),
             alert_thresholds: Some(vec![50, 80, 100]),
             hard_stop: Some(hard_stop),
+            per_lead: None,
         }),
         owners: OWNERS.to_vec(),
         ..Default::default()
@@ -367,7 +368,9 @@ async fn usage_summary_and_gauges_come_from_the_ledger(t: TestDb) {
             "spendTodayNanos": 120_000_000, "spendTodayUsd": "0.1200",
             "spendMonthNanos": 420_000_000, "spendMonthUsd": "0.4200",
             "budgetDailyNanos": 5_000_000_000_i64, "budgetMonthlyNanos": 100_000_000_000_i64,
-            "requestsToday": 2, "unpricedCallsToday": 1, "hardStopped": false
+            "requestsToday": 2, "unpricedCallsToday": 1, "hardStopped": false,
+            // Lead 5's calls: $0.12 today, $0.42 this month.
+            "topLeads": [{"chatId": 5, "spendTodayNanos": 120_000_000, "spendMonthNanos": 420_000_000}]
         })
     );
 

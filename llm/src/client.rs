@@ -8,6 +8,7 @@ use botfleet_api::{LlmConfig, PromptCacheTtl, StreamCutPolicy};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+use crate::bounds::{CallBounds, RetryGate};
 use crate::classify::classify;
 use crate::completion::{Attempt, Completion, CompletionOutcome};
 use crate::error::LlmError;
@@ -186,7 +187,7 @@ impl LlmClient {
     /// when the primary kept failing in a way another model might not (429, 529, 5xx,
     /// timeouts, unreachable, 404). Never panics; every HTTP call is in `attempts`.
     pub async fn complete(&self, request: &CompletionRequest) -> CompletionOutcome {
-        self.run(request, &[], None).await
+        self.run(request, &[], None, None).await
     }
 
     /// [`LlmClient::complete`] offering `tools`: the calls the model makes are in
@@ -196,7 +197,52 @@ impl LlmClient {
         request: &CompletionRequest,
         tools: &[Tool],
     ) -> CompletionOutcome {
-        self.run(request, tools, None).await
+        self.run(request, tools, None, None).await
+    }
+
+    /// [`LlmClient::complete_with_tools`] asking `gate` before each retry and the fallback.
+    pub async fn complete_gated(
+        &self,
+        request: &CompletionRequest,
+        tools: &[Tool],
+        gate: &dyn RetryGate,
+    ) -> CompletionOutcome {
+        self.run(request, tools, None, Some(gate)).await
+    }
+
+    /// The limits of `request` with `tools` as this client would send it: what a caller needs
+    /// to bound its cost before it is made.
+    pub fn bounds(&self, request: &CompletionRequest, tools: &[Tool]) -> CallBounds {
+        let inner = &self.inner;
+        let limit = self.output_limit(request);
+        let body_bytes = std::iter::once(inner.model.as_str())
+            .chain(inner.fallback_model.as_deref())
+            .map(|model| {
+                let body =
+                    inner
+                        .provider
+                        .body(model, request, tools, limit, true, inner.prompt_cache_ttl);
+                serde_json::to_vec(&body).map_or(0, |bytes| bytes.len())
+            })
+            .max()
+            .unwrap_or(0);
+        CallBounds {
+            body_bytes,
+            has_tools: !tools.is_empty(),
+            max_output_tokens: limit.tokens,
+            cache_ttl: (inner.provider == Provider::Anthropic).then_some(inner.prompt_cache_ttl),
+            attempt_timeout: inner.timeout,
+        }
+    }
+
+    fn output_limit(&self, request: &CompletionRequest) -> OutputLimit {
+        OutputLimit {
+            tokens: match request.max_output_tokens {
+                0 => self.inner.default_max_output_tokens,
+                n => n,
+            },
+            field: self.inner.max_tokens_field,
+        }
     }
 
     /// One completion streamed: like [`LlmClient::complete`] (same retries, fallback, timeout
@@ -219,6 +265,33 @@ impl LlmClient {
         &self,
         request: &CompletionRequest,
         tools: &[Tool],
+        on_event: F,
+    ) -> CompletionOutcome
+    where
+        F: for<'e> FnMut(StreamEvent<'e>) + Send,
+    {
+        self.streamed(request, tools, None, on_event).await
+    }
+
+    /// [`LlmClient::stream_with_tools`] asking `gate` before each retry and the fallback.
+    pub async fn stream_gated<F>(
+        &self,
+        request: &CompletionRequest,
+        tools: &[Tool],
+        gate: &dyn RetryGate,
+        on_event: F,
+    ) -> CompletionOutcome
+    where
+        F: for<'e> FnMut(StreamEvent<'e>) + Send,
+    {
+        self.streamed(request, tools, Some(gate), on_event).await
+    }
+
+    async fn streamed<F>(
+        &self,
+        request: &CompletionRequest,
+        tools: &[Tool],
+        gate: Option<&dyn RetryGate>,
         mut on_event: F,
     ) -> CompletionOutcome
     where
@@ -228,7 +301,7 @@ impl LlmClient {
             on_event: &mut on_event,
             holds_text: false,
         };
-        self.run(request, tools, Some(&mut sink)).await
+        self.run(request, tools, Some(&mut sink), gate).await
     }
 
     async fn run(
@@ -236,6 +309,7 @@ impl LlmClient {
         request: &CompletionRequest,
         tools: &[Tool],
         mut sink: Option<&mut Sink<'_>>,
+        gate: Option<&dyn RetryGate>,
     ) -> CompletionOutcome {
         let mut attempts = Vec::new();
         if request.messages.iter().all(|m| m.text.trim().is_empty()) {
@@ -252,17 +326,20 @@ impl LlmClient {
                 tools,
                 &mut attempts,
                 sink.as_deref_mut(),
+                gate,
             )
             .await;
         let result = match (primary, &inner.fallback_model) {
-            (Err(error), Some(fallback)) if worth_a_fallback(&error) => {
+            (Err(error), Some(fallback))
+                if worth_a_fallback(&error) && allowed(gate, fallback).await =>
+            {
                 tracing::warn!(
                     model = %inner.model,
                     fallback = %fallback,
                     outcome = %error.outcome(),
                     "primary model failed, trying the fallback model"
                 );
-                self.complete_with(fallback, request, tools, &mut attempts, sink)
+                self.complete_with(fallback, request, tools, &mut attempts, sink, gate)
                     .await
                     .map(|completion| Completion {
                         used_fallback: true,
@@ -285,15 +362,10 @@ impl LlmClient {
         tools: &[Tool],
         attempts: &mut Vec<Attempt>,
         mut sink: Option<&mut Sink<'_>>,
+        gate: Option<&dyn RetryGate>,
     ) -> Result<Completion, LlmError> {
         let inner = &self.inner;
-        let limit = OutputLimit {
-            tokens: match request.max_output_tokens {
-                0 => inner.default_max_output_tokens,
-                n => n,
-            },
-            field: inner.max_tokens_field,
-        };
+        let limit = self.output_limit(request);
         let body = inner.provider.body(
             model,
             request,
@@ -351,6 +423,10 @@ impl LlmClient {
             };
             tracing::info!(%model, %outcome, retry = retry + 1, delay_ms = delay.as_millis() as u64, "retrying LLM request");
             tokio::time::sleep(delay).await;
+            if !allowed(gate, model).await {
+                tracing::info!(%model, %outcome, "retry not allowed by the caller (budget); giving up");
+                return Err(failure.error);
+            }
             retry += 1;
         }
     }
@@ -685,5 +761,13 @@ impl fmt::Debug for LlmClient {
             .field("backoff", &self.backoff)
             .field("api_key", &"[redacted]")
             .finish()
+    }
+}
+
+/// Whether `gate` (if any) lets the next attempt on `model` be made.
+async fn allowed(gate: Option<&dyn RetryGate>, model: &str) -> bool {
+    match gate {
+        None => true,
+        Some(gate) => gate.allow(model).await,
     }
 }

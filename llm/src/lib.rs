@@ -7,6 +7,7 @@
 //! caller can meter and bill each one. [`LlmClient::stream`] does the same with server-sent
 //! events, handing the text to the caller as the model writes it.
 
+mod bounds;
 mod classify;
 mod client;
 mod completion;
@@ -18,6 +19,7 @@ mod retry;
 mod stream;
 pub mod usage;
 
+pub use bounds::{CallBounds, RetryGate};
 pub use client::LlmClient;
 pub use completion::{Attempt, Completion, CompletionOutcome};
 pub use error::LlmError;

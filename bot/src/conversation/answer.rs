@@ -11,7 +11,9 @@ use super::intents::IntentRoute;
 use super::{Pipeline, PipelineError, TYPING_EVERY, Transport, commands, streamed};
 use crate::handoff::{HandoffError, OpenRequest};
 use crate::leads::{self, Inbound, Kind, history};
-use crate::money::{BUDGET_STOPPED_REPLY, CallSpec, Metered, MoneyError, RequestType};
+use crate::money::{
+    BUDGET_STOPPED_REPLY, CallSpec, LEAD_LIMIT_REPLY, Metered, MoneyError, RequestType,
+};
 
 impl Pipeline {
     /// Tells the owners about budget thresholds a call crossed (each once per period).
@@ -60,16 +62,18 @@ impl Pipeline {
             tools: &tools,
             at: now,
         };
-        let Ok(permit) = self.ctx.llm.admit(spec).await? else {
-            return self
-                .unanswered(inbound, BUDGET_STOPPED_REPLY.to_owned())
-                .await;
+        let permit = match self.ctx.llm.admit(spec).await? {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                return self.unanswered(inbound, refusal.reply().to_owned()).await;
+            }
         };
         if let Some(key) = &prompt.cache_key
             && let Some(answer) = self
                 .cached_answer(inbound, key, prompt.request_type, now)
                 .await?
         {
+            permit.release().await?;
             return Ok((answer, Kind::Chat));
         }
         let llm_config = &self.ctx.settings.bot.llm;
@@ -188,9 +192,8 @@ impl Pipeline {
                 tracing::warn!(model = %completion.model, "the LLM answered with no text; apologising");
                 self.unanswered(inbound, commands::APOLOGY.to_owned()).await
             }
-            Metered::Refused { .. } => {
-                self.unanswered(inbound, BUDGET_STOPPED_REPLY.to_owned())
-                    .await
+            Metered::Refused { refusal } => {
+                self.unanswered(inbound, refusal.reply().to_owned()).await
             }
             Metered::Failed { error, attempts }
                 if self.handoff.triggers_on(HandoffTrigger::LlmFailure) =>
@@ -240,7 +243,7 @@ impl Pipeline {
             let before = crate::handoff::store::unanswered_in_a_row(
                 &self.ctx.db,
                 inbound.chat_id,
-                &[commands::APOLOGY, BUDGET_STOPPED_REPLY],
+                &[commands::APOLOGY, BUDGET_STOPPED_REPLY, LEAD_LIMIT_REPLY],
             )
             .await
             .map_err(HandoffError::from)?;

@@ -2,6 +2,7 @@
 //! gate, and threshold alerts deduplicated durably in `budget_alerts`.
 
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 
 use super::MoneyError;
 use super::period::{Period, day_key};
@@ -19,6 +20,9 @@ pub struct BudgetLimits {
     /// Percentages of a limit, ascending, without duplicates.
     pub alert_thresholds: Vec<u32>,
     pub hard_stop: bool,
+    /// `budget.perLead`: one lead's own limits (always enforced: a cap, not an alert).
+    pub lead_daily_nanos: Option<i64>,
+    pub lead_monthly_nanos: Option<i64>,
 }
 
 impl BudgetLimits {
@@ -27,6 +31,23 @@ impl BudgetLimits {
             Period::Day => self.daily_nanos,
             Period::Month => self.monthly_nanos,
         }
+    }
+
+    pub fn lead_limit(&self, period: Period) -> Option<i64> {
+        match period {
+            Period::Day => self.lead_daily_nanos,
+            Period::Month => self.lead_monthly_nanos,
+        }
+    }
+
+    /// The bot's limits stop calls (`hardStop` with a limit set).
+    pub fn bot_stops(&self) -> bool {
+        self.hard_stop && (self.daily_nanos.is_some() || self.monthly_nanos.is_some())
+    }
+
+    /// Some limit stops calls: each call then reserves its worst-case cost first.
+    pub fn reserves(&self) -> bool {
+        self.bot_stops() || self.lead_daily_nanos.is_some() || self.lead_monthly_nanos.is_some()
     }
 }
 
@@ -50,6 +71,19 @@ impl Spend {
 
 /// Today's and this month's spend, from the rollup only.
 pub(crate) async fn current_spend(db: &Db, now: DateTime<Utc>) -> Result<Spend, MoneyError> {
+    let mut conn = db
+        .pool
+        .acquire()
+        .await
+        .ctx("reading the spend of the current day and month")?;
+    spend_on(&mut conn, now).await
+}
+
+/// [`current_spend`] on one connection (inside a transaction, when it is one).
+pub(crate) async fn spend_on(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+) -> Result<Spend, MoneyError> {
     let today = day_key(now.date_naive());
     let month_start = day_key(Period::Month.first_day(now));
     // SUM of BIGINT is NUMERIC in PostgreSQL, which the Any driver cannot read: cast back.
@@ -63,7 +97,7 @@ pub(crate) async fn current_spend(db: &Db, now: DateTime<Utc>) -> Result<Spend, 
     )
     .bind(month_start.as_str())
     .bind(today.as_str())
-    .fetch_one(&db.pool)
+    .fetch_one(conn)
     .await
     .ctx("reading the spend of the current day and month")?;
     Ok(Spend {

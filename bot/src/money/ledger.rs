@@ -202,8 +202,13 @@ pub(crate) async fn write(
     call: &CallContext,
     priced: &[PricedAttempt<'_>],
     at: DateTime<Utc>,
+    reservation: Option<i64>,
 ) -> Result<(), MoneyError> {
     if priced.is_empty() {
+        if let Some(id) = reservation {
+            let mut conn = db.pool.acquire().await.ctx("releasing a reservation")?;
+            super::reserve::release(&mut conn, id).await?;
+        }
         return Ok(());
     }
     let at_ms = to_millis(at);
@@ -240,6 +245,9 @@ pub(crate) async fn write(
     // One rollup upsert per model of the call (usually one), not one per attempt.
     for (model, t) in rollup_increments(priced)? {
         t.upsert(&mut tx, day.as_str(), model, request_type).await?;
+    }
+    if let Some(id) = reservation {
+        super::reserve::release(&mut tx, id).await?;
     }
     tx.commit().await.ctx("committing the ledger transaction")?;
     Ok(())

@@ -10,19 +10,23 @@ mod budget;
 mod ledger;
 pub mod list_prices;
 mod metered;
+mod notices;
 mod period;
 mod pricing;
 mod rates;
 mod reports;
+mod reserve;
 mod stats;
+mod top_leads;
 mod usage_api;
+mod worst_case;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::db::{Db, SqlError};
 use crate::delivery::Delivery;
 use crate::metrics::{Metrics, RequestLabels};
-use botfleet_api::{BotConfig, ConfigError, UsdAmount};
+use botfleet_api::{BotConfig, ConfigError, LlmProvider, UsdAmount};
 
 pub use budget::{BudgetLimits, SentAlert, Spend, percent_of, reached};
 pub use metered::{CallSpec, Metered, MeteredLlm, Permit};
@@ -34,11 +38,50 @@ pub use stats::{
     DailyWindow, LlmStats, RollupRow, UsageTotals, WindowStats, group, render_llm_stats,
     render_window_html,
 };
+pub use top_leads::{LeadSpend, TOP_LEADS};
 pub use usage_api::UsageSummary;
 
 /// What the bot answers instead of calling the LLM once a budget with `hardStop` is spent.
 pub const BUDGET_STOPPED_REPLY: &str = "Sorry, I can't answer right now. \
      Please try again a bit later — we'll get back to you as soon as we can.";
+
+/// What a lead is told instead of an answer once its own limit (`budget.perLead`) is spent.
+pub const LEAD_LIMIT_REPLY: &str = "Thank you for all your questions! You have reached \
+     today's limit of answers for one conversation. Please come back later — \
+     we'll be glad to continue then.";
+
+/// Why a call was not made: the limit its worst-case cost did not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The bot's own daily or monthly limit (`hardStop`).
+    Bot(Period),
+    /// The lead's own limit (`budget.perLead`).
+    Lead(Period),
+}
+
+impl Refusal {
+    pub fn period(self) -> Period {
+        match self {
+            Refusal::Bot(period) | Refusal::Lead(period) => period,
+        }
+    }
+
+    /// `bot` or `lead`, as `budget_refusals` stores it.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Refusal::Bot(_) => "bot",
+            Refusal::Lead(_) => "lead",
+        }
+    }
+
+    /// What the lead is told instead of an answer.
+    pub fn reply(self) -> &'static str {
+        match self {
+            Refusal::Bot(_) => BUDGET_STOPPED_REPLY,
+            Refusal::Lead(_) => LEAD_LIMIT_REPLY,
+        }
+    }
+}
 
 /// The `outcome` label counted when the budget gate refuses a call.
 pub const BUDGET_REFUSED_OUTCOME: &str = "budget_refused";
@@ -117,6 +160,8 @@ pub struct Money {
     prices: PriceTable,
     limits: BudgetLimits,
     owners: Vec<i64>,
+    /// The LLM provider: an unpriced model is reserved at its dearest known rates.
+    provider: LlmProvider,
 }
 
 impl Money {
@@ -141,17 +186,36 @@ impl Money {
                     monthly_nanos: budget.monthly.as_ref().map(UsdAmount::nanos),
                     alert_thresholds: thresholds,
                     hard_stop: budget.hard_stop(),
+                    lead_daily_nanos: budget
+                        .per_lead
+                        .as_ref()
+                        .and_then(|l| l.daily.as_ref().map(UsdAmount::nanos)),
+                    lead_monthly_nanos: budget
+                        .per_lead
+                        .as_ref()
+                        .and_then(|l| l.monthly.as_ref().map(UsdAmount::nanos)),
                 }
             }
         };
-        Ok(Self::new(prices, limits, config.owners.clone()))
+        Ok(Self::new(
+            prices,
+            limits,
+            config.owners.clone(),
+            config.llm.provider,
+        ))
     }
 
-    pub fn new(prices: PriceTable, limits: BudgetLimits, owners: Vec<i64>) -> Self {
+    pub fn new(
+        prices: PriceTable,
+        limits: BudgetLimits,
+        owners: Vec<i64>,
+        provider: LlmProvider,
+    ) -> Self {
         Self {
             prices,
             limits,
             owners,
+            provider,
         }
     }
 
@@ -161,6 +225,10 @@ impl Money {
 
     pub fn limits(&self) -> &BudgetLimits {
         &self.limits
+    }
+
+    pub fn provider(&self) -> LlmProvider {
+        self.provider
     }
 
     pub fn is_owner(&self, user_id: i64) -> bool {
@@ -178,8 +246,23 @@ impl Money {
         attempts: &[botfleet_llm::Attempt],
         at: DateTime<Utc>,
     ) -> Result<i64, MoneyError> {
+        self.settle_call(db, metrics, call, attempts, at, None)
+            .await
+    }
+
+    /// [`Money::record_call`] that also deletes the call's reservation, in the ledger's
+    /// transaction: the worst case held is replaced by the exact cost at once.
+    pub(crate) async fn settle_call(
+        &self,
+        db: &Db,
+        metrics: &Metrics,
+        call: CallContext,
+        attempts: &[botfleet_llm::Attempt],
+        at: DateTime<Utc>,
+        reservation: Option<i64>,
+    ) -> Result<i64, MoneyError> {
         let priced = ledger::price_attempts(&self.prices, attempts)?;
-        ledger::write(db, &call, &priced, at).await?;
+        ledger::write(db, &call, &priced, at, reservation).await?;
         ledger::observe(metrics, &call, &priced);
         priced
             .iter()
@@ -250,14 +333,17 @@ impl Money {
     }
 
     /// Sends owners the threshold alerts not yet sent this period (each owner, threshold and
-    /// period at most once, durably). Called after each call and by the scheduler every tick.
+    /// period at most once, durably), and the notices of refused reservations (each owner,
+    /// period and scope — each lead for `perLead` — at most once, durably). Called after each call and by the scheduler every tick.
     pub async fn check_alerts(
         &self,
         db: &Db,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<Vec<SentAlert>, MoneyError> {
-        budget::send_due_alerts(db, delivery, &self.limits, &self.owners, now).await
+        let sent = budget::send_due_alerts(db, delivery, &self.limits, &self.owners, now).await?;
+        notices::send_due(db, delivery, &self.limits, &self.owners, now).await?;
+        Ok(sent)
     }
 
     /// Sets `llm_spend_usd{period}` from the rollup and `llm_budget_usd{period}` from config.
@@ -310,6 +396,7 @@ impl Money {
             requests_today: spend.requests_today,
             unpriced_calls_today: spend.unpriced_calls_today,
             hard_stopped: matches!(self.gate_for(&spend), BudgetGate::Stopped { .. }),
+            top_leads: top_leads::top_leads(db, now).await?,
         })
     }
 
@@ -326,7 +413,9 @@ impl Money {
 
     /// The numbers behind `/llm_stats`.
     pub async fn llm_stats(&self, db: &Db, now: DateTime<Utc>) -> Result<LlmStats, MoneyError> {
-        stats::llm_stats(db, now).await
+        let mut stats = stats::llm_stats(db, now).await?;
+        stats.top_leads = top_leads::top_leads(db, now).await?;
+        Ok(stats)
     }
 
     /// `/llm_stats` as Telegram HTML.

@@ -98,6 +98,8 @@ impl WindowStats {
 pub struct LlmStats {
     pub today: WindowStats,
     pub last_7_days: WindowStats,
+    /// The leads with the highest spend this month, dearest first.
+    pub top_leads: Vec<super::LeadSpend>,
 }
 
 /// One row of the daily rollup `llm_usage_daily`: a day's calls of one model for one kind of
@@ -138,6 +140,7 @@ pub(crate) async fn llm_stats(db: &Db, now: DateTime<Utc>) -> Result<LlmStats, M
     let mut stats = LlmStats {
         today: WindowStats::new(today, today),
         last_7_days: WindowStats::new(first, today),
+        top_leads: Vec::new(),
     };
     for row in rollup(db, first, today).await? {
         stats
@@ -190,6 +193,19 @@ pub fn render_llm_stats(stats: &LlmStats) -> String {
         ),
         &stats.last_7_days,
     );
+    if !stats.top_leads.is_empty() {
+        out.push_str("\n<b>Top leads this month</b>\n");
+        for (i, lead) in stats.top_leads.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{}. {} — {} (today {})",
+                i + 1,
+                lead.chat_id,
+                format_usd(lead.spend_month_nanos, 4),
+                format_usd(lead.spend_today_nanos, 4),
+            );
+        }
+    }
     out
 }
 

@@ -21,6 +21,8 @@ pub struct UsageSummary {
     pub unpriced_calls_today: i64,
     /// True when `hardStop` is on and a limit is reached: the bot is making no LLM calls.
     pub hard_stopped: bool,
+    /// The leads with the highest spend this month, dearest first (at most `TOP_LEADS`).
+    pub top_leads: Vec<super::LeadSpend>,
 }
 
 /// `"0.0001"`: USD with 4 decimals and no currency sign.

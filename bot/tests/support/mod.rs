@@ -75,6 +75,8 @@ pub struct BotConfigOptions {
     pub llm_yaml: String,
     /// Replaces the `pricing` entry of `claude-test` (one flow mapping), e.g. with cache prices.
     pub pricing: Option<String>,
+    /// Replaces the system prompt ("You are a test bot.").
+    pub system_prompt: Option<String>,
 }
 
 impl Default for BotConfigOptions {
@@ -85,6 +87,7 @@ impl Default for BotConfigOptions {
             extra_yaml: String::new(),
             llm_yaml: String::new(),
             pricing: None,
+            system_prompt: None,
         }
     }
 }
@@ -98,10 +101,14 @@ impl Harness {
             .map(|m| format!("  fallbackModel: {m}\n"))
             .unwrap_or_default();
         let config = format!(
-            "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: You are a test bot.\n  timeout: 5s\n  maxRetries: 2\n{llm_extra}pricing:\n  - {pricing}\n{extra}",
+            "mode: {mode}\nwebhook:\n  path: /telegram/e2e-bot\nllm:\n  provider: anthropic\n  model: claude-test\n{fallback}  baseUrl: {url}\n  systemPrompt: {system}\n  timeout: 5s\n  maxRetries: 2\n{llm_extra}pricing:\n  - {pricing}\n{extra}",
             mode = options.mode,
             url = llm.url,
             llm_extra = options.llm_yaml,
+            system = options
+                .system_prompt
+                .as_deref()
+                .unwrap_or("You are a test bot."),
             pricing = options
                 .pricing
                 .as_deref()
