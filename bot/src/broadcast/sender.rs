@@ -42,9 +42,6 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(5 * 60);
 const POLL: Duration = Duration::from_secs(1);
 /// Backoff of a transient failure: 2 s, 4 s, 8 s, … up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// Telegram took the message (or refused it for good): like a sent reply, recording that is
-/// retried through a database outage of up to this, or the row would go out again.
-const RECORD_WITHIN: Duration = Duration::from_secs(20 * 60);
 
 /// Runs broadcasts while `leading` is true, until `stop`. `identity` names this sender in
 /// claims (the pod name, or this process's id).
@@ -366,11 +363,13 @@ impl Run<'_> {
     /// Records a finished row. Telegram took the message (or refused it for good): like a sent
     /// reply, this is retried until the database answers, or the row would go out again.
     async fn record(&self, row: Claimed, outcome: &Outcome) -> Result<(), BroadcastError> {
-        crate::db::retry("recording a broadcast send", Some(RECORD_WITHIN), || {
-            let now = Utc::now().timestamp_millis();
-            store::finish_row(&self.ctx.db, self.id, row.chat_id, self.token, outcome, now)
-        })
-        .await?;
+        self.ctx
+            .db
+            .record_send("recording a broadcast send", || {
+                let now = Utc::now().timestamp_millis();
+                store::finish_row(&self.ctx.db, self.id, row.chat_id, self.token, outcome, now)
+            })
+            .await;
         Ok(())
     }
 }
