@@ -105,6 +105,8 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // Through an outage every acquire is slow; the outage is logged once (`health`).
+            .acquire_slow_level(tracing::log::LevelFilter::Info)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -181,6 +183,19 @@ impl Db {
     /// database is unreachable (logged once for the process; the caller logs at debug).
     pub fn unreachable(&self, e: &SqlError) -> bool {
         self.health.observe(&e.source, &self.pool)
+    }
+
+    /// [`Db::unreachable`] for any error that may wrap a database error (a feature's error):
+    /// true when a database error in its chain of sources says the database is unreachable.
+    pub fn unreachable_within(&self, e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(e);
+        while let Some(e) = next {
+            if let Some(sql) = e.downcast_ref::<sqlx::Error>() {
+                return self.health.observe(sql, &self.pool);
+            }
+            next = e.source();
+        }
+        false
     }
 
     /// Records what a send already did (a reply sent, a broadcast row delivered): retried

@@ -20,7 +20,6 @@ use tracing::Instrument;
 
 use crate::context::Context;
 use crate::conversation::{Pipeline, TelegramTransport};
-use crate::db::SqlError;
 use crate::inbox::{self, Claimed};
 
 /// How often an idle worker looks for rows it was not woken for (other replicas' expired
@@ -195,30 +194,30 @@ impl Workers {
             };
             let now = chrono::Utc::now().timestamp_millis();
             let db = &self.ctx.db;
-            // Through a database outage the update stays held; a transient failure's release
-            // may instead wait out its claim.
-            let within = self.ctx.settings.inbox_claim_timeout;
-            let outcome = match result {
-                Ok(()) => retry(db, None, || inbox::complete(db, row.update_id, now, None)).await,
+            // Recorded through any database outage; the update stays held meanwhile.
+            let action = "recording an update's outcome";
+            match result {
+                Ok(()) => db.record_send(action, || inbox::complete(db, row.update_id, now, None)).await,
                 Err(e) if e.chat_unreachable() => {
                     tracing::info!(error = %e, "the reply was refused: the chat is unreachable");
                     let error = e.to_string();
-                    retry(db, None, || inbox::complete(db, row.update_id, now, Some(&error))).await
+                    db.record_send(action, || inbox::complete(db, row.update_id, now, Some(&error))).await
                 }
                 Err(e) if e.is_transient() && row.attempts < inbox::MAX_ATTEMPTS => {
-                    tracing::warn!(error = %e, "update failed; it will be retried");
+                    if db.unreachable_within(&e) {
+                        tracing::debug!(error = %e, "update failed: the database is unreachable; it will be retried");
+                    } else {
+                        tracing::warn!(error = %e, "update failed; it will be retried");
+                    }
                     tokio::time::sleep(RETRY_PAUSE).await;
                     let error = e.to_string();
-                    retry(db, Some(within), || inbox::release(db, row.update_id, worker, &error)).await
+                    db.record_send(action, || inbox::release(db, row.update_id, worker, &error)).await
                 }
                 Err(e) => {
                     tracing::error!(error = %e, attempts = row.attempts, "update parked: it failed for good");
                     let error = e.to_string();
-                    retry(db, None, || inbox::complete(db, row.update_id, now, Some(&error))).await
+                    db.record_send(action, || inbox::complete(db, row.update_id, now, Some(&error))).await
                 }
-            };
-            if let Err(e) = outcome {
-                tracing::error!(error = %e, "could not record the update's outcome; its claim will expire and it runs again");
             }
         }
         .instrument(span)
@@ -242,18 +241,4 @@ impl Workers {
             }
         }
     }
-}
-
-/// Records an update's outcome: through any outage (`None`, the update held meanwhile), or up
-/// to `within`; the last error is returned for the caller to log.
-async fn retry<F, Fut>(
-    db: &crate::db::Db,
-    within: Option<Duration>,
-    write: F,
-) -> Result<(), SqlError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), SqlError>>,
-{
-    crate::db::retry(db, "recording an update's outcome", within, write).await
 }
