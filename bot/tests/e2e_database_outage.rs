@@ -12,30 +12,11 @@ use std::time::Duration;
 
 use support::fake_telegram::text_update;
 use support::pg_server::PgServer;
-use support::{BotConfigOptions, BotProcess, Harness, TestDb, WEBHOOK_SECRET, eventually};
+use support::{BotConfigOptions, BotProcess, Harness, TestDb, deliver_until_ok, eventually};
 
 const UPDATES: i64 = 300;
 const ROUNDS: usize = 3;
 const OUTAGE: Duration = Duration::from_secs(6);
-
-/// Delivers one update the way Telegram does: again and again until a replica gives a 200.
-async fn deliver(client: &reqwest::Client, urls: &[String], update: serde_json::Value) {
-    for attempt in 0usize.. {
-        let url = &urls[attempt % urls.len()];
-        let status = client
-            .post(url)
-            .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
-            .json(&update)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .ok();
-        if status == Some(200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn harness(server: &PgServer) -> Harness {
     let db = TestDb::existing(&server.url("postgres")).await;
@@ -81,7 +62,7 @@ async fn outage_round(replicas: usize, round: usize) {
             for n in 0..UPDATES {
                 let update = text_update(70_000 + n, 1 + n, &format!("u{n}"));
                 let (client, urls) = (client.clone(), urls.clone());
-                deliveries.spawn(async move { deliver(&client, &urls, update).await });
+                deliveries.spawn(async move { deliver_until_ok(&client, &urls, &update).await });
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             deliveries.join_all().await;

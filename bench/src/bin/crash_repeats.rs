@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use botfleet_api::contract::env;
-use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
+use botfleet_bench::bot_process::{BotOptions, BotProcess, bot_bin};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
 use botfleet_bench::flags::{self, Flag, Flags};
@@ -146,13 +146,8 @@ async fn run(kind: Kind, inputs: &Inputs) -> Result<Outcome, Box<dyn std::error:
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flags = Flags::parse("Answers repeated per SIGKILL under steady traffic", FLAGS);
-    let bin = flags.text("bot-bin");
     let inputs = Inputs {
-        bot_bin: if bin.is_empty() {
-            default_bot_bin()
-        } else {
-            PathBuf::from(bin)
-        },
+        bot_bin: bot_bin(&flags.text("bot-bin")),
         admin_url: flags.text("database-url"),
         kills: flags.get("kills"),
         every: Duration::from_secs(flags.get("every-secs")),
