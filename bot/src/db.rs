@@ -198,6 +198,16 @@ impl Db {
         false
     }
 
+    /// Logs a failed step of a loop that tries again later: at debug while the database is
+    /// unreachable (the outage is logged once), else as a warning.
+    pub fn log_failure(&self, e: &(dyn std::error::Error + 'static), what: &'static str) {
+        if self.unreachable_within(e) {
+            tracing::debug!(error = %e, what, "failed: the database is unreachable");
+        } else {
+            tracing::warn!(error = %e, "{what}");
+        }
+    }
+
     /// Records what a send already did (a reply sent, a broadcast row delivered): retried
     /// through any outage and never given up, and written before workers claim anything
     /// when the database is back, so the send is not made again.

@@ -78,8 +78,9 @@ pub async fn run(
                     stop: &stop,
                 };
                 if let Err(e) = run.run().await {
-                    tracing::warn!(broadcast = id, error = %e, "broadcast run interrupted; it resumes where it stopped");
-                    if let Err(e) = store::release(&ctx.db, &token, false).await {
+                    ctx.db
+                        .log_failure(&e, "broadcast run interrupted; it resumes where it stopped");
+                    if let Err(e) = give_back(&ctx.db, &token).await {
                         tracing::warn!(broadcast = id, error = %e, "could not give claimed recipients back; their claims expire");
                     }
                     sleep_or_stop(&stop, POLL).await;
@@ -88,7 +89,7 @@ pub async fn run(
             }
             Ok(None) => sleep_or_stop(&stop, POLL).await,
             Err(e) => {
-                tracing::warn!(error = %e, "looking for broadcasts failed");
+                ctx.db.log_failure(&e, "looking for broadcasts failed");
                 sleep_or_stop(&stop, POLL).await;
             }
         }
@@ -250,7 +251,7 @@ impl Run<'_> {
         }
         drop(inflight);
         if !queue.is_empty()
-            && let Err(e) = store::release(&ctx.db, self.token, false).await
+            && let Err(e) = give_back(&ctx.db, self.token).await
         {
             failure.get_or_insert(e.into());
         }
@@ -372,6 +373,18 @@ impl Run<'_> {
             .await;
         Ok(())
     }
+}
+
+/// Gives back the rows `token` claimed and did not start, through a database outage of up to
+/// their claim's life (after that they are free anyway).
+async fn give_back(db: &crate::db::Db, token: &str) -> Result<u64, crate::db::SqlError> {
+    crate::db::retry(
+        db,
+        "giving claimed recipients back",
+        Some(CLAIM_TTL),
+        || store::release(db, token, false),
+    )
+    .await
 }
 
 enum Idle {
