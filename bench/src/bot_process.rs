@@ -33,6 +33,15 @@ pub enum BotError {
 
 /// Where the bot binary is: `--bot-bin`/`BOTFLEET_BOT_BIN`, else next to this benchmark's own
 /// executable (both are built into the same `target/release`).
+/// The binary `--bot-bin` names, or (empty) [`default_bot_bin`].
+pub fn bot_bin(given: &str) -> PathBuf {
+    if given.is_empty() {
+        default_bot_bin()
+    } else {
+        PathBuf::from(given)
+    }
+}
+
 pub fn default_bot_bin() -> PathBuf {
     std::env::current_exe()
         .ok()

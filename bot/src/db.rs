@@ -6,6 +6,9 @@
 //! `migrations/{sqlite,postgres}/`, are embedded in the binary, and run under sqlx's migration
 //! lock (a PostgreSQL advisory lock), so replicas that start together migrate once.
 
+pub mod health;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -68,6 +71,8 @@ pub type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgumen
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    /// Whether the database answers; shared by every clone.
+    pub health: Arc<health::Health>,
 }
 
 impl Db {
@@ -100,6 +105,8 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // Through an outage every acquire is slow; the outage is logged once (`health`).
+            .acquire_slow_level(tracing::log::LevelFilter::Info)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -121,7 +128,11 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(|source| DbError::Connect { dialect, source })?;
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            health: Arc::default(),
+        })
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -167,6 +178,49 @@ impl Db {
                 .await;
         matches!(applied, Ok(Some(v)) if v >= latest)
     }
+
+    /// Notes a failed operation with the database's health: true when it failed because the
+    /// database is unreachable (logged once for the process; the caller logs at debug).
+    pub fn unreachable(&self, e: &SqlError) -> bool {
+        self.health.observe(&e.source, &self.pool)
+    }
+
+    /// [`Db::unreachable`] for any error that may wrap a database error (a feature's error):
+    /// true when a database error in its chain of sources says the database is unreachable.
+    pub fn unreachable_within(&self, e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(e);
+        while let Some(e) = next {
+            if let Some(sql) = e.downcast_ref::<sqlx::Error>() {
+                return self.health.observe(sql, &self.pool);
+            }
+            next = e.source();
+        }
+        false
+    }
+
+    /// Logs a failed step of a loop that tries again later: at debug while the database is
+    /// unreachable (the outage is logged once), else as a warning.
+    pub fn log_failure(&self, e: &(dyn std::error::Error + 'static), what: &'static str) {
+        if self.unreachable_within(e) {
+            tracing::debug!(error = %e, what, "failed: the database is unreachable");
+        } else {
+            tracing::warn!(error = %e, "{what}");
+        }
+    }
+
+    /// Records what a send already did (a reply sent, a broadcast row delivered): retried
+    /// through any outage and never given up, and written before workers claim anything
+    /// when the database is back, so the send is not made again.
+    pub async fn record_send<T, F, Fut>(&self, action: &'static str, write: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SqlError>>,
+    {
+        match retry(self, action, None, write).await {
+            Ok(value) => value,
+            Err(_) => unreachable!("a retry without a deadline ends only when the write lands"),
+        }
+    }
 }
 
 /// The first pause of [`retry`]; each next one doubles, up to [`RETRY_MAX_PAUSE`].
@@ -177,14 +231,18 @@ pub const RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
 /// connection), for writes that must land because what they record already happened (a sent
 /// message, an update's outcome):
 ///
-/// - `write` is tried at once, then after 100 ms, doubling to at most 2 s between tries;
+/// - `write` is tried at once, then after 100 ms, doubling to at most 2 s between tries (and
+///   at once when the database answers again after an outage);
 /// - it is given up when the next try would start after `within` (`None`: never, for a record
 ///   whose loss would repeat a message and whose caller can wait), returning the last error;
-/// - the first failure is logged once as a warning naming `action`, and a success after
-///   failures as info; the caller logs giving up (each failure logged once).
+///   such a record is pending while it waits: the database's return writes it before the
+///   workers claim again (see [`health`]);
+/// - an outage is logged once for the process (by [`health`]), its retries at debug; any other
+///   first failure is logged once as a warning naming `action`; the caller logs giving up.
 ///
 /// Every SQL error is retried: a write that can never succeed (a bug) shows in the warning.
 pub async fn retry<T, F, Fut>(
+    db: &Db,
     action: &'static str,
     within: Option<Duration>,
     mut write: F,
@@ -195,11 +253,12 @@ where
 {
     let deadline = within.and_then(|w| tokio::time::Instant::now().checked_add(w));
     let mut pause = RETRY_FIRST_PAUSE;
-    let mut failed = false;
+    let mut pending = None;
+    let mut warned = false;
     loop {
         match write().await {
             Ok(value) => {
-                if failed {
+                if warned {
                     tracing::info!(action, "the database answered after all");
                 }
                 return Ok(value);
@@ -208,15 +267,31 @@ where
                 return Err(e);
             }
             Err(e) => {
-                if !failed {
+                if db.unreachable(&e) {
+                    tracing::debug!(action, error = %e, "database write failed; retrying when it answers");
+                } else if !warned {
                     tracing::warn!(action, error = %e, "database write failed; retrying until it answers");
-                    failed = true;
+                    warned = true;
                 }
-                tokio::time::sleep(pause).await;
+                if within.is_none() && pending.is_none() {
+                    pending = Some(db.health.pending());
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = answered_again(db) => {}
+                }
                 pause = (pause * 2).min(RETRY_MAX_PAUSE);
             }
         }
     }
+}
+
+/// Resolves when a database that is down answers again (never while it is not down).
+async fn answered_again(db: &Db) {
+    if db.health.state() != health::State::Down {
+        return std::future::pending().await;
+    }
+    db.health.reachable().await
 }
 
 /// The embedded database is created on first start (a fresh volume has no file yet): a SQLite

@@ -160,14 +160,14 @@ pub async fn run(
 pub async fn tick(ctx: &Context, money: &Money, runner: &FollowUpRunner, stop: &CancellationToken) {
     let now = chrono::Utc::now();
     if let Err(e) = runner.tick(ctx, money, now, stop).await {
-        tracing::warn!(error = %e, "follow-up tick failed");
+        ctx.db.log_failure(&e, "follow-up tick failed");
     }
     match money.check_alerts(&ctx.db, &ctx.delivery, now).await {
         Ok(sent) if !sent.is_empty() => tracing::info!(alerts = sent.len(), "budget alerts sent"),
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "budget alert check failed"),
+        Err(e) => ctx.db.log_failure(&e, "budget alert check failed"),
     }
     if let Err(e) = money.refresh_gauges(&ctx.db, &ctx.metrics, now).await {
-        tracing::warn!(error = %e, "refreshing the spend gauges failed");
+        ctx.db.log_failure(&e, "refreshing the spend gauges failed");
     }
 }

@@ -577,3 +577,53 @@ async fn a_scheduled_broadcast_starts_at_its_time(db: TestDb) {
     println!("started {:?} after its time", first.duration_since(due));
 }
 for_each_db!(a_scheduled_broadcast_starts_at_its_time);
+
+/// PostgreSQL stopped for longer than an inbox claim while a broadcast is being sent (each
+/// send answered after 200 ms, so sends are in flight when it stops): no lead gets it twice,
+/// every lead gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_during_a_broadcast_repeats_nothing() {
+    let Some(server) = support::pg_server::PgServer::start() else {
+        return;
+    };
+    let db = TestDb::existing(&server.url("postgres")).await;
+    db.db
+        .migrate()
+        .await
+        .expect("migrating the test's own server");
+    let leads = seed_leads(&db, 10_001, 300).await;
+    let mut bot = Bot::start(db).await;
+    let (id, prompt) = bot.compose("").await;
+    bot.h.telegram.set_answer_delay(Duration::from_millis(200));
+    bot.press(&format!("bcast:go:{id}"), &prompt).await;
+    eventually(
+        Duration::from_secs(30),
+        "the first broadcast messages",
+        || bot.lead_messages(&leads).len() >= 30,
+    )
+    .await;
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    server.start_again();
+
+    let unfinished = async || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM broadcast_recipients WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(&bot.h.db.db.pool)
+        .await
+        .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while unfinished().await != Some(0) {
+        assert!(Instant::now() < deadline, "the broadcast did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sent = bot.lead_messages(&leads);
+    for chat in leads.clone() {
+        let times = sent.iter().filter(|(c, ..)| *c == chat).count();
+        assert_eq!(times, 1, "lead {chat} got the broadcast {times} times");
+    }
+    drop(bot);
+    drop(server);
+}

@@ -10,34 +10,10 @@ use std::time::Duration;
 
 use support::fake_telegram::text_update;
 use support::pg_server::PgServer;
-use support::{WEBHOOK_SECRET, eventually};
+use support::{deliver_until_ok, eventually};
 
 const UPDATES: i64 = 500;
 const CHATS: i64 = 250;
-
-/// Delivers one update the way Telegram does: again and again until it gets a 200.
-async fn deliver(
-    client: &reqwest::Client,
-    url: &str,
-    update: serde_json::Value,
-    refused: &AtomicU32,
-) {
-    loop {
-        let status = client
-            .post(url)
-            .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
-            .json(&update)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .ok();
-        if status == Some(200) {
-            return;
-        }
-        refused.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_load_loses_nothing() {
@@ -58,7 +34,10 @@ async fn a_database_restart_under_load_loses_nothing() {
             for n in 0..UPDATES {
                 let update = text_update(50_000 + n, 1 + n % CHATS, &format!("u{n}"));
                 let (client, url, refused) = (client.clone(), url.clone(), refused.clone());
-                deliveries.spawn(async move { deliver(&client, &url, update, &refused).await });
+                deliveries.spawn(async move {
+                    let times = deliver_until_ok(&client, &[url], &update).await;
+                    refused.fetch_add(times, Ordering::Relaxed);
+                });
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             deliveries.join_all().await;

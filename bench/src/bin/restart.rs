@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use botfleet_api::contract::env;
-use botfleet_bench::bot_process::{BotOptions, BotProcess, default_bot_bin};
+use botfleet_bench::bot_process::{BotOptions, BotProcess, bot_bin};
 use botfleet_bench::database::{Database, Kind};
 use botfleet_bench::fakes::{llm::FakeLlm, telegram::FakeTelegram};
 use botfleet_bench::flags::{self, Flag, Flags};
@@ -149,13 +149,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "A crashed bot answers what it left in flight: time to the reply",
         FLAGS,
     );
-    let bin = flags.text("bot-bin");
     let inputs = Inputs {
-        bot_bin: if bin.is_empty() {
-            default_bot_bin()
-        } else {
-            PathBuf::from(bin)
-        },
+        bot_bin: bot_bin(&flags.text("bot-bin")),
         admin_url: flags.text("database-url"),
     };
     let kinds: Vec<Kind> = flags.list("db");

@@ -42,9 +42,6 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(5 * 60);
 const POLL: Duration = Duration::from_secs(1);
 /// Backoff of a transient failure: 2 s, 4 s, 8 s, … up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// Telegram took the message (or refused it for good): like a sent reply, recording that is
-/// retried through a database outage of up to this, or the row would go out again.
-const RECORD_WITHIN: Duration = Duration::from_secs(20 * 60);
 
 /// Runs broadcasts while `leading` is true, until `stop`. `identity` names this sender in
 /// claims (the pod name, or this process's id).
@@ -81,8 +78,9 @@ pub async fn run(
                     stop: &stop,
                 };
                 if let Err(e) = run.run().await {
-                    tracing::warn!(broadcast = id, error = %e, "broadcast run interrupted; it resumes where it stopped");
-                    if let Err(e) = store::release(&ctx.db, &token, false).await {
+                    ctx.db
+                        .log_failure(&e, "broadcast run interrupted; it resumes where it stopped");
+                    if let Err(e) = give_back(&ctx.db, &token).await {
                         tracing::warn!(broadcast = id, error = %e, "could not give claimed recipients back; their claims expire");
                     }
                     sleep_or_stop(&stop, POLL).await;
@@ -91,7 +89,7 @@ pub async fn run(
             }
             Ok(None) => sleep_or_stop(&stop, POLL).await,
             Err(e) => {
-                tracing::warn!(error = %e, "looking for broadcasts failed");
+                ctx.db.log_failure(&e, "looking for broadcasts failed");
                 sleep_or_stop(&stop, POLL).await;
             }
         }
@@ -253,7 +251,7 @@ impl Run<'_> {
         }
         drop(inflight);
         if !queue.is_empty()
-            && let Err(e) = store::release(&ctx.db, self.token, false).await
+            && let Err(e) = give_back(&ctx.db, self.token).await
         {
             failure.get_or_insert(e.into());
         }
@@ -366,13 +364,27 @@ impl Run<'_> {
     /// Records a finished row. Telegram took the message (or refused it for good): like a sent
     /// reply, this is retried until the database answers, or the row would go out again.
     async fn record(&self, row: Claimed, outcome: &Outcome) -> Result<(), BroadcastError> {
-        crate::db::retry("recording a broadcast send", Some(RECORD_WITHIN), || {
-            let now = Utc::now().timestamp_millis();
-            store::finish_row(&self.ctx.db, self.id, row.chat_id, self.token, outcome, now)
-        })
-        .await?;
+        self.ctx
+            .db
+            .record_send("recording a broadcast send", || {
+                let now = Utc::now().timestamp_millis();
+                store::finish_row(&self.ctx.db, self.id, row.chat_id, self.token, outcome, now)
+            })
+            .await;
         Ok(())
     }
+}
+
+/// Gives back the rows `token` claimed and did not start, through a database outage of up to
+/// their claim's life (after that they are free anyway).
+async fn give_back(db: &crate::db::Db, token: &str) -> Result<u64, crate::db::SqlError> {
+    crate::db::retry(
+        db,
+        "giving claimed recipients back",
+        Some(CLAIM_TTL),
+        || store::release(db, token, false),
+    )
+    .await
 }
 
 enum Idle {

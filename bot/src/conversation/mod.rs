@@ -171,15 +171,9 @@ impl Pipeline {
     }
 
     /// Records that Telegram took the reply. A send cannot be undone, and a reply left unsent
-    /// in the database would be sent again when the update runs again, so this is retried
-    /// until it lands (through a database restart; the claim's heartbeat keeps the update
-    /// ours meanwhile, for up to `BOTFLEET_INBOX_CLAIM_TIMEOUT` of outage).
+    /// in the database would be sent again when the update runs again, so this lands through
+    /// any database outage, before any worker claims again (see [`crate::db::Db::record_send`]).
     pub(crate) async fn record_sent(&self, message_id: i64, chat_id: i64) {
-        let recorded = crate::db::retry("recording a sent reply", None, || {
-            let now = chrono::Utc::now().timestamp_millis();
-            leads::mark_sent(&self.ctx.db, message_id, chat_id, now)
-        });
-        // With no deadline the retry ends only when the write lands.
-        let _ = recorded.await;
+        leads::record_sent(&self.ctx.db, message_id, chat_id).await
     }
 }

@@ -256,8 +256,12 @@ impl FollowUpRunner {
         {
             Ok(_) => {
                 ctx.metrics.followups_sent.inc();
-                let advanced =
-                    store::complete(&ctx.db, lead, token, &text, now.timestamp_millis()).await?;
+                let advanced = ctx
+                    .db
+                    .record_send("recording a sent follow-up", || {
+                        store::complete(&ctx.db, lead, token, &text, now.timestamp_millis())
+                    })
+                    .await;
                 if !advanced {
                     tracing::info!(
                         chat_id = lead.chat_id,

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::store::{self, AfterFailure, Handoff, LeadInfo, OutboxMessage};
 use crate::context::Context;
+use crate::db::{Db, SqlError};
 use crate::leads::history;
 use crate::money::{CallSpec, Metered, RequestType};
 use crate::telegram::{Format, Priority, escape_html};
@@ -238,28 +239,16 @@ pub(super) async fn deliver_due(ctx: &Context, handoff_id: Option<i64>) -> usize
         let now = Utc::now().timestamp_millis();
         let outcome = match result {
             Ok(ids) => {
-                let mut recorded = Ok(());
-                for id in ids {
-                    recorded = recorded.and(
-                        store::record_relay(
-                            &ctx.db,
-                            row.owner_chat_id,
-                            id,
-                            row.handoff_id,
-                            row.lead_chat_id,
-                            now,
-                        )
-                        .await,
-                    );
-                }
                 if row.is_reminder() {
                     reminder_counted(ctx, "sent");
                 }
-                match recorded {
-                    Ok(()) => store::outbox_sent(&ctx.db, row.id, now).await,
-                    Err(e) => Err(e),
-                }
-                .map(|()| sent += 1)
+                ctx.db
+                    .record_send("recording a sent owner message", || {
+                        record_delivered(&ctx.db, &row, &ids, now)
+                    })
+                    .await;
+                sent += 1;
+                Ok(())
             }
             Err(e) => failed(ctx, &row, &e.to_string(), now).await,
         };
@@ -306,4 +295,26 @@ fn reminder_counted(ctx: &Context, outcome: &str) {
             outcome: outcome.to_owned(),
         })
         .inc();
+}
+
+/// Records a sent outbox row: its message ids (an owner's reply to one reaches the lead), then
+/// the row as sent.
+async fn record_delivered(
+    db: &Db,
+    row: &store::Pending,
+    ids: &[i64],
+    now: i64,
+) -> Result<(), SqlError> {
+    for &id in ids {
+        store::record_relay(
+            db,
+            row.owner_chat_id,
+            id,
+            row.handoff_id,
+            row.lead_chat_id,
+            now,
+        )
+        .await?;
+    }
+    store::outbox_sent(db, row.id, now).await
 }

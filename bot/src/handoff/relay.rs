@@ -111,7 +111,7 @@ impl Handoffs {
         ctx.delivery
             .send(lead_chat, text, Format::Plain, Priority::Interactive)
             .await?;
-        conversation::mark_sent(db, id, lead_chat, chrono::Utc::now().timestamp_millis()).await?;
+        conversation::record_sent(db, id, lead_chat).await;
         store::touch(db, handoff.id, now).await?;
         tracing::info!(handoff = handoff.id, "an owner's reply sent to the lead");
         Ok(true)
@@ -134,13 +134,7 @@ pub(super) async fn tell_lead_resumed(
     ctx.delivery
         .send(lead_chat, &text, Format::Plain, Priority::Interactive)
         .await?;
-    conversation::mark_sent(
-        &ctx.db,
-        id,
-        lead_chat,
-        chrono::Utc::now().timestamp_millis(),
-    )
-    .await?;
+    conversation::record_sent(&ctx.db, id, lead_chat).await;
     Ok(())
 }
 

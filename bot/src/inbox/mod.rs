@@ -38,13 +38,23 @@ pub struct Claimed {
     pub received_at_ms: i64,
 }
 
-/// Claims the next row that may run now: unfinished, unclaimed (or its claim expired), and the
-/// oldest unfinished row of its chat. Returns `None` when there is nothing to do.
+/// Which rows [`claim_next`] may take besides unclaimed ones.
+pub struct Claimable<'a> {
+    /// A claim that ran out before this (Unix ms) may be taken over; `i64::MIN`: none.
+    pub expired_before: i64,
+    /// Rows this process holds in memory: never taken, whatever their claim says.
+    pub held: &'a (dyn Fn(i64) -> bool + Sync),
+}
+
+/// Claims the next row that may run now: unfinished, unclaimed (or its claim expired, as
+/// `claimable` allows), and the oldest unfinished row of its chat. Returns `None` when there is
+/// nothing to do.
 pub async fn claim_next(
     db: &Db,
     worker: &str,
     claim_for: Duration,
     now_ms: i64,
+    claimable: Claimable<'_>,
 ) -> Result<Option<Claimed>, SqlError> {
     let candidates: Vec<i64> = sqlx::query_scalar(
         "SELECT i.update_id FROM inbox i
@@ -60,12 +70,12 @@ pub async fn claim_next(
     // inbox is empty, takes seconds per call once a backlog builds. Planned with the real
     // parameters each time it stays a fraction of a millisecond.
     .persistent(false)
-    .bind(now_ms)
+    .bind(claimable.expired_before)
     .fetch_all(&db.pool)
     .await
     .ctx("claiming the next update")?;
     let until = now_ms + claim_for.as_millis() as i64;
-    for update_id in candidates {
+    for update_id in candidates.into_iter().filter(|&id| !(claimable.held)(id)) {
         // Conditional update: of several workers racing for this row, one changes it.
         let won = sqlx::query(
             "UPDATE inbox SET claimed_by = $1, claim_until = $2, attempts = attempts + 1
@@ -74,7 +84,7 @@ pub async fn claim_next(
         .bind(worker)
         .bind(until)
         .bind(update_id)
-        .bind(now_ms)
+        .bind(claimable.expired_before)
         .execute(&db.pool)
         .await.ctx("claiming the next update")?
         .rows_affected()

@@ -65,13 +65,14 @@ async fn run(db: Db, mut queue: mpsc::Receiver<Request>, batch_rows: Histogram) 
         let (rows, answers): (Vec<NewUpdate>, Vec<_>) =
             waiting.drain(..).map(|r| (r.row, r.answer)).unzip();
         let stored = batch::insert(&db, &rows).await;
-        answer(&rows, answers, stored);
+        answer(&db, &rows, answers, stored);
     }
 }
 
 /// Gives each caller its row's outcome. A caller that went away (its client hung up) is
 /// skipped: its row is stored all the same, and a repeat delivery is acknowledged as such.
 fn answer(
+    db: &Db,
     rows: &[NewUpdate],
     answers: Vec<oneshot::Sender<Result<Enqueued, WriteError>>>,
     stored: Result<Vec<Enqueued>, SqlError>,
@@ -82,6 +83,10 @@ fn answer(
                 let _ = answer.send(Ok(outcome));
             }
         }
+        Err(e) if db.unreachable(&e) => {
+            tracing::debug!(rows = rows.len(), error = %e, "could not store a batch of updates: the database is unreachable; each is refused and delivered again");
+            refuse(answers, e);
+        }
         Err(e) => {
             tracing::error!(
                 rows = rows.len(),
@@ -89,10 +94,14 @@ fn answer(
                 error = %e,
                 "could not store a batch of updates; each is refused and delivered again"
             );
-            let e = Arc::new(e);
-            for answer in answers {
-                let _ = answer.send(Err(WriteError::Batch(e.clone())));
-            }
+            refuse(answers, e);
         }
+    }
+}
+
+fn refuse(answers: Vec<oneshot::Sender<Result<Enqueued, WriteError>>>, e: SqlError) {
+    let e = Arc::new(e);
+    for answer in answers {
+        let _ = answer.send(Err(WriteError::Batch(e.clone())));
     }
 }

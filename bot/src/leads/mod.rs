@@ -152,6 +152,20 @@ pub async fn store_reply(
     }
 }
 
+/// Records that Telegram took stored message `message_id`: through any database outage, before
+/// workers claim again (see [`Db::record_send`]), so it is not sent again.
+pub async fn record_sent(db: &Db, message_id: i64, chat_id: i64) {
+    db.record_send("recording a sent reply", || {
+        mark_sent(
+            db,
+            message_id,
+            chat_id,
+            chrono::Utc::now().timestamp_millis(),
+        )
+    })
+    .await
+}
+
 pub async fn mark_sent(
     db: &Db,
     message_id: i64,

@@ -6,8 +6,8 @@ use sqlx::AnyConnection;
 
 use super::MoneyError;
 use super::period::{Period, day_key};
-use crate::db::SqlContext;
 use crate::db::{AnyQuery, Db, to_millis};
+use crate::db::{SqlContext, SqlError};
 use crate::delivery::Delivery;
 use crate::telegram::{Format, Priority};
 use botfleet_api::format_usd;
@@ -194,7 +194,10 @@ pub(crate) async fn send_due_alerts(
                 .await
             {
                 Ok(_) => {
-                    mark_sent(db, period, &key, &claimed, owner, now).await?;
+                    db.record_send("marking a budget alert sent", || {
+                        mark_sent(db, period, &key, &claimed, owner, now)
+                    })
+                    .await;
                     tracing::info!(
                         period = period.as_str(),
                         period_key = %key,
@@ -270,7 +273,7 @@ async fn mark_sent(
     thresholds: &[u32],
     owner: i64,
     now: DateTime<Utc>,
-) -> Result<(), MoneyError> {
+) -> Result<(), SqlError> {
     const MARK_SENT: &str = "UPDATE budget_alerts SET sent_at = $5 \
          WHERE period_kind = $1 AND period_key = $2 AND threshold = $3 AND owner_id = $4";
     for &threshold in thresholds {

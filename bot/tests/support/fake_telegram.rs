@@ -64,6 +64,9 @@ struct Inner {
     chat_failures: std::collections::HashMap<i64, VecDeque<Failure>>,
     /// `(group, user)` pairs `getChatMember` answers as members.
     members: std::collections::HashSet<(i64, i64)>,
+    /// How long an accepted sendMessage waits before it is answered (the message counts as
+    /// sent at once: a reply in flight).
+    answer_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -104,6 +107,11 @@ impl FakeTelegram {
     /// While failing, every `sendMessage` gets a 500 and is not recorded as sent.
     pub fn set_failing(&self, failing: bool) {
         self.inner.lock().unwrap().failing = failing;
+    }
+
+    /// Answers each accepted `sendMessage` only after `delay` (it is recorded as sent before).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.inner.lock().unwrap().answer_delay = delay;
     }
 
     /// How many `sendMessage` calls were refused while failing.
@@ -333,6 +341,8 @@ async fn handle(
                 )
                     .into_response(),
                 None => {
+                    let delay = inner.lock().unwrap().answer_delay;
+                    let answer = {
                     let mut inner = inner.lock().unwrap();
                     inner.calls.push(Call { method: "sendMessage.ok".into(), body: body.clone(), at: Instant::now() });
                     let id = inner.calls.len();
@@ -344,6 +354,9 @@ async fn handle(
                         "reply_markup": body["reply_markup"],
                     }}))
                     .into_response()
+                    };
+                    tokio::time::sleep(delay).await;
+                    answer
                 }
             }
         }

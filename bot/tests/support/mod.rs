@@ -287,6 +287,32 @@ impl Drop for BotProcess {
     }
 }
 
+/// Delivers one update the way Telegram does: again and again (to each of `urls` in turn)
+/// until one answers 200. Returns how many deliveries were refused.
+pub async fn deliver_until_ok(
+    client: &reqwest::Client,
+    urls: &[String],
+    update: &serde_json::Value,
+) -> u32 {
+    let mut refused = 0;
+    loop {
+        let url = &urls[refused as usize % urls.len()];
+        let status = client
+            .post(url)
+            .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
+            .json(update)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok();
+        if status == Some(200) {
+            return refused;
+        }
+        refused += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Polls `check` until it holds or `timeout` passes; then fails with `what`.
 pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut check: F) {
     let deadline = Instant::now() + timeout;
