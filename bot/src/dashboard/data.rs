@@ -6,7 +6,9 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use crate::broadcast::store::{self as broadcasts, Broadcast, Counts};
 use crate::db::Db;
 use crate::handoff::store::{self as handoffs, OpenHandoff};
-use crate::money::{DailyWindow, LeadCounts, LeadStats, Money, MoneyError, Period, Spend};
+use crate::money::{
+    DailyWindow, LeadCounts, LeadSpend, LeadStats, Money, MoneyError, Period, Spend,
+};
 
 /// How many recent broadcasts the dashboard lists.
 const RECENT_BROADCASTS: i64 = 5;
@@ -73,6 +75,8 @@ pub struct Dashboard {
     pub now: DateTime<Utc>,
     pub usage: DailyWindow,
     pub spend: Spend,
+    /// `/llm_stats`' top leads: this month's, whatever the view.
+    pub top_leads: Vec<LeadSpend>,
     pub lead_days: Vec<LeadDay>,
     pub lead_stats: LeadStats,
     pub open_handoffs: Vec<OpenHandoff>,
@@ -100,6 +104,7 @@ pub async fn load(
         now,
         usage: money.daily_window(db, first, today).await?,
         spend: money.spend(db, now).await?,
+        top_leads: money.top_leads(db, now).await?,
         lead_days: lead_days(db, money, first, today).await?,
         lead_stats: money.lead_stats(db, now).await?,
         open_handoffs: handoffs::list_open(db).await?,

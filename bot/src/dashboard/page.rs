@@ -9,7 +9,8 @@ use super::data::{Dashboard, LeadDay, View};
 use super::svg::{self, Line, Series};
 use crate::handoff::store::OpenHandoff;
 use crate::money::{
-    BudgetLimits, UsageTotals, render_budget, render_lead_stats, render_window_html,
+    BudgetLimits, UsageTotals, render_budget, render_lead_stats, render_top_leads,
+    render_window_html,
 };
 use crate::telegram::escape_html;
 
@@ -159,6 +160,9 @@ pub fn view(d: &Dashboard, limits: &BudgetLimits) -> String {
             &d.usage.stats,
         ),
     );
+    if !d.top_leads.is_empty() {
+        section_text(&mut out, &render_top_leads(&d.top_leads));
+    }
     out.push_str(&leads_section(&d.lead_days));
     section_text(&mut out, &render_lead_stats(&d.lead_stats));
     out.push_str(&handoffs_section(&d.open_handoffs, d.now));

@@ -36,7 +36,7 @@ pub use rates::{LongPromptRates, ModelRates, Rates};
 pub use reports::{LeadCounts, LeadStats, render_budget, render_lead_stats};
 pub use stats::{
     DailyWindow, LlmStats, RollupRow, UsageTotals, WindowStats, group, render_llm_stats,
-    render_window_html,
+    render_top_leads, render_window_html,
 };
 pub use top_leads::{LeadSpend, TOP_LEADS};
 pub use usage_api::UsageSummary;
@@ -396,7 +396,7 @@ impl Money {
             requests_today: spend.requests_today,
             unpriced_calls_today: spend.unpriced_calls_today,
             hard_stopped: matches!(self.gate_for(&spend), BudgetGate::Stopped { .. }),
-            top_leads: top_leads::top_leads(db, now).await?,
+            top_leads: self.top_leads(db, now).await?,
         })
     }
 
@@ -414,8 +414,17 @@ impl Money {
     /// The numbers behind `/llm_stats`.
     pub async fn llm_stats(&self, db: &Db, now: DateTime<Utc>) -> Result<LlmStats, MoneyError> {
         let mut stats = stats::llm_stats(db, now).await?;
-        stats.top_leads = top_leads::top_leads(db, now).await?;
+        stats.top_leads = self.top_leads(db, now).await?;
         Ok(stats)
+    }
+
+    /// The leads that cost the most this month (`/llm_stats`, the usage API, the dashboard).
+    pub async fn top_leads(
+        &self,
+        db: &Db,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeadSpend>, MoneyError> {
+        top_leads::top_leads(db, now).await
     }
 
     /// `/llm_stats` as Telegram HTML.

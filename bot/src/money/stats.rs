@@ -194,17 +194,29 @@ pub fn render_llm_stats(stats: &LlmStats) -> String {
         &stats.last_7_days,
     );
     if !stats.top_leads.is_empty() {
-        out.push_str("\n<b>Top leads this month</b>\n");
-        for (i, lead) in stats.top_leads.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{}. {} — {} (today {})",
-                i + 1,
-                lead.chat_id,
-                format_usd(lead.spend_month_nanos, 4),
-                format_usd(lead.spend_today_nanos, 4),
-            );
-        }
+        out.push('\n');
+        out.push_str(&render_top_leads(&stats.top_leads));
+    }
+    out
+}
+
+/// The "Top leads this month" part of `/llm_stats` as Telegram HTML (the dashboard shows it
+/// too); empty when no lead has spent anything this month.
+pub fn render_top_leads(leads: &[super::LeadSpend]) -> String {
+    let mut out = String::new();
+    if leads.is_empty() {
+        return out;
+    }
+    out.push_str("<b>Top leads this month</b>\n");
+    for (i, lead) in leads.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}. {} — {} (today {})",
+            i + 1,
+            lead.chat_id,
+            format_usd(lead.spend_month_nanos, 4),
+            format_usd(lead.spend_today_nanos, 4),
+        );
     }
     out
 }
