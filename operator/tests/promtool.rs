@@ -150,6 +150,29 @@ tests:
               description: 20% of LLM requests failed over 10 minutes (rate limits, overload, server errors, timeouts or client errors). Users get late or fallback replies.
               runbook_url: {RUNBOOK}#botfleetllmerrorratiohigh
 
+  # With reservations the spend stops short of the limit: refusals are what shows the stop.
+  - interval: 1m
+    input_series:
+      - {{series: 'botfleet_llm_requests_total{{{ours},model="m",request_type="chat",outcome="budget_refused"}}', values: '0x5 0+2x15'}}
+      - {{series: 'botfleet_llm_requests_total{{{other},model="m",request_type="chat",outcome="budget_refused"}}', values: '0+2x20'}}
+      - {{series: 'botfleet_llm_spend_usd{{{ours},period="day"}}', values: '4.9x20'}}
+      - {{series: 'botfleet_llm_budget_usd{{{ours},period="day"}}', values: '5x20'}}
+    alert_rule_test:
+      - eval_time: 4m
+        alertname: BotfleetBudgetRefusingCalls
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: BotfleetBudgetRefusingCalls
+        exp_alerts:
+          - exp_labels: {{severity: critical, botfleet_bot: sales-bot, namespace: bots}}
+            exp_annotations:
+              summary: TelegramBot bots/sales-bot refuses LLM calls: its budget is reached
+              description: LLM calls were refused by the budget in the last 10 minutes; those leads got the fixed stop reply. It clears 10 minutes after the last refusal (the period rolled over or the limit was raised).
+              runbook_url: {RUNBOOK}#botfleetbudgetrefusingcalls
+      - eval_time: 10m
+        alertname: BotfleetBudgetExhausted
+        exp_alerts: []
+
   - interval: 1m
     input_series:
       - {{series: 'botfleet_llm_unpriced_calls_total{{{ours},model="gpt-x"}}', values: '0+1x20'}}

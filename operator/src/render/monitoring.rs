@@ -20,6 +20,7 @@ pub const RUNBOOK_BASE_URL: &str =
 pub const ALERT_NAMES: &[&str] = &[
     "BotfleetBudgetNearlySpent",
     "BotfleetBudgetExhausted",
+    "BotfleetBudgetRefusingCalls",
     "BotfleetSpendBurnRateHigh",
     "BotfleetLLMErrorRatioHigh",
     "BotfleetUnpricedModelCalls",
@@ -236,6 +237,18 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<AlertRule> {
             "1m",
             format!("{who} has spent its whole {{{{ $labels.period }}}} LLM budget"),
             "Spend is at {{ $value | humanizePercentage }} of the {{ $labels.period }} budget. With hardStop the bot answers with a fixed text until the period rolls over.".to_owned(),
+        ),
+        // With hardStop every call reserves its worst-case cost first, so spend stops short of
+        // the limit and the ratio above may never reach 1 while leads already get the stop reply.
+        alert(
+            "BotfleetBudgetRefusingCalls",
+            "critical",
+            format!(
+                "sum by (namespace) (increase(botfleet_llm_requests_total{{{sel},outcome=\"budget_refused\"}}[10m])) > 0"
+            ),
+            "0m",
+            format!("{who} refuses LLM calls: its budget is reached"),
+            "LLM calls were refused by the budget in the last 10 minutes; those leads got the fixed stop reply. It clears 10 minutes after the last refusal (the period rolled over or the limit was raised).".to_owned(),
         ),
         alert(
             "BotfleetSpendBurnRateHigh",
