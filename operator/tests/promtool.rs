@@ -166,7 +166,7 @@ tests:
         exp_alerts:
           - exp_labels: {{severity: critical, botfleet_bot: sales-bot, namespace: bots}}
             exp_annotations:
-              summary: TelegramBot bots/sales-bot refuses LLM calls: its budget is reached
+              summary: TelegramBot bots/sales-bot refuses LLM calls because its budget is reached
               description: LLM calls were refused by the budget in the last 10 minutes; those leads got the fixed stop reply. It clears 10 minutes after the last refusal (the period rolled over or the limit was raised).
               runbook_url: {RUNBOOK}#botfleetbudgetrefusingcalls
       - eval_time: 10m

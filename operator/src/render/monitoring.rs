@@ -247,7 +247,7 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<AlertRule> {
                 "sum by (namespace) (increase(botfleet_llm_requests_total{{{sel},outcome=\"budget_refused\"}}[10m])) > 0"
             ),
             "0m",
-            format!("{who} refuses LLM calls: its budget is reached"),
+            format!("{who} refuses LLM calls because its budget is reached"),
             "LLM calls were refused by the budget in the last 10 minutes; those leads got the fixed stop reply. It clears 10 minutes after the last refusal (the period rolled over or the limit was raised).".to_owned(),
         ),
         alert(
