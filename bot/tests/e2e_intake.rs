@@ -14,7 +14,7 @@ use botfleet_bot::db::Db;
 use futures::StreamExt;
 use support::fake_telegram::text_update;
 use support::pg_server::PgServer;
-use support::{BotConfigOptions, BotProcess, Harness, TestDb, WEBHOOK_SECRET, eventually};
+use support::{BotConfigOptions, BotProcess, Harness, TestDb, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Connections Telegram opens to one webhook at most (`max_connections` is 1–100, default 40).
@@ -22,14 +22,7 @@ const CONNECTIONS: usize = 64;
 
 /// Posts one update; its status (0: no answer).
 async fn post(client: &reqwest::Client, url: &str, update: &serde_json::Value) -> u16 {
-    client
-        .post(url)
-        .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
-        .json(update)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+    support::post_update(client, url, update).await.unwrap_or(0)
 }
 
 /// Posts all `updates` over [`CONNECTIONS`] connections at once; their statuses, in order.

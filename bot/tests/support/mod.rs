@@ -287,6 +287,22 @@ impl Drop for BotProcess {
     }
 }
 
+/// Posts one update to a webhook with the secret header; its status (`None`: no answer).
+pub async fn post_update(
+    client: &reqwest::Client,
+    url: &str,
+    update: &serde_json::Value,
+) -> Option<u16> {
+    client
+        .post(url)
+        .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
+        .json(update)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+}
+
 /// Delivers one update the way Telegram does: again and again (to each of `urls` in turn)
 /// until one answers 200. Returns how many deliveries were refused.
 pub async fn deliver_until_ok(
@@ -297,15 +313,7 @@ pub async fn deliver_until_ok(
     let mut refused = 0;
     loop {
         let url = &urls[refused as usize % urls.len()];
-        let status = client
-            .post(url)
-            .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
-            .json(update)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .ok();
-        if status == Some(200) {
+        if post_update(client, url, update).await == Some(200) {
             return refused;
         }
         refused += 1;
